@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/`; `bench/run` drives end-to-end runs.
