@@ -1,1 +1,2 @@
 //! Kafka wire protocol codec (sans-io).
+pub mod record_batch;
