@@ -16,6 +16,10 @@ mod varint;
 mod view;
 
 #[cfg(test)]
+mod crosscheck;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use builder::RecordBatchBuilder;
