@@ -1,0 +1,133 @@
+//! Generates the message codec from Kafka's JSON definitions in `schema/` into OUT_DIR.
+
+use std::path::PathBuf;
+
+use riffle_protocol_codegen::{generate, ApiSpec};
+
+/// The APIs we serve and the lowest version we decode (Kafka 4.0's floors, Produce from 3:
+/// v0-2 are advertised but answered UNSUPPORTED_VERSION, see KAFKA-APIS.md).
+const APIS: &[ApiSpec] = &[
+    ApiSpec {
+        name: "Produce",
+        min_version: 3,
+    },
+    ApiSpec {
+        name: "Fetch",
+        min_version: 4,
+    },
+    ApiSpec {
+        name: "ListOffsets",
+        min_version: 1,
+    },
+    ApiSpec {
+        name: "Metadata",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "OffsetCommit",
+        min_version: 2,
+    },
+    ApiSpec {
+        name: "OffsetFetch",
+        min_version: 1,
+    },
+    ApiSpec {
+        name: "FindCoordinator",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "JoinGroup",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "Heartbeat",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "LeaveGroup",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "SyncGroup",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "DescribeGroups",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "ListGroups",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "SaslHandshake",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "ApiVersions",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "CreateTopics",
+        min_version: 2,
+    },
+    ApiSpec {
+        name: "DeleteTopics",
+        min_version: 1,
+    },
+    ApiSpec {
+        name: "DeleteRecords",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "InitProducerId",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "OffsetForLeaderEpoch",
+        min_version: 2,
+    },
+    ApiSpec {
+        name: "DescribeConfigs",
+        min_version: 1,
+    },
+    ApiSpec {
+        name: "AlterConfigs",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "SaslAuthenticate",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "CreatePartitions",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "DeleteGroups",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "IncrementalAlterConfigs",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "DescribeCluster",
+        min_version: 0,
+    },
+];
+
+fn main() {
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let schema = manifest.join("schema");
+    println!("cargo:rerun-if-changed=schema");
+    println!("cargo:rerun-if-changed=build.rs");
+    let generated = match generate(&schema, APIS) {
+        Ok(g) => g,
+        Err(e) => panic!("generating the codec from {}: {e}", schema.display()),
+    };
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("messages.rs"), generated.messages).expect("write messages.rs");
+    std::fs::write(out.join("api.rs"), generated.api).expect("write api.rs");
+}
