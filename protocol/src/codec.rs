@@ -9,6 +9,9 @@ use crate::types::{Records, Uuid};
 /// Records of at least this many bytes are emitted as their own chunk(s) instead of being copied.
 pub const ZERO_COPY_MIN_BYTES: usize = 4096;
 
+/// Largest up-front reservation for a decoded array, whatever its claimed length.
+const PREALLOC_MAX_BYTES: usize = 64 * 1024;
+
 type DResult<T> = Result<T, DecodeError>;
 
 #[inline]
@@ -182,7 +185,10 @@ pub(crate) fn read_nullable_array<T>(
     match read_len(buf, compact, false, field)? {
         None => Ok(None),
         Some(n) => {
-            let mut v = Vec::with_capacity(n);
+            // n <= bytes remaining (read_len), but an element may be far larger in memory than
+            // its one byte on the wire: reserve at most PREALLOC_MAX_BYTES up front, grow with real data.
+            let mut v =
+                Vec::with_capacity(n.min(PREALLOC_MAX_BYTES / std::mem::size_of::<T>().max(1)));
             for _ in 0..n {
                 v.push(elem(buf)?);
             }

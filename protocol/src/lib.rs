@@ -30,3 +30,5 @@ pub trait Message: Sized + Default {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod crosscheck;

@@ -202,3 +202,67 @@ fn tagged_fields_round_trip_when_set() {
     };
     round_trip_body(&resp, 3);
 }
+
+macro_rules! truncations_fail {
+    ($api:ident, $req:ident, $resp:ident) => {{
+        let (lo, hi) = ApiKey::$api.versions();
+        for version in [lo, hi] {
+            let mut seed = 3;
+            let mut out = Encoder::new();
+            $req::sample(version, &mut seed)
+                .encode(&mut out, version)
+                .unwrap();
+            let full = out.into_contiguous();
+            for len in 0..full.len() {
+                assert!(
+                    $req::decode(&mut full.slice(..len), version).is_err(),
+                    "{} v{version} len {len}",
+                    stringify!($req)
+                );
+            }
+            let mut out = Encoder::new();
+            $resp::sample(version, &mut seed)
+                .encode(&mut out, version)
+                .unwrap();
+            let full = out.into_contiguous();
+            for len in 0..full.len() {
+                assert!(
+                    $resp::decode(&mut full.slice(..len), version).is_err(),
+                    "{} v{version} len {len}",
+                    stringify!($resp)
+                );
+            }
+        }
+    }};
+}
+
+#[test]
+fn every_truncation_of_every_message_is_an_error() {
+    for_all_apis!(truncations_fail);
+}
+
+macro_rules! mutations_do_not_panic {
+    ($api:ident, $req:ident, $resp:ident) => {{
+        let (lo, hi) = ApiKey::$api.versions();
+        for version in lo..=hi {
+            let mut seed = 11 + version as u64;
+            let mut out = Encoder::new();
+            $req::sample(version, &mut seed)
+                .encode(&mut out, version)
+                .unwrap();
+            let full = out.into_contiguous().to_vec();
+            for i in 0..full.len() {
+                for byte in [0x00, 0x7f, 0x80, 0xff, full[i] ^ 0x01] {
+                    let mut m = full.clone();
+                    m[i] = byte;
+                    let _ = $req::decode(&mut Bytes::from(m), version);
+                }
+            }
+        }
+    }};
+}
+
+#[test]
+fn single_byte_mutations_of_every_request_do_not_panic() {
+    for_all_apis!(mutations_do_not_panic);
+}
