@@ -1,1 +1,24 @@
-//! The partition log.
+//! Riffle's partition log: RecordBatch v2 segments on glommio `DmaFile` (O_DIRECT,
+//! io_uring), sparse offset/time indexes, a tail cache, group-committed fdatasync,
+//! CRC-checked recovery, roll and retention. Independent of riffle-protocol.
+
+mod batch;
+mod cache;
+mod config;
+mod error;
+mod event;
+mod index;
+mod log;
+mod recovery;
+mod retention;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use error::StorageError;
+pub use log::{AppendInfo, PartitionLog, ReadResult};

@@ -1,0 +1,48 @@
+//! Per-partition log settings, named after Kafka's topic configs.
+
+/// When appended data is made durable with fdatasync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// `append_durable` waits for an fdatasync (group-committed): acks=all.
+    EveryBatch,
+    /// Background flush every `interval_ms` or every `bytes` appended (flush.ms / flush.messages-like).
+    Interval { interval_ms: u64, bytes: u64 },
+}
+
+/// Log settings. Defaults follow Kafka's where Kafka has the setting.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// segment.bytes: roll when a segment would grow past this. Default 1 GiB.
+    pub segment_bytes: u64,
+    /// segment.ms: roll a segment older than this. Default 7 days.
+    pub segment_ms: Option<u64>,
+    /// retention.bytes: delete oldest segments beyond this total. Default None (-1).
+    pub retention_bytes: Option<u64>,
+    /// retention.ms: delete segments whose newest timestamp is older. Default 7 days.
+    pub retention_ms: Option<u64>,
+    /// index.interval.bytes: bytes between sparse index entries. Default 4096.
+    pub index_interval_bytes: u32,
+    /// Durability policy. Default EveryBatch.
+    pub flush: FlushPolicy,
+    /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet durable). Default 4 MiB.
+    pub tail_cache_bytes: usize,
+    /// fallocate step for the active segment (capped by segment_bytes). Default 64 MiB.
+    pub preallocate_bytes: u64,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(7 * DAY_MS),
+            retention_bytes: None,
+            retention_ms: Some(7 * DAY_MS),
+            index_interval_bytes: 4096,
+            flush: FlushPolicy::EveryBatch,
+            tail_cache_bytes: 4 << 20,
+            preallocate_bytes: 64 << 20,
+        }
+    }
+}

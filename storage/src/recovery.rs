@@ -1,0 +1,201 @@
+//! Opening a partition directory: list segments, scan them (CRC32C, contiguous offsets),
+//! trim torn or zero tails, drop empty leftovers after damage, and refuse a damaged
+//! segment followed by real data (CorruptSegment). Also the small directory-level file
+//! helpers (log start checkpoint, unlink, directory fsync), run off the reactor.
+
+use crate::error::StorageError;
+use crate::segment::{log_path, scan_segment, ScanOutcome, SegFile, Segment};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+const START_CHECKPOINT: &str = "log-start-offset";
+
+/// Runs a blocking filesystem call on the executor's blocking thread.
+pub(crate) async fn blocking<R: Send + 'static>(
+    op: &'static str,
+    path: PathBuf,
+    f: impl FnOnce(&Path) -> std::io::Result<R> + Send + 'static,
+) -> Result<R, StorageError> {
+    let p = path.clone();
+    glommio::executor()
+        .spawn_blocking(move || f(&p))
+        .await
+        .map_err(|e| StorageError::io(op, path, e))
+}
+
+pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    blocking("fsync dir", dir.to_path_buf(), |d| {
+        std::fs::File::open(d)?.sync_all()
+    })
+    .await
+}
+
+/// Unlinks files that may or may not exist, then syncs the directory.
+pub(crate) async fn remove_files(dir: &Path, paths: Vec<PathBuf>) -> Result<(), StorageError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    blocking("remove", dir.to_path_buf(), move |d| {
+        for p in &paths {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::File::open(d)?.sync_all()
+    })
+    .await
+}
+
+/// Durably records the log start offset (write temp, fsync, rename, fsync dir).
+pub(crate) async fn write_start_checkpoint(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    blocking("write checkpoint", dir.join(START_CHECKPOINT), move |p| {
+        use std::io::Write;
+        let tmp = p.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{offset}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, p)?;
+        std::fs::File::open(p.parent().expect("checkpoint is in the log dir"))?.sync_all()
+    })
+    .await
+}
+
+/// Writes a segment's `.index` and `.timeindex` beside its `.log` (temp + rename, so a
+/// file is whole or absent; recovery rebuilds indexes from the log either way).
+pub(crate) async fn write_indexes(
+    log_path: &Path,
+    (offset_index, time_index): (Vec<u8>, Vec<u8>),
+) -> Result<(), StorageError> {
+    blocking("write index", log_path.to_path_buf(), move |p| {
+        use std::io::Write;
+        for (ext, bytes) in [("index", &offset_index), ("timeindex", &time_index)] {
+            let path = p.with_extension(ext);
+            let tmp = p.with_extension(format!("{ext}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn is_segment_file(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+pub(crate) struct Recovered {
+    pub segments: VecDeque<Segment>,
+    pub log_start_offset: i64,
+}
+
+pub(crate) async fn recover(
+    dir: &Path,
+    index_interval_bytes: u32,
+    now_ms: i64,
+) -> Result<Recovered, StorageError> {
+    let (mut bases, checkpoint) = blocking("open dir", dir.to_path_buf(), |d| {
+        std::fs::create_dir_all(d)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(d)? {
+            let name = entry?.file_name();
+            if let Some(base) = name.to_str().and_then(is_segment_file) {
+                bases.push(base);
+            }
+        }
+        let checkpoint = std::fs::read_to_string(d.join(START_CHECKPOINT))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        Ok((bases, checkpoint))
+    })
+    .await?;
+    bases.sort_unstable();
+
+    let mut scanned: Vec<(i64, std::rc::Rc<SegFile>, ScanOutcome)> = Vec::new();
+    for base in bases {
+        let file = SegFile::open(log_path(dir, base)).await?;
+        let outcome = scan_segment(&file, base, index_interval_bytes).await?;
+        scanned.push((base, file, outcome));
+    }
+
+    // Find the first segment that is damaged or does not reach the next segment's base.
+    let mut keep = scanned.len();
+    for i in 0..scanned.len() {
+        let (_, _, o) = &scanned[i];
+        let next_base = scanned.get(i + 1).map(|(b, _, _)| *b);
+        let complete = match next_base {
+            Some(nb) => o.next_offset == nb,
+            None => true,
+        };
+        // Zeros after the last batch of a complete segment are pre-allocation, not damage.
+        if complete {
+            continue;
+        }
+        let later_has_data = scanned[i + 1..].iter().any(|(_, _, o)| o.batches > 0);
+        if later_has_data {
+            let (_, file, o) = &scanned[i];
+            return Err(StorageError::CorruptSegment {
+                path: file.path.clone(),
+                position: o.valid_len,
+                reason: format!(
+                    "{} (segment ends at offset {}, next segment starts at {})",
+                    o.damage.unwrap_or("offset gap"),
+                    o.next_offset,
+                    next_base.unwrap_or(-1)
+                ),
+            });
+        }
+        keep = i + 1;
+        break;
+    }
+    let dropped: Vec<PathBuf> = scanned
+        .drain(keep..)
+        .flat_map(|(base, _, _)| crate::log::segment_paths(dir, base))
+        .collect();
+    if !dropped.is_empty() {
+        tracing::warn!(dir = %dir.display(), files = dropped.len(), "recovery drops segments after damage");
+        remove_files(dir, dropped).await?;
+    }
+
+    let mut segments = VecDeque::new();
+    let last = scanned.len().saturating_sub(1);
+    for (i, (base, file, o)) in scanned.into_iter().enumerate() {
+        let file_size = file.allocated.get();
+        if file_size != o.valid_len {
+            if let Some(reason) = o.damage.filter(|_| i == last) {
+                tracing::warn!(path = %file.path.display(), position = o.valid_len, reason, "recovery truncates the log tail");
+            }
+            // Physically trim: stale bytes must never be scanned again after new appends.
+            file.truncate(o.valid_len).await?;
+            file.sync().await?;
+        }
+        segments.push_back(Segment {
+            base_offset: base,
+            next_offset: o.next_offset,
+            size: o.valid_len,
+            durable_size: o.valid_len,
+            file,
+            index: o.index,
+            created_ms: now_ms,
+        });
+    }
+    let first_base = segments.front().map(|s| s.base_offset);
+    let log_start_offset = match (first_base, checkpoint) {
+        (Some(b), Some(c)) => {
+            let end = segments.back().map_or(b, |s| s.next_offset);
+            c.clamp(b, end)
+        }
+        (Some(b), None) => b,
+        (None, c) => c.unwrap_or(0).max(0),
+    };
+    Ok(Recovered {
+        segments,
+        log_start_offset,
+    })
+}

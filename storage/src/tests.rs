@@ -1,0 +1,430 @@
+//! Behaviour tests of `PartitionLog` on a real disk.
+
+use crate::batch::test_batch::make;
+use crate::test_util::run;
+use crate::{LogConfig, PartitionLog, StorageError};
+use bytes::Bytes;
+use std::path::Path;
+use std::rc::Rc;
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 << 10,
+        index_interval_bytes: 512,
+        tail_cache_bytes: 8 << 10,
+        preallocate_bytes: 64 << 10,
+        ..LogConfig::default()
+    }
+}
+
+/// A producer batch (base offset 0 as sent) with `records` records and a payload.
+fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
+    let payload: Vec<u8> = (0..payload_len)
+        .map(|i| (i * 7 + ts as usize) as u8)
+        .collect();
+    Bytes::from(make(0, records, ts, &payload))
+}
+
+/// The stored form of `b` once assigned `base`.
+fn stored(b: &Bytes, base: i64) -> Vec<u8> {
+    let mut v = b.to_vec();
+    v[..8].copy_from_slice(&base.to_be_bytes());
+    v
+}
+
+fn concat(chunks: &[Bytes]) -> Vec<u8> {
+    chunks.iter().flat_map(|c| c.iter().copied()).collect()
+}
+
+async fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < log.log_end_offset() {
+        let r = log.read(at, 3000).await.expect("read");
+        assert!(r.bytes > 0);
+        let bytes = concat(&r.chunks);
+        assert_eq!(bytes.len(), r.bytes);
+        let mut p = 0;
+        while p < bytes.len() {
+            let h = crate::batch::parse_checked(&bytes[p..]).expect("whole valid batch");
+            at = h.next_offset();
+            p += h.size;
+        }
+        out.extend(bytes);
+    }
+    out
+}
+
+async fn open(dir: &Path, config: LogConfig) -> Rc<PartitionLog> {
+    PartitionLog::open(dir, config).await.expect("open")
+}
+
+#[test]
+fn append_assigns_offsets_and_read_returns_stored_bytes() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let mut expect = Vec::new();
+        let mut next = 0;
+        for i in 0..50 {
+            let b = batch(1 + i % 3, 1000 + i as i64, 100 + i as usize * 37);
+            let info = log.append(b.clone()).await.unwrap();
+            assert_eq!(info.base_offset, next);
+            assert_eq!(info.last_offset, next + i64::from(i % 3));
+            expect.extend(stored(&b, next));
+            next = info.last_offset + 1;
+        }
+        assert_eq!(log.log_end_offset(), next);
+        assert_eq!(read_all(&log, 0).await, expect);
+        assert_eq!(log.flush().await.unwrap(), next);
+        assert_eq!(log.durable_offset(), next);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(log.log_end_offset(), next);
+        assert_eq!(read_all(&log, 0).await, expect, "after reopen, from disk");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn read_at_mid_batch_offset_returns_the_containing_batch() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let a = batch(5, 1, 10);
+        let b = batch(5, 2, 10);
+        log.append(a.clone()).await.unwrap();
+        log.append(b.clone()).await.unwrap();
+        let r = log.read(7, 1).await.unwrap();
+        assert_eq!(concat(&r.chunks), stored(&b, 5));
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        let r = log.read(3, 1).await.unwrap();
+        assert_eq!(
+            concat(&r.chunks),
+            stored(&a, 0),
+            "one whole batch even past max_bytes"
+        );
+        let r = log.read(3, 1 << 20).await.unwrap();
+        assert_eq!(r.bytes, a.len() + b.len());
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn read_below_start_or_above_end_is_out_of_range() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        log.append(batch(3, 1, 10)).await.unwrap();
+        assert!(log.read(3, 100).await.unwrap().chunks.is_empty());
+        assert!(matches!(
+            log.read(4, 100).await,
+            Err(StorageError::OffsetOutOfRange {
+                offset: 4,
+                log_end_offset: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            log.read(-1, 100).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.delete_records_before(2).await.unwrap(), 2);
+        assert!(matches!(
+            log.read(1, 100).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.read(2, 100).await.unwrap().chunks.len(), 2);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(log.log_start_offset(), 2, "log start survives reopen");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn wait_for_append_wakes_on_append() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let l2 = log.clone();
+        let waiter = glommio::spawn_local(async move {
+            l2.wait_for_append(0).await;
+            l2.log_end_offset()
+        });
+        glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        log.append(batch(2, 1, 10)).await.unwrap();
+        assert_eq!(waiter.await, 2);
+        // Already satisfied: resolves at once.
+        log.wait_for_append(1).await;
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn roll_by_size_spreads_batches_over_segments() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let mut expect = Vec::new();
+        for i in 0..100 {
+            let b = batch(2, i, 2000);
+            let info = log.append_durable(b.clone()).await.unwrap();
+            expect.extend(stored(&b, info.base_offset));
+        }
+        let segments = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
+        assert!(segments >= 3, "{segments} segments");
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn concurrent_durable_appends_share_fdatasyncs() {
+    run(|dir| async move {
+        let log = open(&dir, LogConfig::default()).await;
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..20 {
+                        log.append_durable(batch(1, t * 100 + i, 1000))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        assert_eq!(log.durable_offset(), 64 * 20);
+        let syncs = log.fdatasync_count();
+        assert!(
+            syncs < 64 * 20 / 4,
+            "{syncs} fdatasyncs for 1280 durable appends"
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn recovery_keeps_every_whole_batch_before_a_cut_or_garbage() {
+    run(|dir| async move {
+        let config = LogConfig {
+            index_interval_bytes: 256,
+            ..small_config()
+        };
+        let log = open(&dir, config.clone()).await;
+        let mut ends = vec![(0u64, 0i64)];
+        let mut expect = Vec::new();
+        for i in 0..12 {
+            let b = batch(2, i, 150 + i as usize * 20);
+            let info = log.append(b.clone()).await.unwrap();
+            expect.extend(stored(&b, info.base_offset));
+            ends.push((expect.len() as u64, info.last_offset + 1));
+        }
+        log.close().await.unwrap();
+        let seg = dir.join(format!("{:020}.log", 0));
+        let original = std::fs::read(&seg).unwrap();
+        assert_eq!(original, expect);
+        let total = original.len() as u64;
+        let mut cuts: Vec<u64> = (0..total).step_by(97).collect();
+        for (end, _) in &ends {
+            cuts.extend([end.saturating_sub(1), *end, end + 1, end + 12, end + 61]);
+        }
+        cuts.retain(|c| *c <= total);
+        cuts.sort_unstable();
+        cuts.dedup();
+        for (n, cut) in cuts.iter().enumerate() {
+            let mut damaged = original[..*cut as usize].to_vec();
+            match n % 3 {
+                0 => {}
+                1 => damaged.extend(vec![0u8; 5000]),
+                _ => damaged.extend((0..777).map(|i| (i * 31 % 251) as u8)),
+            }
+            std::fs::write(&seg, &damaged).unwrap();
+            let (keep_len, keep_end) = *ends.iter().rev().find(|(e, _)| e <= cut).unwrap();
+            let log = open(&dir, config.clone()).await;
+            assert_eq!(log.log_end_offset(), keep_end, "cut at {cut}");
+            assert_eq!(
+                read_all(&log, 0).await,
+                original[..keep_len as usize],
+                "cut at {cut}"
+            );
+            // The log stays appendable after recovery.
+            let b = batch(1, 99, 50);
+            let info = log.append_durable(b.clone()).await.unwrap();
+            assert_eq!(info.base_offset, keep_end);
+            log.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn corrupt_segment_in_the_middle_is_an_error() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        for i in 0..60 {
+            log.append(batch(1, i, 3000)).await.unwrap();
+        }
+        log.close().await.unwrap();
+        let seg = dir.join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[5000] ^= 0xff;
+        std::fs::write(&seg, &bytes).unwrap();
+        match PartitionLog::open(&dir, small_config()).await {
+            Err(StorageError::CorruptSegment { .. }) => {}
+            other => panic!("expected CorruptSegment, got {:?}", other.map(|_| ())),
+        }
+    });
+}
+
+#[test]
+fn truncate_to_removes_the_containing_batch_and_after() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let mut stored_all = Vec::new();
+        let mut bounds = vec![0usize];
+        for i in 0..80 {
+            let b = batch(3, i, 1500);
+            let info = log.append(b.clone()).await.unwrap();
+            stored_all.extend(stored(&b, info.base_offset));
+            bounds.push(stored_all.len());
+        }
+        log.truncate_to(100).await.unwrap();
+        // 100 lies in batch 33 (offsets 99..=101).
+        assert_eq!(log.log_end_offset(), 99);
+        assert_eq!(read_all(&log, 0).await, stored_all[..bounds[33]]);
+        let b = batch(1, 5, 10);
+        let info = log.append_durable(b.clone()).await.unwrap();
+        assert_eq!(info.base_offset, 99);
+        let mut expect = stored_all[..bounds[33]].to_vec();
+        expect.extend(stored(&b, 99));
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.truncate_to(0).await.unwrap();
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.log_start_offset(), 0);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_batch_at_or_after() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        for i in 0..100i64 {
+            log.append(batch(2, 1000 + i * 10, 500)).await.unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, 1000)));
+        assert_eq!(
+            log.offset_for_timestamp(1005).await.unwrap(),
+            Some((2, 1010))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1990).await.unwrap(),
+            Some((198, 1990))
+        );
+        assert_eq!(log.offset_for_timestamp(1991).await.unwrap(), None);
+        assert_eq!(log.max_timestamp(), Some((1990, 199)));
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(
+            log.offset_for_timestamp(1500).await.unwrap(),
+            Some((100, 1500))
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn retention_deletes_old_segments_by_size_and_time() {
+    run(|dir| async move {
+        let config = LogConfig {
+            retention_ms: None,
+            segment_ms: None,
+            retention_bytes: Some(100 << 10),
+            ..small_config()
+        };
+        let log = open(&dir, config.clone()).await;
+        for i in 0..200i64 {
+            log.append(batch(1, i, 2000)).await.unwrap();
+        }
+        log.housekeeping(0).await.unwrap();
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        let kept: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .map(|p| p.metadata().unwrap().len().min(64 << 10))
+            .sum();
+        assert!(kept >= 100 << 10, "kept {kept}");
+        assert!(read_all(&log, start).await.len() >= 100 << 10);
+        // Time: everything older than 1000 ms at t=10_000 goes; the active segment is rolled first.
+        log.set_config(LogConfig {
+            retention_ms: Some(1000),
+            retention_bytes: None,
+            ..config
+        });
+        log.housekeeping(10_000).await.unwrap();
+        assert_eq!(log.log_start_offset(), 200);
+        assert_eq!(log.log_end_offset(), 200);
+        log.append(batch(1, 10_000, 10)).await.unwrap();
+        assert_eq!(log.read(200, 100).await.unwrap().chunks.len(), 2);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(log.log_start_offset(), 200);
+        assert_eq!(log.log_end_offset(), 201);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn roll_by_age() {
+    run(|dir| async move {
+        let config = LogConfig {
+            segment_ms: Some(100),
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        log.append(batch(1, 1000, 10)).await.unwrap();
+        log.housekeeping(1050).await.unwrap();
+        log.append(batch(1, 1060, 10)).await.unwrap();
+        assert!(!dir.join(format!("{:020}.log", 1)).exists());
+        log.housekeeping(1100).await.unwrap();
+        log.append(batch(1, 1110, 10)).await.unwrap();
+        assert!(dir.join(format!("{:020}.log", 2)).exists());
+        assert_eq!(log.read(0, 1 << 20).await.unwrap().bytes, 3 * (61 + 10));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn append_rejects_bytes_that_are_not_one_batch() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        let b = batch(1, 1, 10);
+        assert!(matches!(
+            log.append(b.slice(..b.len() - 1)).await,
+            Err(StorageError::InvalidBatch { .. })
+        ));
+        assert!(matches!(
+            log.append(Bytes::from_static(b"xx")).await,
+            Err(StorageError::InvalidBatch { .. })
+        ));
+        log.close().await.unwrap();
+        assert!(matches!(log.append(b).await, Err(StorageError::Closed)));
+    });
+}

@@ -1,0 +1,298 @@
+//! The write path: the aligned head buffer of the active segment, the queue of aligned
+//! writes, and the writer task that issues them (several in flight), fdatasyncs once per
+//! group of flush requests, and publishes the durable offset. One writer task per log,
+//! on the log's shard, from open to close.
+
+use crate::error::{Failure, StorageError};
+use crate::log::Inner;
+use crate::segment::{align_down, align_up, SegFile};
+use glommio::io::DmaBuffer;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Size of a head buffer chunk: the unit of write-behind.
+pub(crate) const CHUNK_BYTES: usize = 256 << 10;
+/// Chunk writes in flight per log.
+const WRITES_IN_FLIGHT_MAX: usize = 4;
+/// Queued (not yet issued) write bytes per log before appenders wait.
+pub(crate) const QUEUED_BYTES_MAX: usize = 8 * CHUNK_BYTES;
+
+pub(crate) enum WriteOp {
+    Write {
+        file: Rc<SegFile>,
+        pos: u64,
+        buf: DmaBuffer,
+    },
+    /// The segment got its last write: sync it and trim the file to `size` before any
+    /// later write is issued (so a later segment never holds data an earlier one lacks).
+    Seal {
+        file: Rc<SegFile>,
+        size: u64,
+        /// `.index` and `.timeindex` contents, written once the segment is sealed.
+        indexes: Box<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl WriteOp {
+    pub fn len(&self) -> usize {
+        match self {
+            WriteOp::Write { buf, .. } => buf.len(),
+            WriteOp::Seal { .. } => 0,
+        }
+    }
+}
+
+/// The partially filled chunk at the end of the active segment.
+pub(crate) struct Head {
+    pub file: Rc<SegFile>,
+    buf: Option<DmaBuffer>,
+    /// File position of the chunk (aligned).
+    pos: u64,
+    /// Valid bytes in the chunk.
+    len: usize,
+    /// Leading bytes of the chunk already written by a tail write (aligned).
+    written: usize,
+    /// `len` at the last tail write: nothing to write while unchanged.
+    flushed_len: usize,
+}
+
+fn copy_padded(src: &[u8], aligned_len: usize) -> DmaBuffer {
+    let mut buf = glommio::allocate_dma_buffer(aligned_len);
+    let b = buf.as_bytes_mut();
+    b[..src.len()].copy_from_slice(src);
+    // Never let stale memory reach the disk: it could parse as a batch on recovery.
+    b[src.len()..].fill(0);
+    buf
+}
+
+impl Head {
+    /// A head for a segment whose logical size is `size`; `tail_block` holds the bytes of
+    /// `[align_down(size), size)` already on disk.
+    pub fn new(file: Rc<SegFile>, size: u64, tail_block: &[u8]) -> Head {
+        let pos = align_down(size);
+        debug_assert_eq!(tail_block.len() as u64, size - pos);
+        let mut head = Head {
+            file,
+            buf: None,
+            pos,
+            len: 0,
+            written: 0,
+            flushed_len: 0,
+        };
+        if !tail_block.is_empty() {
+            let mut buf = glommio::allocate_dma_buffer(CHUNK_BYTES);
+            buf.as_bytes_mut()[..tail_block.len()].copy_from_slice(tail_block);
+            head.buf = Some(buf);
+            head.len = tail_block.len();
+            head.flushed_len = head.len;
+        }
+        head
+    }
+
+    /// Copies `data` in, queueing every chunk that fills up.
+    pub fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
+        let mut queued = 0;
+        while !data.is_empty() {
+            let buf = self
+                .buf
+                .get_or_insert_with(|| glommio::allocate_dma_buffer(CHUNK_BYTES));
+            let n = (CHUNK_BYTES - self.len).min(data.len());
+            buf.as_bytes_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
+            if self.len == CHUNK_BYTES {
+                let op = self.take_full();
+                queued += op.len();
+                queue.push_back(op);
+            }
+        }
+        queued
+    }
+
+    fn take_full(&mut self) -> WriteOp {
+        let buf = self.buf.take().expect("a full chunk has a buffer");
+        let op = if self.written == 0 {
+            WriteOp::Write {
+                file: self.file.clone(),
+                pos: self.pos,
+                buf,
+            }
+        } else {
+            WriteOp::Write {
+                file: self.file.clone(),
+                pos: self.pos + self.written as u64,
+                buf: copy_padded(&buf.as_bytes()[self.written..], CHUNK_BYTES - self.written),
+            }
+        };
+        self.pos += CHUNK_BYTES as u64;
+        self.len = 0;
+        self.written = 0;
+        self.flushed_len = 0;
+        op
+    }
+
+    /// The write that puts every appended byte of the chunk on disk (the partial last
+    /// block zero-padded), or None if that is already the case.
+    pub fn take_tail(&mut self) -> Option<WriteOp> {
+        if self.len == self.flushed_len {
+            return None;
+        }
+        let buf = self
+            .buf
+            .as_ref()
+            .expect("unwritten bytes live in the buffer");
+        let end = align_up(self.len as u64) as usize;
+        let op = WriteOp::Write {
+            file: self.file.clone(),
+            pos: self.pos + self.written as u64,
+            buf: copy_padded(&buf.as_bytes()[self.written..self.len], end - self.written),
+        };
+        self.written = align_down(self.len as u64) as usize;
+        self.flushed_len = self.len;
+        Some(op)
+    }
+}
+
+async fn write_all(file: Rc<SegFile>, pos: u64, buf: DmaBuffer) -> Result<(), StorageError> {
+    let mut buf = Rc::new(buf);
+    let mut pos = pos;
+    loop {
+        let len = buf.len();
+        let n = file
+            .file
+            .write_rc_at(buf.clone(), pos)
+            .await
+            .map_err(|e| StorageError::glommio("write", &file.path, e))?;
+        if n >= len {
+            return Ok(());
+        }
+        let from = align_down(n as u64) as usize;
+        if n == 0 {
+            return Err(StorageError::io(
+                "write",
+                &file.path,
+                std::io::ErrorKind::WriteZero.into(),
+            ));
+        }
+        // Short write: rewrite from the last whole block.
+        buf = Rc::new(copy_padded(&buf.as_bytes()[from..], len - from));
+        pos += from as u64;
+    }
+}
+
+enum Job {
+    Run {
+        ops: Vec<WriteOp>,
+        /// (log end offset, active segment base, its size) to publish as durable.
+        flush: Option<(i64, i64, u64)>,
+    },
+    Wait(Option<Duration>),
+    Exit,
+}
+
+/// The writer task. Exits after close or on the first I/O failure (the log then answers
+/// every call with that failure).
+pub(crate) async fn run(inner: Rc<Inner>) {
+    let mut in_flight: VecDeque<glommio::Task<Result<(), StorageError>>> = VecDeque::new();
+    let mut dirty: Vec<Rc<SegFile>> = Vec::new();
+    let result: Result<(), StorageError> = async {
+        loop {
+            let listener = inner.work.listen();
+            let job = next_job(&inner);
+            let (ops, flush) = match job {
+                Job::Exit => return Ok(()),
+                Job::Wait(None) => {
+                    listener.await;
+                    continue;
+                }
+                Job::Wait(Some(interval)) => {
+                    if glommio::future::timeout(interval, listener).await.is_err() {
+                        // Interval flush policy: the interval elapsed with data not durable.
+                        let mut s = inner.state.borrow_mut();
+                        s.flush_target = s.flush_target.max(s.log_end_offset);
+                    }
+                    continue;
+                }
+                Job::Run { ops, flush } => (ops, flush),
+            };
+            inner.space.notify();
+            for op in ops {
+                match op {
+                    WriteOp::Write { file, pos, buf } => {
+                        let step = inner.state.borrow().preallocate_step();
+                        file.reserve(pos + buf.len() as u64, step).await?;
+                        if !dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {
+                            dirty.push(file.clone());
+                        }
+                        in_flight.push_back(glommio::spawn_local(write_all(file, pos, buf)));
+                        if in_flight.len() >= WRITES_IN_FLIGHT_MAX {
+                            in_flight.pop_front().expect("non-empty").await?;
+                        }
+                    }
+                    WriteOp::Seal {
+                        file,
+                        size,
+                        indexes,
+                    } => {
+                        while let Some(t) = in_flight.pop_front() {
+                            t.await?;
+                        }
+                        file.sync().await?;
+                        dirty.retain(|f| !Rc::ptr_eq(f, &file));
+                        file.truncate(size).await?;
+                        crate::recovery::write_indexes(&file.path, *indexes).await?;
+                    }
+                }
+            }
+            if let Some((offset, active_base, active_size)) = flush {
+                // io_uring completes out of order: every write must be done before the sync.
+                while let Some(t) = in_flight.pop_front() {
+                    t.await?;
+                }
+                for f in dirty.drain(..) {
+                    f.sync().await?;
+                    inner.syncs.set(inner.syncs.get() + 1);
+                }
+                inner.publish_durable(offset, active_base, active_size);
+            }
+        }
+    }
+    .await;
+    while let Some(t) = in_flight.pop_front() {
+        let _ = t.await;
+    }
+    inner.writer_stopped(result.err().map(|e| Failure::from_error(&e)));
+}
+
+fn next_job(inner: &Inner) -> Job {
+    let mut s = inner.state.borrow_mut();
+    if s.failed.is_some() {
+        return Job::Exit;
+    }
+    let flush_needed = s.flush_target > s.durable_offset;
+    if flush_needed || !s.queue.is_empty() {
+        let mut ops: Vec<WriteOp> = s.queue.drain(..).collect();
+        s.queued_bytes = 0;
+        let flush = if flush_needed {
+            if let Some(tail) = s.head.take_tail() {
+                ops.push(tail);
+            }
+            s.unflushed_bytes = 0;
+            let active = s.segments.back().expect("a log has an active segment");
+            Some((s.log_end_offset, active.base_offset, active.size))
+        } else {
+            None
+        };
+        return Job::Run { ops, flush };
+    }
+    if s.closed {
+        return Job::Exit;
+    }
+    match s.config.flush {
+        crate::FlushPolicy::Interval { interval_ms, .. } if s.durable_offset < s.log_end_offset => {
+            Job::Wait(Some(Duration::from_millis(interval_ms.max(1))))
+        }
+        _ => Job::Wait(None),
+    }
+}
