@@ -71,10 +71,19 @@ pub(crate) struct State {
     pub unflushed_bytes: u64,
     pub queue: VecDeque<WriteOp>,
     pub queued_bytes: usize,
+    /// Batches with offsets assigned but not yet copied into the active segment
+    /// (a roll or truncation was in progress); placed in order by the writer.
+    staged: VecDeque<Staged>,
+    staged_bytes: usize,
+    /// The writer is creating a new active segment.
+    pub rolling: bool,
+    /// Housekeeping asked the writer for a roll by age.
+    pub roll_requested: bool,
+    pub rolls: u64,
     cache: TailCache,
     read_ahead: Option<ReadAhead>,
-    /// A roll, truncation or close owns the log: appends wait.
-    maintenance: bool,
+    /// A truncation owns the log: batches are staged, not placed.
+    pub maintenance: bool,
     pub closed: bool,
     writer_running: bool,
     pub failed: Option<Failure>,
@@ -119,13 +128,80 @@ impl State {
             .saturating_sub(1)
     }
 
+    pub fn staged_is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Offset after the last batch placed in a segment (<= log_end_offset).
+    pub fn placed_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
     fn needs_roll(&self, h: &BatchHeader) -> bool {
         let a = self.active();
         a.size > 0
             && (a.size + h.size as u64 > self.config.segment_bytes
-                || self.log_end_offset + i64::from(h.last_offset_delta) - a.base_offset
-                    > i64::from(i32::MAX))
+                || h.last_offset() - a.base_offset > i64::from(i32::MAX))
     }
+
+    /// Places staged batches in order while no roll is needed. Returns true when the
+    /// next staged batch needs a new segment first.
+    pub fn place_staged(&mut self) -> bool {
+        while let Some(b) = self.staged.front() {
+            if self.needs_roll(&b.header) {
+                return true;
+            }
+            let b = self.staged.pop_front().expect("front exists");
+            self.staged_bytes -= b.header.size;
+            self.place(&b.prefix, &b.body, &b.header);
+        }
+        false
+    }
+
+    /// Copies one batch (patched prefix + the rest) into the head buffer and records it
+    /// in the active segment.
+    fn place(&mut self, prefix: &[u8], body: &[u8], stored: &BatchHeader) {
+        let State {
+            head,
+            queue,
+            segments,
+            ..
+        } = self;
+        let mut queued = head.push(prefix, queue);
+        queued += head.push(body, queue);
+        self.queued_bytes += queued;
+        let seg = segments.back_mut().expect("active segment");
+        debug_assert_eq!(seg.next_offset, stored.base_offset);
+        seg.index.on_batch(seg.size, stored);
+        seg.size += stored.size as u64;
+        seg.next_offset = stored.next_offset();
+        self.unflushed_bytes += stored.size as u64;
+        if let FlushPolicy::Interval { bytes, .. } = self.config.flush {
+            if self.unflushed_bytes >= bytes.max(1) {
+                self.flush_target = self.flush_target.max(seg.next_offset);
+            }
+        }
+    }
+
+    /// Drops staged and cached batches from `end_offset` on (a truncation).
+    fn drop_unplaced_from(&mut self, end_offset: i64) {
+        while self
+            .staged
+            .back()
+            .is_some_and(|b| b.header.base_offset >= end_offset)
+        {
+            let b = self.staged.pop_back().expect("back exists");
+            self.staged_bytes -= b.header.size;
+        }
+        self.cache.truncate(end_offset);
+    }
+}
+
+/// A batch waiting to be placed in a segment.
+struct Staged {
+    prefix: [u8; PATCHED_PREFIX],
+    body: Bytes,
+    header: BatchHeader,
 }
 
 pub(crate) struct Inner {
@@ -188,6 +264,8 @@ impl Drop for Maintenance<'_> {
     fn drop(&mut self) {
         self.0.state.borrow_mut().maintenance = false;
         self.0.space.notify();
+        // Batches staged during maintenance are placed by the writer.
+        self.0.work.notify();
     }
 }
 
@@ -234,6 +312,11 @@ impl PartitionLog {
             unflushed_bytes: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            staged: VecDeque::new(),
+            staged_bytes: 0,
+            rolling: false,
+            roll_requested: false,
+            rolls: 0,
             cache: TailCache::default(),
             read_ahead: None,
             maintenance: false,
@@ -262,7 +345,7 @@ impl PartitionLog {
             {
                 let mut s = self.inner.state.borrow_mut();
                 s.check_usable()?;
-                if !s.maintenance {
+                if !s.maintenance && !s.rolling {
                     s.maintenance = true;
                     return Ok(Maintenance(&self.inner));
                 }
@@ -272,83 +355,56 @@ impl PartitionLog {
     }
 
     /// Appends one RecordBatch v2 and writes the assigned base offset into the stored
-    /// header. Returns once the batch is readable, not necessarily durable.
+    /// header. The offset is assigned synchronously on the first poll (before any await),
+    /// so appends are ordered by first poll. Returns once the batch is readable, not
+    /// necessarily durable.
     pub async fn append(&self, batch: Bytes) -> Result<AppendInfo, StorageError> {
         let header = batch::validate_for_append(&batch)
             .map_err(|reason| StorageError::InvalidBatch { reason })?;
+        let (info, wake_writer) = {
+            let mut s = self.inner.state.borrow_mut();
+            s.check_usable()?;
+            let info = append_now(&mut s, batch, header);
+            let wake =
+                !s.queue.is_empty() || !s.staged.is_empty() || s.flush_target > s.durable_offset;
+            (info, wake)
+        };
+        if wake_writer {
+            self.inner.work.notify();
+        }
+        self.inner.appended.notify();
+        // Backpressure after the offset is assigned, so it cannot reorder appends.
         loop {
             let listener = self.inner.space.listen();
-            let roll = {
-                let mut s = self.inner.state.borrow_mut();
-                s.check_usable()?;
-                if s.maintenance || s.queued_bytes >= QUEUED_BYTES_MAX {
-                    None
-                } else if s.needs_roll(&header) {
-                    s.maintenance = true;
-                    Some(Maintenance(&self.inner))
-                } else {
-                    let info = append_now(&mut s, batch, header);
-                    let wake_writer = !s.queue.is_empty() || s.flush_target > s.durable_offset;
-                    drop(s);
-                    if wake_writer {
-                        self.inner.work.notify();
-                    }
-                    self.inner.appended.notify();
+            {
+                let s = self.inner.state.borrow();
+                if s.queued_bytes + s.staged_bytes < QUEUED_BYTES_MAX || s.failed.is_some() {
                     return Ok(info);
                 }
-            };
-            match roll {
-                Some(guard) => {
-                    self.roll(&guard).await?;
-                }
-                None => listener.await,
             }
+            listener.await;
         }
-    }
-
-    /// Starts a new active segment at the log end offset. Needs maintenance ownership.
-    async fn roll(&self, _guard: &Maintenance<'_>) -> Result<(), StorageError> {
-        let (base, config) = {
-            let s = self.inner.state.borrow();
-            (s.log_end_offset, s.config.clone())
-        };
-        let seg = create_segment(&self.inner.dir, base, &config, now_ms()).await?;
-        {
-            let mut s = self.inner.state.borrow_mut();
-            let s = &mut *s;
-            if let Some(tail) = s.head.take_tail() {
-                s.queued_bytes += tail.len();
-                s.queue.push_back(tail);
-            }
-            let old = s.active();
-            s.queue.push_back(WriteOp::Seal {
-                file: old.file.clone(),
-                size: old.size,
-                indexes: Box::new((
-                    old.index.encode_offset_index(),
-                    old.index.encode_time_index(),
-                )),
-            });
-            s.head = Head::new(seg.file.clone(), 0, &[]);
-            s.segments.push_back(seg);
-        }
-        self.inner.work.notify();
-        Ok(())
     }
 
     /// Makes everything appended before the call durable; concurrent callers share one
     /// fdatasync. Returns the durable log end offset (exclusive).
     pub async fn flush(&self) -> Result<i64, StorageError> {
         let target = {
-            let mut s = self.inner.state.borrow_mut();
+            let s = self.inner.state.borrow();
             s.check_usable()?;
-            let target = s.log_end_offset;
+            s.log_end_offset
+        };
+        self.flush_until(target).await
+    }
+
+    async fn flush_until(&self, target: i64) -> Result<i64, StorageError> {
+        {
+            let mut s = self.inner.state.borrow_mut();
             if s.durable_offset >= target {
                 return Ok(s.durable_offset);
             }
             s.flush_target = s.flush_target.max(target);
-            target
-        };
+        }
         self.inner.work.notify();
         loop {
             let listener = self.inner.durable.listen();
@@ -526,13 +582,28 @@ impl PartitionLog {
     /// emptied and restarts at `offset`.
     pub async fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let guard = self.maintenance().await?;
-        self.flush().await?;
+        let placed_end = self.inner.state.borrow().placed_end_offset();
+        self.flush_until(placed_end).await?;
         let (full, idx, kept_base, file, floor, size) = {
-            let s = self.inner.state.borrow();
+            let mut s = self.inner.state.borrow_mut();
             if offset >= s.log_end_offset {
                 return Ok(());
             }
             let full = offset <= s.log_start_offset;
+            if !full && offset >= s.placed_end_offset() {
+                // Only staged batches go: nothing on disk changes.
+                let cut = s
+                    .staged
+                    .iter()
+                    .find(|b| b.header.next_offset() > offset)
+                    .map_or(s.log_end_offset, |b| b.header.base_offset);
+                s.drop_unplaced_from(cut);
+                s.log_end_offset = cut;
+                s.flush_target = s.flush_target.min(cut);
+                drop(s);
+                self.inner.durable.notify();
+                return Ok(());
+            }
             let idx = s.segment_for(offset);
             let seg = &s.segments[idx];
             (
@@ -578,10 +649,7 @@ impl PartitionLog {
             seg.size = cut_pos;
             seg.durable_size = cut_pos;
             seg.next_offset = new_end;
-            s.log_end_offset = new_end;
             s.durable_offset = s.durable_offset.min(new_end);
-            s.flush_target = s.flush_target.min(new_end);
-            s.cache.truncate(new_end);
             s.read_ahead = None;
             removed
         };
@@ -618,8 +686,13 @@ impl PartitionLog {
                 seg.index.on_batch(*pos, h);
             }
             s.head = Head::new(file.clone(), cut_pos, &tail_block);
+            // Batches appended meanwhile were staged with offsets past the cut: gone too.
+            s.drop_unplaced_from(new_end);
+            s.log_end_offset = new_end;
+            s.flush_target = s.flush_target.min(new_end);
         }
         self.inner.appended.notify();
+        self.inner.durable.notify();
         drop(guard);
         Ok(())
     }
@@ -650,10 +723,13 @@ impl PartitionLog {
         s.log_end_offset = offset;
         s.durable_offset = offset;
         s.flush_target = offset;
+        s.staged.clear();
+        s.staged_bytes = 0;
         s.cache.clear();
         s.read_ahead = None;
         drop(s);
         self.inner.appended.notify();
+        self.inner.durable.notify();
         Ok(())
     }
 
@@ -724,7 +800,8 @@ impl PartitionLog {
                     .max_timestamp()
                     .is_some_and(|(ts, _)| ts >= timestamp_ms)
             }) else {
-                return Ok(None);
+                // Perhaps among staged batches, which only the tail cache holds yet.
+                return Ok(s.cache.find_timestamp(timestamp_ms, s.log_start_offset));
             };
             (
                 seg.file.clone(),
@@ -762,6 +839,11 @@ impl PartitionLog {
                 }
             }
         }
+        for b in &s.staged {
+            if best.is_none_or(|(ts, _)| b.header.max_timestamp > ts) {
+                best = Some((b.header.max_timestamp, b.header.last_offset()));
+            }
+        }
         best
     }
 
@@ -769,26 +851,31 @@ impl PartitionLog {
     /// retention.bytes. Called periodically by the owner shard.
     pub async fn housekeeping(&self, now_ms: i64) -> Result<(), StorageError> {
         let roll = {
-            let s = self.inner.state.borrow();
+            let mut s = self.inner.state.borrow_mut();
             s.check_usable()?;
-            crate::retention::should_roll_active(
+            let roll = crate::retention::should_roll_active(
                 &s.config,
                 &crate::retention::stats(&s.segments),
                 now_ms,
-            )
+            );
+            if roll {
+                s.roll_requested = true;
+            }
+            roll.then_some(s.rolls)
         };
-        if roll {
-            let guard = self.maintenance().await?;
-            let still = {
-                let s = self.inner.state.borrow();
-                crate::retention::should_roll_active(
-                    &s.config,
-                    &crate::retention::stats(&s.segments),
-                    now_ms,
-                )
-            };
-            if still {
-                self.roll(&guard).await?;
+        if let Some(rolls) = roll {
+            // The writer rolls (it owns segment creation); wait until it has.
+            self.inner.work.notify();
+            loop {
+                let listener = self.inner.space.listen();
+                {
+                    let s = self.inner.state.borrow();
+                    s.check_usable()?;
+                    if s.rolls != rolls {
+                        break;
+                    }
+                }
+                listener.await;
             }
         }
         let victims = {
@@ -808,19 +895,18 @@ impl PartitionLog {
         self.inner.work.notify();
     }
 
-    /// Flushes, stops the writer, trims the active segment to its logical size.
+    /// Flushes everything appended, stops the writer, trims the active segment to its
+    /// logical size and writes its indexes. Later calls return `Closed`.
     pub async fn close(&self) -> Result<(), StorageError> {
-        let guard = match self.maintenance().await {
-            Ok(g) => Some(g),
-            Err(StorageError::Closed) => return Ok(()),
-            Err(_) => None,
-        };
-        let flushed = if guard.is_some() {
-            self.flush().await.map(|_| ())
-        } else {
-            Ok(())
-        };
-        self.inner.state.borrow_mut().closed = true;
+        {
+            let mut s = self.inner.state.borrow_mut();
+            if s.closed {
+                return Ok(());
+            }
+            s.closed = true;
+            s.flush_target = s.flush_target.max(s.log_end_offset);
+        }
+        // The writer places what is staged, flushes, then exits.
         self.inner.work.notify();
         loop {
             let listener = self.inner.writer_done.listen();
@@ -832,7 +918,6 @@ impl PartitionLog {
         self.inner.appended.notify();
         self.inner.durable.notify();
         self.inner.space.notify();
-        flushed?;
         let (file, size, indexes) = {
             let s = self.inner.state.borrow();
             if let Some(f) = &s.failed {
@@ -845,7 +930,6 @@ impl PartitionLog {
         file.truncate(size).await?;
         file.sync().await?;
         recovery::write_indexes(&file.path, indexes).await?;
-        drop(guard);
         Ok(())
     }
 
@@ -868,9 +952,9 @@ impl PartitionLog {
     }
 }
 
-/// Copies the batch into the head buffer (patched prefix + the rest), updates the
-/// segment, offsets and tail cache. Synchronous: no await between offset assignment
-/// and the copy, so concurrent appends stay in offset order.
+/// Assigns the batch its offsets, makes it readable (tail cache) and places it in the
+/// active segment, or stages it when a roll or truncation is in the way (or batches are
+/// already staged: placement stays in offset order).
 fn append_now(s: &mut State, batch: Bytes, header: BatchHeader) -> AppendInfo {
     let base_offset = s.log_end_offset;
     let prefix = batch::patched_prefix(&batch, base_offset);
@@ -878,34 +962,26 @@ fn append_now(s: &mut State, batch: Bytes, header: BatchHeader) -> AppendInfo {
         base_offset,
         ..header
     };
-    let State {
-        head,
-        queue,
-        segments,
-        ..
-    } = s;
-    let mut queued = head.push(&prefix, queue);
-    queued += head.push(&batch[PATCHED_PREFIX..], queue);
-    s.queued_bytes += queued;
-    let seg = segments.back_mut().expect("active segment");
-    seg.index.on_batch(seg.size, &stored);
-    seg.size += stored.size as u64;
-    seg.next_offset = stored.next_offset();
+    let body = batch.slice(PATCHED_PREFIX..);
     s.log_end_offset = stored.next_offset();
     s.cache.push(CachedBatch {
         base_offset,
         next_offset: stored.next_offset(),
         max_timestamp: stored.max_timestamp,
         prefix: Bytes::copy_from_slice(&prefix),
-        body: batch.slice(PATCHED_PREFIX..),
+        body: body.clone(),
     });
     let limit = s.config.tail_cache_bytes;
     s.cache.evict(limit, s.durable_offset);
-    s.unflushed_bytes += stored.size as u64;
-    if let FlushPolicy::Interval { bytes, .. } = s.config.flush {
-        if s.unflushed_bytes >= bytes.max(1) {
-            s.flush_target = s.flush_target.max(s.log_end_offset);
-        }
+    if s.staged.is_empty() && !s.maintenance && !s.rolling && !s.needs_roll(&stored) {
+        s.place(&prefix, &body, &stored);
+    } else {
+        s.staged_bytes += stored.size;
+        s.staged.push_back(Staged {
+            prefix,
+            body,
+            header: stored,
+        });
     }
     AppendInfo {
         base_offset,
@@ -915,7 +991,7 @@ fn append_now(s: &mut State, batch: Bytes, header: BatchHeader) -> AppendInfo {
 
 /// Creates (or reuses, emptied) the segment file for `base`, pre-allocates it and makes
 /// its directory entry durable before anything in it can be acknowledged.
-async fn create_segment(
+pub(crate) async fn create_segment(
     dir: &Path,
     base: i64,
     config: &LogConfig,

@@ -361,6 +361,8 @@ fn retention_deletes_old_segments_by_size_and_time() {
         for i in 0..200i64 {
             log.append(batch(1, i, 2000)).await.unwrap();
         }
+        // Rolls happen in the writer: retention sees the segments once batches are placed.
+        log.flush().await.unwrap();
         log.housekeeping(0).await.unwrap();
         let start = log.log_start_offset();
         assert!(start > 0);
@@ -409,6 +411,53 @@ fn roll_by_age() {
         assert_eq!(log.read(0, 1 << 20).await.unwrap().bytes, 3 * (61 + 10));
         log.close().await.unwrap();
     });
+}
+
+#[test]
+fn appends_are_ordered_by_first_poll_even_across_rolls() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        // Many appends created in order but awaited in reverse, crossing several rolls.
+        let batches: Vec<Bytes> = (0..120).map(|i| batch(2, i, 1500)).collect();
+        let mut futures: Vec<_> = batches
+            .iter()
+            .map(|b| Box::pin(log.append(b.clone())))
+            .collect();
+        // First poll of each, in order; finish them in reverse order.
+        let first: Vec<_> = futures
+            .iter_mut()
+            .map(|f| match futures_poll_once(f.as_mut()) {
+                std::task::Poll::Ready(r) => Some(r.unwrap()),
+                std::task::Poll::Pending => None,
+            })
+            .collect();
+        let mut infos = Vec::new();
+        for (f, done) in futures.into_iter().zip(first).rev() {
+            infos.push(match done {
+                Some(info) => info,
+                None => f.await.unwrap(),
+            });
+        }
+        infos.reverse();
+        let mut expect = Vec::new();
+        for (i, (info, b)) in infos.iter().zip(&batches).enumerate() {
+            assert_eq!(info.base_offset, 2 * i as i64);
+            expect.extend(stored(b, info.base_offset));
+        }
+        assert_eq!(log.flush().await.unwrap(), 240);
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+    });
+}
+
+fn futures_poll_once<F: std::future::Future>(
+    f: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    let waker = std::task::Waker::noop();
+    f.poll(&mut std::task::Context::from_waker(waker))
 }
 
 #[test]

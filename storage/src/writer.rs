@@ -187,6 +187,8 @@ enum Job {
         /// (log end offset, active segment base, its size) to publish as durable.
         flush: Option<(i64, i64, u64)>,
     },
+    /// Start a new active segment at the placed end offset.
+    Roll,
     Wait(Option<Duration>),
     Exit,
 }
@@ -215,6 +217,13 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                     continue;
                 }
                 Job::Run { ops, flush } => (ops, flush),
+                Job::Roll => {
+                    let rolled = roll(&inner).await;
+                    inner.state.borrow_mut().rolling = false;
+                    inner.space.notify();
+                    rolled?;
+                    continue;
+                }
             };
             inner.space.notify();
             for op in ops {
@@ -270,7 +279,27 @@ fn next_job(inner: &Inner) -> Job {
     if s.failed.is_some() {
         return Job::Exit;
     }
-    let flush_needed = s.flush_target > s.durable_offset;
+    if !s.maintenance {
+        let placed_any = !s.staged_is_empty();
+        let needs_roll = s.place_staged();
+        if placed_any {
+            drop(s);
+            inner.space.notify();
+            s = inner.state.borrow_mut();
+        }
+        if needs_roll || (s.roll_requested && s.segments.back().is_some_and(|a| a.size > 0)) {
+            s.roll_requested = false;
+            s.rolling = true;
+            return Job::Roll;
+        }
+        if s.roll_requested {
+            // Nothing to roll (empty active segment): report done.
+            s.roll_requested = false;
+            s.rolls += 1;
+        }
+    }
+    let placed_end = s.placed_end_offset();
+    let flush_needed = s.flush_target > s.durable_offset && placed_end > s.durable_offset;
     if flush_needed || !s.queue.is_empty() {
         let mut ops: Vec<WriteOp> = s.queue.drain(..).collect();
         s.queued_bytes = 0;
@@ -280,19 +309,48 @@ fn next_job(inner: &Inner) -> Job {
             }
             s.unflushed_bytes = 0;
             let active = s.segments.back().expect("a log has an active segment");
-            Some((s.log_end_offset, active.base_offset, active.size))
+            Some((placed_end, active.base_offset, active.size))
         } else {
             None
         };
         return Job::Run { ops, flush };
     }
-    if s.closed {
+    if s.closed && s.staged_is_empty() && !s.maintenance {
         return Job::Exit;
     }
     match s.config.flush {
-        crate::FlushPolicy::Interval { interval_ms, .. } if s.durable_offset < s.log_end_offset => {
+        crate::FlushPolicy::Interval { interval_ms, .. } if s.durable_offset < placed_end => {
             Job::Wait(Some(Duration::from_millis(interval_ms.max(1))))
         }
         _ => Job::Wait(None),
     }
+}
+
+/// Creates the next segment and makes it active; the old one gets its last write and a
+/// Seal (sync, trim, indexes) queued ahead of any write to the new one.
+async fn roll(inner: &Inner) -> Result<(), StorageError> {
+    let (base, config) = {
+        let s = inner.state.borrow();
+        (s.placed_end_offset(), s.config.clone())
+    };
+    let seg = crate::log::create_segment(&inner.dir, base, &config, crate::log::now_ms()).await?;
+    let mut s = inner.state.borrow_mut();
+    let s = &mut *s;
+    if let Some(tail) = s.head.take_tail() {
+        s.queued_bytes += tail.len();
+        s.queue.push_back(tail);
+    }
+    let old = s.segments.back().expect("active segment");
+    s.queue.push_back(WriteOp::Seal {
+        file: old.file.clone(),
+        size: old.size,
+        indexes: Box::new((
+            old.index.encode_offset_index(),
+            old.index.encode_time_index(),
+        )),
+    });
+    s.head = Head::new(seg.file.clone(), 0, &[]);
+    s.segments.push_back(seg);
+    s.rolls += 1;
+    Ok(())
 }
