@@ -246,6 +246,10 @@ pub struct Encoder {
     head: Option<BytesMut>,
     chunks: Vec<Bytes>,
     buf: BytesMut,
+    /// Strict: a non-default value in a field the version lacks is an error (Kafka's generator
+    /// behaviour, right for requests). Lenient (responses): such fields are left out, so a broker
+    /// builds one response for every version.
+    strict: bool,
 }
 
 impl Encoder {
@@ -258,7 +262,20 @@ impl Encoder {
             head: None,
             chunks: Vec::new(),
             buf: BytesMut::with_capacity(capacity),
+            strict: true,
         }
+    }
+
+    /// An encoder that leaves out fields the version does not have instead of failing.
+    pub fn lenient() -> Self {
+        Encoder {
+            strict: false,
+            ..Self::new()
+        }
+    }
+
+    pub fn is_strict(&self) -> bool {
+        self.strict
     }
 
     /// Bytes written so far, in all chunks.

@@ -134,7 +134,8 @@ pub fn encode_response<M: Message>(
     api_version: i16,
     body: &M,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let mut out = Encoder::new();
+    // Lenient: fields the version lacks are left out (a broker answers every version from one body).
+    let mut out = Encoder::lenient();
     out.put_i32(0); // size, patched by finish_with_size_prefix
     out.put_i32(correlation_id);
     if M::API_KEY.response_header_version(api_version) >= 1 {

@@ -795,7 +795,7 @@ fn gen_struct(out: &mut String, msg: &Message, s: &StructDef) -> Result<()> {
             None
         } else {
             Some(format!(
-                "if {} {{ return Err(EncodeError::FieldNotInVersion {{ field: {}, version }}); }}",
+                "if out.is_strict() && {} {{ return Err(EncodeError::FieldNotInVersion {{ field: {}, version }}); }}",
                 f.non_default()?,
                 c.field_ctx(f)
             ))

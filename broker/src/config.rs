@@ -1,0 +1,163 @@
+//! Broker configuration: one struct with documented defaults, filled from a TOML file and
+//! then from command-line flags (flags win). Kafka's names are used where Kafka has one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything `riffle serve` can be told. Every field is also a key of the TOML config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Kafka listener (`listeners`). Default 127.0.0.1:9092.
+    pub listen: SocketAddr,
+    /// Address clients are told to connect to (`advertised.listeners`). Default: `listen`.
+    pub advertised: Option<String>,
+    /// Where logs and metadata live (`log.dirs`). Default ./riffle-data.
+    pub data_dir: PathBuf,
+    /// Shards (one per core). 0 = every core this process may run on.
+    pub smp: usize,
+    /// This node's id (`node.id`).
+    pub node_id: i32,
+    /// tracing filter, e.g. "info" or "riffle=debug".
+    pub log_level: String,
+    /// Kafka cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`: partitions of an auto-created topic or of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `message.max.bytes`: the largest record batch accepted, unless a topic overrides it.
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`: the largest request frame; a bigger one closes the connection.
+    pub socket_request_max_bytes: usize,
+    /// Memory a shard may hold in requests read but not yet answered; when spent, the shard stops
+    /// reading from its sockets until responses free it.
+    pub shard_inflight_budget_bytes: usize,
+    /// Requests one connection may have in flight (read, not yet answered).
+    pub connection_max_inflight_requests: usize,
+    /// Longest Fetch long-poll a client may ask for.
+    pub fetch_max_wait_ms: u64,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.retention.ms` (-1 = forever).
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes` (-1 = unlimited).
+    pub log_retention_bytes: i64,
+    /// Per-partition in-memory cache of the log tail.
+    pub log_tail_cache_bytes: usize,
+    /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
+    pub io_memory_bytes: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised: None,
+            data_dir: PathBuf::from("riffle-data"),
+            smp: 0,
+            node_id: 0,
+            log_level: "info".to_string(),
+            cluster_id: "riffle-cluster".to_string(),
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            message_max_bytes: 1024 * 1024 + 12,
+            socket_request_max_bytes: riffle_protocol::DEFAULT_MAX_FRAME_BYTES,
+            shard_inflight_budget_bytes: 256 * 1024 * 1024,
+            connection_max_inflight_requests: 128,
+            fetch_max_wait_ms: 30_000,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_tail_cache_bytes: 4 * 1024 * 1024,
+            io_memory_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; unknown keys are an error so that typos are caught at start-up.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The host and port clients are told to use.
+    pub fn advertised_host_port(&self) -> (String, i32) {
+        match &self.advertised {
+            Some(addr) => match addr.rsplit_once(':') {
+                Some((host, port)) => (host.to_string(), port.parse().unwrap_or(9092)),
+                None => (addr.clone(), i32::from(self.listen.port())),
+            },
+            None => (self.listen.ip().to_string(), i32::from(self.listen.port())),
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.num_partitions >= 1,
+            "num_partitions must be at least 1"
+        );
+        anyhow::ensure!(
+            self.message_max_bytes > 0,
+            "message_max_bytes must be positive"
+        );
+        anyhow::ensure!(
+            self.socket_request_max_bytes >= 1024,
+            "socket_request_max_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.shard_inflight_budget_bytes >= 1024 * 1024,
+            "shard_inflight_budget_bytes must be at least 1 MiB"
+        );
+        anyhow::ensure!(
+            self.connection_max_inflight_requests >= 1,
+            "connection_max_inflight_requests must be at least 1"
+        );
+        anyhow::ensure!(
+            self.io_memory_bytes >= 512 * 1024,
+            "io_memory_bytes must be at least 512 KiB (glommio refuses less)"
+        );
+        if let Some(adv) = &self.advertised {
+            anyhow::ensure!(
+                adv.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+                "advertised must be HOST:PORT, got {adv}"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let cfg: BrokerConfig =
+            toml::from_str("listen = \"127.0.0.1:19092\"\nnum_partitions = 8\n").unwrap();
+        assert_eq!(cfg.listen.port(), 19092);
+        assert_eq!(cfg.num_partitions, 8);
+        assert_eq!(cfg.node_id, 0);
+        assert!(toml::from_str::<BrokerConfig>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn advertised_defaults_to_listen_address() {
+        let mut cfg = BrokerConfig::default();
+        assert_eq!(cfg.advertised_host_port(), ("127.0.0.1".to_string(), 9092));
+        cfg.advertised = Some("broker.example:19092".into());
+        assert_eq!(
+            cfg.advertised_host_port(),
+            ("broker.example".to_string(), 19092)
+        );
+        assert!(cfg.validate().is_ok());
+        cfg.advertised = Some("nohost".into());
+        assert!(cfg.validate().is_err());
+    }
+}

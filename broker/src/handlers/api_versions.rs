@@ -1,0 +1,81 @@
+//! ApiVersions: the table of what this broker really serves. Two client traps are handled here:
+//! Produce is advertised from v0 (librdkafka turns compression off when the minimum is above 0;
+//! v0–2 are then refused), and the response header is always v0 (KIP-511).
+
+use riffle_protocol::messages::api_versions_response::ApiVersion;
+use riffle_protocol::messages::ApiVersionsResponse;
+use riffle_protocol::{error_code, ApiKey, RequestHeader};
+
+/// The APIs this broker implements. Consumer-group APIs are not served yet, so they are not
+/// advertised; clients then use manual assignment only.
+const SERVED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::SaslHandshake,
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::DeleteRecords,
+    ApiKey::InitProducerId,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::SaslAuthenticate,
+    ApiKey::CreatePartitions,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeCluster,
+];
+
+/// (api key, min, max) as advertised.
+pub fn advertised_versions() -> Vec<(ApiKey, i16, i16)> {
+    SERVED
+        .iter()
+        .map(|&key| {
+            let (min, max) = key.versions();
+            let min = if key == ApiKey::Produce { 0 } else { min };
+            (key, min, max)
+        })
+        .collect()
+}
+
+pub fn handle(_header: &RequestHeader) -> ApiVersionsResponse {
+    ApiVersionsResponse {
+        error_code: error_code::NONE,
+        api_keys: advertised_versions()
+            .into_iter()
+            .map(|(key, min, max)| ApiVersion {
+                api_key: key as i16,
+                min_version: min,
+                max_version: max,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn produce_is_advertised_from_version_zero() {
+        let table = advertised_versions();
+        let produce = table
+            .iter()
+            .find(|(k, _, _)| *k == ApiKey::Produce)
+            .unwrap();
+        assert_eq!(produce.1, 0);
+        assert!(produce.2 >= 9);
+    }
+
+    #[test]
+    fn every_advertised_version_is_one_the_codec_decodes() {
+        for (key, min, max) in advertised_versions() {
+            let (codec_min, codec_max) = key.versions();
+            assert!(max <= codec_max, "{key:?}");
+            assert!(key == ApiKey::Produce || min >= codec_min, "{key:?}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! InitProducerId: a fresh producer id for idempotent producers. Transactions are not served yet.
+
+use std::rc::Rc;
+
+use riffle_protocol::error_code;
+use riffle_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+
+use super::on_controller;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    if request.transactional_id.is_some() {
+        return InitProducerIdResponse {
+            error_code: error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+    }
+    // KIP-360: a producer that already has an id asks for an epoch bump.
+    if request.producer_id >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1
+    {
+        return InitProducerIdResponse {
+            error_code: error_code::NONE,
+            producer_id: request.producer_id,
+            producer_epoch: request.producer_epoch + 1,
+            ..Default::default()
+        };
+    }
+    match on_controller(shard, |s, controller| async move {
+        controller.allocate_producer_id(&s).await
+    })
+    .await
+    {
+        Ok(id) => InitProducerIdResponse {
+            error_code: error_code::NONE,
+            producer_id: id,
+            producer_epoch: 0,
+            ..Default::default()
+        },
+        Err((code, message)) => {
+            tracing::warn!(code, message, "InitProducerId failed");
+            InitProducerIdResponse {
+                error_code: code,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Request dispatch: one file per Kafka API, one line per API here. Handlers run on the shard of
+//! the connection and reach partitions on other shards through `Shard::submit_to`.
+
+mod api_versions;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+mod sasl;
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use riffle_protocol::{
+    encode_response, error_code, ApiKey, Message, Request, RequestBody, RequestHeader,
+};
+
+use crate::metadata::image::TopicMeta;
+use crate::metadata::NewTopic;
+use crate::partition::{Partition, PartitionKey};
+use crate::shard::Shard;
+
+/// What a handler produces: the encoded response, nothing (acks=0), or a reason to close.
+pub type Outcome = Result<Option<Vec<Bytes>>, String>;
+
+fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
+    encode_response(header.correlation_id, header.request_api_version, body)
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "cannot encode {} v{} response: {e}",
+                M::API_KEY.name(),
+                header.request_api_version
+            )
+        })
+}
+
+pub async fn handle(shard: Rc<Shard>, request: Request) -> Outcome {
+    let h = &request.header;
+    let s = &shard;
+    match request.body {
+        RequestBody::ApiVersions(_) => respond(h, &api_versions::handle(h)),
+        RequestBody::Metadata(r) => respond(h, &metadata::handle(s, h, r).await),
+        RequestBody::Produce(r) => produce::handle(s, h, r).await,
+        RequestBody::Fetch(r) => respond(h, &fetch::handle(s, h, r).await),
+        RequestBody::ListOffsets(r) => respond(h, &list_offsets::handle(s, r).await),
+        RequestBody::OffsetForLeaderEpoch(r) => {
+            respond(h, &offset_for_leader_epoch::handle(s, r).await)
+        }
+        RequestBody::CreateTopics(r) => respond(h, &create_topics::handle(s, h, r).await),
+        RequestBody::DeleteTopics(r) => respond(h, &delete_topics::handle(s, h, r).await),
+        RequestBody::CreatePartitions(r) => respond(h, &create_partitions::handle(s, r).await),
+        RequestBody::DescribeConfigs(r) => respond(h, &configs::describe(s, h, r)),
+        RequestBody::AlterConfigs(r) => respond(h, &configs::alter(s, r).await),
+        RequestBody::IncrementalAlterConfigs(r) => {
+            respond(h, &configs::incremental_alter(s, r).await)
+        }
+        RequestBody::DeleteRecords(r) => respond(h, &delete_records::handle(s, r).await),
+        RequestBody::DescribeCluster(r) => respond(h, &describe_cluster::handle(s, r)),
+        RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
+        RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
+        RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),
+        _ => Err(format!(
+            "{} is not implemented yet (not advertised in ApiVersions)",
+            ApiKey::from_i16(h.request_api_key).map_or("?", |k| k.name())
+        )),
+    }
+}
+
+/// A known API at a version we do not serve. ApiVersions gets its v0 answer with the table
+/// (KIP-511); anything else closes the connection, as the client ignored our ApiVersions.
+pub async fn unsupported_version(_shard: Rc<Shard>, header: RequestHeader) -> Outcome {
+    if header.request_api_key == ApiKey::ApiVersions as i16 {
+        let mut h = header;
+        h.request_api_version = 0;
+        let mut body = api_versions::handle(&h);
+        body.error_code = error_code::UNSUPPORTED_VERSION;
+        return respond(&h, &body);
+    }
+    Err(format!(
+        "{} v{} is not supported (correlation id {})",
+        ApiKey::from_i16(header.request_api_key).map_or("?", |k| k.name()),
+        header.request_api_version,
+        header.correlation_id
+    ))
+}
+
+/// The topic `name`, created with the default settings if it is missing and `auto_create` holds.
+pub async fn topic_or_create(
+    shard: &Rc<Shard>,
+    name: &str,
+    auto_create: bool,
+) -> Result<Arc<TopicMeta>, i16> {
+    if let Some(t) = shard.image().topic(name) {
+        return Ok(t.clone());
+    }
+    if !(auto_create && shard.config().auto_create_topics_enable) {
+        return Err(error_code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if crate::metadata::image::validate_topic_name(name).is_err() {
+        return Err(error_code::INVALID_TOPIC_EXCEPTION);
+    }
+    let topic = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        configs: Default::default(),
+    };
+    let created = on_controller(shard, move |s, controller| async move {
+        controller.create_topic(&s, topic, false).await.map(|_| ())
+    })
+    .await;
+    match created {
+        Ok(_) | Err((error_code::TOPIC_ALREADY_EXISTS, _)) => {
+            tracing::info!(topic = name, "auto-created topic");
+            shard
+                .image()
+                .topic(name)
+                .cloned()
+                .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+        }
+        Err((code, _)) => Err(code),
+    }
+}
+
+fn owner_of(topic: &TopicMeta, index: i32) -> Result<(usize, PartitionKey), i16> {
+    let meta = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+        .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let key = PartitionKey {
+        topic_id: topic.id,
+        partition: index,
+    };
+    Ok((meta.shard as usize, key))
+}
+
+/// Runs `f` with partition `index` of `topic` on the shard that owns it.
+pub async fn on_owner<R, F, Fut>(
+    shard: &Rc<Shard>,
+    topic: &TopicMeta,
+    index: i32,
+    f: F,
+) -> Result<R, i16>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let (owner, key) = owner_of(topic, index)?;
+    shard
+        .submit_to(owner, move |s| async move {
+            Ok(f(s.partition(&key).await?).await)
+        })
+        .await
+        .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
+}
+
+/// Like `on_owner`, abandoned on the owner shard when the caller stops waiting (long polls).
+pub async fn on_owner_cancellable<R, F, Fut>(
+    shard: &Rc<Shard>,
+    topic: &TopicMeta,
+    index: i32,
+    f: F,
+) -> Result<R, i16>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let (owner, key) = owner_of(topic, index)?;
+    shard
+        .submit_cancellable(owner, move |s| async move {
+            Ok(f(s.partition(&key).await?).await)
+        })
+        .await
+        .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
+}
+
+/// Runs a metadata change on the controller (shard 0).
+pub async fn on_controller<R, F, Fut>(shard: &Rc<Shard>, f: F) -> Result<R, (i16, String)>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>, Rc<crate::metadata::Controller>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, (i16, String)>> + 'static,
+{
+    shard
+        .submit_to(0, move |s| async move {
+            let controller = s.controller.clone().expect("shard 0 runs the controller");
+            f(s, controller).await
+        })
+        .await
+        .map_err(|e| (error_code::BROKER_NOT_AVAILABLE, e.to_string()))?
+}

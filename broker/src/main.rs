@@ -1,0 +1,119 @@
+//! `riffle`: a Kafka-wire-compatible broker, one shard per core.
+//!
+//! `riffle` alone is `riffle serve` with defaults: a single combined node listening on
+//! 127.0.0.1:9092 with its data in ./riffle-data.
+
+mod config;
+mod connection;
+mod errors;
+mod handlers;
+mod metadata;
+mod partition;
+mod server;
+mod shard;
+mod topic_config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use config::BrokerConfig;
+
+/// Resolves when the broker is shutting down; cloned into every task that must stop.
+pub type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+#[derive(Parser)]
+#[command(
+    name = "riffle",
+    version,
+    about = "A Kafka-compatible streaming broker, one shard per core"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (the default).
+    Serve(ServeArgs),
+}
+
+/// Every flag can also be set in the TOML file given with --config; flags win.
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Kafka listener address.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Address clients are told to connect to (default: the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertised: Option<String>,
+    /// Directory for logs and metadata.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Number of shards (one per core); 0 = all cores.
+    #[arg(long, value_name = "N")]
+    smp: Option<usize>,
+    /// This node's id.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<i32>,
+    /// TOML config file (keys as in the README's configuration table).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        let mut c = match &self.config {
+            Some(path) => BrokerConfig::from_file(path)?,
+            None => BrokerConfig::default(),
+        };
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.advertised {
+            c.advertised = Some(v);
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.smp {
+            c.smp = v;
+        }
+        if let Some(v) = self.node_id {
+            c.node_id = v;
+        }
+        if let Some(v) = self.log_level {
+            c.log_level = v;
+        }
+        Ok(c)
+    }
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .map_err(|e| anyhow::anyhow!("bad log level '{level}': {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // glommio reports ring and memory-lock problems through the `log` crate.
+    tracing_log::LogTracer::init().ok();
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::default(),
+    };
+    let config = args.into_config()?;
+    init_logging(&config.log_level)?;
+    server::run(config)
+}

@@ -1,0 +1,245 @@
+//! Idempotent-producer state of one partition (sans-io): for each producer id its epoch and the
+//! last five batches it wrote, so that a retried batch is answered as a duplicate instead of being
+//! appended twice, and a gap in sequences is refused.
+
+use std::collections::{HashMap, VecDeque};
+
+use riffle_protocol::error_code;
+use serde::{Deserialize, Serialize};
+
+/// Kafka keeps the last five batches per producer (max.in.flight.requests.per.connection ≤ 5).
+pub const BATCHES_REMEMBERED: usize = 5;
+
+/// One batch a producer wrote: its sequence range and, once appended, its offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    /// -1 while the append is in flight.
+    pub base_offset: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMeta>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Not idempotent, or the next batch in sequence: append it.
+    Append,
+    /// Already written: answer success with this base offset (-1 if still in flight).
+    Duplicate { base_offset: i64 },
+}
+
+/// Sequence numbers wrap at i32::MAX back to 0.
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+/// Producer state of one partition. Shard-local: owned by the partition, lives as long as it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateTable {
+    /// Checks a batch of a producer and, when it is to be appended, records it as in flight.
+    /// `producer_id < 0` means a non-idempotent producer. Errors are Kafka error codes.
+    pub fn admit(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_offset_delta: i32,
+    ) -> Result<Admission, i16> {
+        if producer_id < 0 {
+            return Ok(Admission::Append);
+        }
+        if first_seq < 0 {
+            return Err(error_code::INVALID_RECORD);
+        }
+        let last_seq = first_seq.wrapping_add(last_offset_delta.max(0)) & i32::MAX;
+        let entry = self.producers.entry(producer_id).or_default();
+        if entry.batches.is_empty() {
+            // Unknown producer (new, or its state expired with the log): accept any sequence,
+            // as Kafka does since KIP-360.
+            entry.epoch = epoch;
+        } else if epoch < entry.epoch {
+            return Err(error_code::INVALID_PRODUCER_EPOCH);
+        } else if epoch > entry.epoch {
+            // A bumped epoch restarts sequences at 0.
+            if first_seq != 0 {
+                return Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+            }
+            entry.epoch = epoch;
+            entry.batches.clear();
+        } else {
+            if let Some(dup) = entry
+                .batches
+                .iter()
+                .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            {
+                return Ok(Admission::Duplicate {
+                    base_offset: dup.base_offset,
+                });
+            }
+            let expected = next_seq(entry.batches.back().map_or(-1, |b| b.last_seq));
+            if first_seq != expected {
+                return Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+            }
+        }
+        if entry.batches.len() == BATCHES_REMEMBERED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_seq,
+            last_seq,
+            base_offset: -1,
+        });
+        Ok(Admission::Append)
+    }
+
+    /// Records the base offset an admitted batch was appended at.
+    pub fn appended(&mut self, producer_id: i64, first_seq: i32, base_offset: i64) {
+        if let Some(b) = self.producers.get_mut(&producer_id).and_then(|e| {
+            e.batches
+                .iter_mut()
+                .rev()
+                .find(|b| b.first_seq == first_seq)
+        }) {
+            b.base_offset = base_offset;
+        }
+    }
+
+    /// The append of an admitted batch failed: forget it so that the retry is not a duplicate.
+    pub fn failed(&mut self, producer_id: i64, first_seq: i32) {
+        if let Some(e) = self.producers.get_mut(&producer_id) {
+            e.batches
+                .retain(|b| b.first_seq != first_seq || b.base_offset >= 0);
+        }
+    }
+
+    /// Rebuilds state from a stored batch (recovery scan); later batches overwrite earlier ones.
+    pub fn replay(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_offset_delta: i32,
+        base_offset: i64,
+    ) {
+        if producer_id < 0 || first_seq < 0 {
+            return;
+        }
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.batches.clear();
+        }
+        entry.epoch = epoch;
+        if entry.batches.len() == BATCHES_REMEMBERED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_seq,
+            last_seq: first_seq.wrapping_add(last_offset_delta.max(0)) & i32::MAX,
+            base_offset,
+        });
+    }
+
+    /// Producers with state in this partition.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_sequence_batches_are_appended_and_retries_are_duplicates() {
+        let mut t = ProducerStateTable::default();
+        assert_eq!(t.admit(7, 0, 0, 9), Ok(Admission::Append));
+        t.appended(7, 0, 100);
+        assert_eq!(t.admit(7, 0, 10, 4), Ok(Admission::Append));
+        t.appended(7, 10, 110);
+        assert_eq!(
+            t.admit(7, 0, 0, 9),
+            Ok(Admission::Duplicate { base_offset: 100 })
+        );
+        assert_eq!(
+            t.admit(7, 0, 10, 4),
+            Ok(Admission::Duplicate { base_offset: 110 })
+        );
+    }
+
+    #[test]
+    fn a_gap_in_sequences_is_out_of_order() {
+        let mut t = ProducerStateTable::default();
+        t.admit(7, 0, 0, 0).unwrap();
+        assert_eq!(
+            t.admit(7, 0, 5, 0),
+            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        assert_eq!(t.admit(7, 0, 1, 0), Ok(Admission::Append));
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced_and_a_newer_one_restarts_at_zero() {
+        let mut t = ProducerStateTable::default();
+        t.admit(7, 3, 0, 0).unwrap();
+        assert_eq!(t.admit(7, 2, 1, 0), Err(error_code::INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            t.admit(7, 4, 5, 0),
+            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        assert_eq!(t.admit(7, 4, 0, 0), Ok(Admission::Append));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut t = ProducerStateTable::default();
+        for i in 0..7 {
+            assert_eq!(t.admit(1, 0, i, 0), Ok(Admission::Append));
+            t.appended(1, i, i64::from(i));
+        }
+        assert_eq!(
+            t.admit(1, 0, 6, 0),
+            Ok(Admission::Duplicate { base_offset: 6 })
+        );
+        // batch 0 fell out of the window: it is neither a duplicate nor the next in sequence
+        assert_eq!(
+            t.admit(1, 0, 0, 0),
+            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+    }
+
+    #[test]
+    fn a_failed_append_can_be_retried() {
+        let mut t = ProducerStateTable::default();
+        t.admit(1, 0, 0, 0).unwrap();
+        t.failed(1, 0);
+        assert_eq!(t.admit(1, 0, 0, 0), Ok(Admission::Append));
+    }
+
+    #[test]
+    fn replay_restores_duplicate_detection() {
+        let mut t = ProducerStateTable::default();
+        t.replay(9, 1, 0, 4, 50);
+        t.replay(9, 1, 5, 4, 55);
+        assert_eq!(
+            t.admit(9, 1, 5, 4),
+            Ok(Admission::Duplicate { base_offset: 55 })
+        );
+        assert_eq!(t.admit(9, 1, 10, 0), Ok(Admission::Append));
+        assert_eq!(t.len(), 1);
+    }
+}
