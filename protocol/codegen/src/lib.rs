@@ -605,6 +605,24 @@ fn enc_field(c: &Ctx, f: &Field, out: &str) -> String {
         _ => unreachable!("only strings, bytes, records, arrays and structs are nullable"),
     };
     let present = f.versions.intersect(c.valid);
+    if f.nullable.contains_range(present) {
+        let field = &f.rust_name;
+        let direct = match &f.ty {
+            Ty::Str => Some(format!(
+                "{out}.put_nullable_string(self.{field}.as_deref(), flexible, {ctx})?;"
+            )),
+            Ty::Bytes => Some(format!(
+                "{out}.put_nullable_bytes(self.{field}.as_deref(), flexible, {ctx})?;"
+            )),
+            Ty::Records => Some(format!(
+                "{out}.put_nullable_records(self.{field}.as_ref(), flexible, {ctx})?;"
+            )),
+            _ => None,
+        };
+        if let Some(d) = direct {
+            return d;
+        }
+    }
     let err = format!("return Err(EncodeError::NullNotAllowed {{ field: {ctx}, version }});");
     let null_branch = if f.nullable.contains_range(present) {
         null_stmt
@@ -805,6 +823,9 @@ fn gen_struct(out: &mut String, msg: &Message, s: &StructDef) -> Result<()> {
             ("true", _) => writeln!(out, "        {stmt}").ok(),
             ("false", Some(chk)) => writeln!(out, "        if !({present}) {{ {chk} }}").ok(),
             ("false", None) => None,
+            (_, Some(chk)) if cond == present => {
+                writeln!(out, "        if {cond} {{ {stmt} }} else {{ {chk} }}").ok()
+            }
             (_, Some(chk)) => writeln!(
                 out,
                 "        if {cond} {{ {stmt} }} else if !({present}) {{ {chk} }}"
@@ -831,14 +852,16 @@ fn gen_struct(out: &mut String, msg: &Message, s: &StructDef) -> Result<()> {
                     })
                 })
                 .collect::<Result<_>>()?;
-            for cnd in &conds {
-                writeln!(out, "            if {cnd} {{ count += 1; }}").ok();
+            // Each tagged field is written only when it differs from its default.
+            for (i, cnd) in conds.iter().enumerate() {
+                writeln!(out, "            let write_tag_{i} = {cnd};").ok();
+                writeln!(out, "            count += u32::from(write_tag_{i});").ok();
             }
             writeln!(out, "            out.put_uvarint(count);").ok();
-            for (f, cnd) in tagged.iter().zip(&conds) {
+            for (i, f) in tagged.iter().enumerate() {
                 writeln!(
                     out,
-                    "            if {cnd} {{ let mut sub = Encoder::new(); {{ let out = &mut sub; {} }} out.put_tagged({}, &sub.into_contiguous(), {})?; }}",
+                    "            if write_tag_{i} {{ let mut sub = Encoder::new(); {{ let out = &mut sub; {} }} out.put_tagged({}, &sub.into_contiguous(), {})?; }}",
                     enc_field(&c, f, "out"),
                     f.tag.unwrap_or(0),
                     c.field_ctx(f)
