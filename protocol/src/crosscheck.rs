@@ -29,14 +29,25 @@ where
         let our_bytes = out.into_contiguous();
 
         let mut buf = our_bytes.clone();
-        let theirs = Theirs::decode(&mut buf, version)
-            .unwrap_or_else(|e| panic!("{name} v{version}: kafka-protocol cannot decode ours: {e}"));
-        assert!(buf.is_empty(), "{name} v{version}: kafka-protocol left {} bytes", buf.len());
+        let theirs = Theirs::decode(&mut buf, version).unwrap_or_else(|e| {
+            panic!("{name} v{version}: kafka-protocol cannot decode ours: {e}")
+        });
+        assert!(
+            buf.is_empty(),
+            "{name} v{version}: kafka-protocol left {} bytes",
+            buf.len()
+        );
         let mut their_bytes = BytesMut::new();
         theirs
             .encode(&mut their_bytes, version)
-            .unwrap_or_else(|e| panic!("{name} v{version}: kafka-protocol cannot re-encode: {e} {theirs:?}"));
-        assert_eq!(their_bytes.as_ref(), our_bytes.as_ref(), "{name} v{version}: bytes differ");
+            .unwrap_or_else(|e| {
+                panic!("{name} v{version}: kafka-protocol cannot re-encode: {e} {theirs:?}")
+            });
+        assert_eq!(
+            their_bytes.as_ref(),
+            our_bytes.as_ref(),
+            "{name} v{version}: bytes differ"
+        );
 
         let mut buf = Bytes::from(their_bytes);
         let back = Ours::decode(&mut buf, version).unwrap();
@@ -45,10 +56,16 @@ where
 
         // Both codecs take their defaults from the JSON: the default messages agree too.
         let mut their_default = BytesMut::new();
-        Theirs::default().encode(&mut their_default, version).unwrap();
+        Theirs::default()
+            .encode(&mut their_default, version)
+            .unwrap();
         let mut buf = Bytes::from(their_default);
         let ours_from_theirs = Ours::decode(&mut buf, version).unwrap();
-        assert_eq!(ours_from_theirs, Ours::default(), "{name} v{version}: defaults differ");
+        assert_eq!(
+            ours_from_theirs,
+            Ours::default(),
+            "{name} v{version}: defaults differ"
+        );
         checked += 1;
     }
     checked
@@ -73,5 +90,8 @@ fn every_message_matches_kafka_protocol_byte_for_byte() {
     for_all_apis!(cross_check_api);
     // 27 APIs, request and response, at each version both codecs serve.
     let checked = CHECKED.load(Ordering::Relaxed);
-    assert!(checked >= 300, "only {checked} message versions cross-checked");
+    assert!(
+        checked >= 300,
+        "only {checked} message versions cross-checked"
+    );
 }

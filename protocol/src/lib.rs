@@ -29,6 +29,6 @@ pub trait Message: Sized + Default {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod crosscheck;
+#[cfg(test)]
+mod tests;
