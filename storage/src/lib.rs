@@ -15,6 +15,8 @@ mod segment;
 mod writer;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;

@@ -589,14 +589,17 @@ impl PartitionLog {
             if offset >= s.log_end_offset {
                 return Ok(());
             }
-            let full = offset <= s.log_start_offset;
-            if !full && offset >= s.placed_end_offset() {
+            let staged_cut = s
+                .staged
+                .iter()
+                .find(|b| b.header.next_offset() > offset)
+                .map(|b| b.header.base_offset)
+                .filter(|_| offset >= s.placed_end_offset());
+            // At or below the log start (or cutting a batch that starts below it).
+            let full = offset <= s.log_start_offset
+                || staged_cut.is_some_and(|cut| cut < s.log_start_offset);
+            if let Some(cut) = staged_cut.filter(|_| !full) {
                 // Only staged batches go: nothing on disk changes.
-                let cut = s
-                    .staged
-                    .iter()
-                    .find(|b| b.header.next_offset() > offset)
-                    .map_or(s.log_end_offset, |b| b.header.base_offset);
                 s.drop_unplaced_from(cut);
                 s.log_end_offset = cut;
                 s.flush_target = s.flush_target.min(cut);
@@ -636,6 +639,10 @@ impl PartitionLog {
                 reason: format!("offset {offset} not found in its segment"),
             });
         };
+        if new_end < self.log_start_offset() {
+            // The containing batch starts below the log start: nothing valid is left.
+            return self.reset_to(offset, &guard).await;
+        }
         let removed: Vec<i64> = {
             let mut s = self.inner.state.borrow_mut();
             let s = &mut *s;
@@ -792,40 +799,59 @@ impl PartitionLog {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, StorageError> {
-        let (file, pos, limit, start) = {
-            let s = self.inner.state.borrow();
-            s.check_usable()?;
-            let Some(seg) = s.segments.iter().find(|seg| {
-                seg.index
-                    .max_timestamp()
-                    .is_some_and(|(ts, _)| ts >= timestamp_ms)
-            }) else {
-                // Perhaps among staged batches, which only the tail cache holds yet.
-                return Ok(s.cache.find_timestamp(timestamp_ms, s.log_start_offset));
+        let mut seg_idx = 0;
+        loop {
+            let (file, pos, durable_size, start) = {
+                let s = self.inner.state.borrow();
+                s.check_usable()?;
+                let start = s.log_start_offset;
+                let candidate = s
+                    .segments
+                    .iter()
+                    .enumerate()
+                    .skip(seg_idx)
+                    .find(|(_, seg)| {
+                        seg.next_offset > start
+                            && seg
+                                .index
+                                .max_timestamp()
+                                .is_some_and(|(ts, _)| ts >= timestamp_ms)
+                    });
+                let Some((i, seg)) = candidate else {
+                    // Perhaps among staged batches, which only the tail cache holds yet.
+                    return Ok(s.cache.find_timestamp(timestamp_ms, start));
+                };
+                if seg.durable_size < seg.size && seg.durable_size == 0 {
+                    return Ok(s.cache.find_timestamp(timestamp_ms, start));
+                }
+                seg_idx = i + 1;
+                (
+                    seg.file.clone(),
+                    seg.index.timestamp_scan_position(timestamp_ms),
+                    seg.durable_size,
+                    start,
+                )
             };
-            (
-                seg.file.clone(),
-                seg.index.timestamp_scan_position(timestamp_ms),
-                seg.durable_size,
-                s.log_start_offset,
-            )
-        };
-        let mut found = None;
-        walk_headers(&file, pos, limit, |_, h| {
-            if h.max_timestamp >= timestamp_ms && h.next_offset() > start {
-                found = Some((h.base_offset.max(start), h.max_timestamp));
-                false
-            } else {
-                true
+            let mut found = None;
+            walk_headers(&file, pos, durable_size, |_, h| {
+                if h.max_timestamp >= timestamp_ms && h.next_offset() > start {
+                    found = Some((h.base_offset.max(start), h.max_timestamp));
+                    false
+                } else {
+                    true
+                }
+            })
+            .await?;
+            if found.is_some() {
+                return Ok(found);
             }
-        })
-        .await?;
-        if found.is_none() {
-            // Not durable yet: the batch is in the tail cache.
             let s = self.inner.state.borrow();
-            found = s.cache.find_timestamp(timestamp_ms, start);
+            let seg = s.segments.get(seg_idx - 1);
+            if seg.is_none_or(|seg| seg.durable_size < seg.size) {
+                // The rest of this segment (and all later ones) is not durable yet: cached.
+                return Ok(s.cache.find_timestamp(timestamp_ms, start));
+            }
         }
-        Ok(found)
     }
 
     /// The largest batch max timestamp and the last offset of its batch (ListOffsets -3).
