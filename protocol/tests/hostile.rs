@@ -148,6 +148,15 @@ fn future_api_versions_request_is_unsupported_with_its_header() {
 }
 
 #[test]
+fn produce_v0_error_answer_can_be_encoded() {
+    // Produce v0-2 are not decoded, but the broker answers them with UNSUPPORTED_VERSION.
+    let resp = ProduceResponse::default();
+    let chunks = riffle_protocol::encode_response(5, 0, &resp).unwrap();
+    let frame: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    assert_eq!(frame, [0, 0, 0, 8, 0, 0, 0, 5, 0, 0, 0, 0]);
+}
+
+#[test]
 fn trailing_bytes_after_the_body_are_rejected() {
     let mut frame = header(18, 0, false); // ApiVersions v0: empty body
     assert!(decode_request(Bytes::from(frame.clone())).is_ok());
@@ -246,6 +255,22 @@ proptest! {
         frame.extend_from_slice(&body);
         let (_, largest) = largest_allocation(|| decode_request(Bytes::from(frame)));
         // Strings become Strings and arrays reserve at most one element per remaining byte.
+        prop_assert!(largest <= 64 * 1024, "allocated {}", largest);
+    }
+
+    #[test]
+    fn arbitrary_response_frames_never_panic_nor_overallocate(
+        version in 4i16..18,
+        frame in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        use riffle_protocol::messages::{ApiVersionsResponse, FetchResponse, MetadataResponse};
+        let frame = Bytes::from(frame);
+        let (_, largest) = largest_allocation(|| {
+            let _ = decode_response::<FetchResponse>(frame.clone(), version);
+            let _ = decode_response::<MetadataResponse>(frame.clone(), version.min(12));
+            let _ = decode_response::<ApiVersionsResponse>(frame.clone(), version.min(4));
+            let _ = decode_response::<ProduceResponse>(frame.clone(), version.min(11));
+        });
         prop_assert!(largest <= 64 * 1024, "allocated {}", largest);
     }
 
