@@ -10,8 +10,10 @@ pub(crate) struct IndexEntry {
     /// Base offset of the batch at `position`.
     pub offset: i64,
     pub position: u32,
-    /// Largest batch max timestamp up to and including this batch.
-    pub max_timestamp: i64,
+    /// Largest batch max timestamp among the batches before this one, with the last
+    /// offset of its batch (None if none): exact state to resume from after a
+    /// truncation at this entry, and a bound for timestamp lookups.
+    pub max_before: Option<(i64, i64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +43,15 @@ impl SegmentIndex {
     /// Records a batch appended (or scanned) at `position`; batches arrive in log order.
     pub fn on_batch(&mut self, position: u64, h: &BatchHeader) {
         debug_assert!(h.base_offset >= self.base_offset);
+        if self.entries.is_empty() || self.bytes_since_entry >= self.interval_bytes {
+            self.entries.push(IndexEntry {
+                offset: h.base_offset,
+                position: u32::try_from(position)
+                    .expect("segment positions fit u32 (segment_bytes < 4 GiB)"),
+                max_before: self.max_timestamp,
+            });
+            self.bytes_since_entry = 0;
+        }
         if self
             .max_timestamp
             .is_none_or(|(ts, _)| h.max_timestamp > ts)
@@ -49,16 +60,6 @@ impl SegmentIndex {
         }
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(h.max_timestamp);
-        }
-        if self.entries.is_empty() || self.bytes_since_entry >= self.interval_bytes {
-            let max_timestamp = self.max_timestamp.map_or(h.max_timestamp, |(ts, _)| ts);
-            self.entries.push(IndexEntry {
-                offset: h.base_offset,
-                position: u32::try_from(position)
-                    .expect("segment positions fit u32 (segment_bytes < 4 GiB)"),
-                max_timestamp,
-            });
-            self.bytes_since_entry = 0;
         }
         self.bytes_since_entry += h.size as u64;
     }
@@ -77,7 +78,7 @@ impl SegmentIndex {
     pub fn timestamp_scan_position(&self, timestamp_ms: i64) -> u64 {
         let i = self
             .entries
-            .partition_point(|e| e.max_timestamp < timestamp_ms);
+            .partition_point(|e| e.max_before.is_none_or(|(ts, _)| ts < timestamp_ms));
         if i == 0 {
             0
         } else {
@@ -98,17 +99,19 @@ impl SegmentIndex {
     pub fn truncate(&mut self, offset: i64) -> u64 {
         let keep = self.entries.partition_point(|e| e.offset < offset);
         self.entries.truncate(keep);
-        let Some(last) = self.entries.pop() else {
-            *self = SegmentIndex::new(self.base_offset, self.interval_bytes as u32);
-            return 0;
-        };
-        self.max_timestamp = self.entries.last().map(|e| (e.max_timestamp, e.offset));
-        if self.entries.is_empty() {
-            self.first_batch_timestamp = None;
+        // Resume from the last kept entry: its state before its batch is exact.
+        match self.entries.pop() {
+            Some(last) if !self.entries.is_empty() => {
+                self.max_timestamp = last.max_before;
+                // Force the entry at `last.position` to be recreated by the rescan.
+                self.bytes_since_entry = self.interval_bytes;
+                u64::from(last.position)
+            }
+            _ => {
+                *self = SegmentIndex::new(self.base_offset, self.interval_bytes as u32);
+                0
+            }
         }
-        // Force the entry at `last.position` to be recreated by the rescan.
-        self.bytes_since_entry = self.interval_bytes;
-        u64::from(last.position)
     }
 
     /// `.index` bytes: (offset - base) u32, position u32, big-endian.
@@ -121,11 +124,12 @@ impl SegmentIndex {
         out
     }
 
-    /// `.timeindex` bytes: max timestamp so far i64, (offset - base) u32, big-endian.
+    /// `.timeindex` bytes: largest timestamp before the entry's batch (-1 if none) i64,
+    /// (offset - base) u32, big-endian.
     pub fn encode_time_index(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * 12);
         for e in &self.entries {
-            out.extend(e.max_timestamp.to_be_bytes());
+            out.extend(e.max_before.map_or(-1, |(ts, _)| ts).to_be_bytes());
             out.extend(((e.offset - self.base_offset) as u32).to_be_bytes());
         }
         out
@@ -165,7 +169,7 @@ mod tests {
         assert_eq!(ix.max_timestamp(), Some((1090, 109)));
         let rescan = ix.truncate(105);
         assert_eq!(rescan, 240);
-        assert_eq!(ix.max_timestamp(), Some((1020, 102)));
+        assert_eq!(ix.max_timestamp(), Some((1030, 103)));
         assert_eq!(ix.encode_offset_index().len(), 16);
         assert_eq!(ix.encode_time_index().len(), 24);
     }
