@@ -1,0 +1,165 @@
+//! A minimal blocking Kafka client on `riffle-protocol`, for what third-party clients cannot
+//! do: hand-built (and deliberately broken) requests, and quick Metadata/CreateTopics checks.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use riffle_protocol::messages::create_topics_request::CreatableTopic;
+use riffle_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+};
+use riffle_protocol::{decode_response, encode_request, error_code, Message, RequestHeader};
+
+/// Every read and write on the socket gives up after this long.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest response frame this client accepts.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct Connection {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Connection {
+    pub fn connect(addr: &str) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Encodes a request (with its size prefix) without sending it.
+    pub fn encode<M: Message>(&mut self, version: i16, body: &M) -> Vec<u8> {
+        self.correlation_id += 1;
+        let header = RequestHeader {
+            request_api_key: M::API_KEY as i16,
+            request_api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some("riffle-tests".to_string()),
+        };
+        let chunks = encode_request(&header, body).expect("encode the request");
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads one response frame (without its size prefix).
+    pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let size = i32::from_be_bytes(size);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= MAX_RESPONSE_BYTES)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("response frame size {size}"),
+                )
+            })?;
+        let mut frame = BytesMut::zeroed(size);
+        self.stream.read_exact(&mut frame)?;
+        Ok(frame.freeze())
+    }
+
+    /// Sends an already encoded request and decodes its response.
+    pub fn round_trip_raw<R: Message>(
+        &mut self,
+        request: &[u8],
+        version: i16,
+    ) -> std::io::Result<R> {
+        self.send_raw(request)?;
+        let frame = self.read_frame()?;
+        let (correlation_id, body) = decode_response::<R>(frame, version)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e}")))?;
+        assert_eq!(
+            correlation_id, self.correlation_id,
+            "the response answers another request"
+        );
+        Ok(body)
+    }
+
+    pub fn request<M: Message, R: Message>(
+        &mut self,
+        version: i16,
+        body: &M,
+    ) -> std::io::Result<R> {
+        let request = self.encode(version, body);
+        self.round_trip_raw(&request, version)
+    }
+}
+
+pub const METADATA_VERSION: i16 = 8;
+
+/// Metadata for all topics on a new connection.
+pub fn metadata(addr: &str) -> std::io::Result<MetadataResponse> {
+    let mut conn = Connection::connect(addr)?;
+    conn.request(
+        METADATA_VERSION,
+        &MetadataRequest {
+            topics: None,
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        },
+    )
+}
+
+/// Creates a topic with `partitions` partitions (replication factor 1) and waits until
+/// Metadata shows every partition with a leader.
+pub fn create_topic(addr: &str, name: &str, partitions: i32) {
+    let mut conn = Connection::connect(addr).expect("connect to the broker");
+    let response: CreateTopicsResponse = conn
+        .request(
+            4,
+            &CreateTopicsRequest {
+                topics: vec![CreatableTopic {
+                    name: name.to_string(),
+                    num_partitions: partitions,
+                    replication_factor: 1,
+                    ..Default::default()
+                }],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .expect("CreateTopics round trip");
+    let result = &response.topics[0];
+    assert_eq!(
+        result.error_code,
+        error_code::NONE,
+        "CreateTopics {name}: error {} {:?}",
+        result.error_code,
+        result.error_message
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let md = metadata(addr).expect("Metadata round trip");
+        let ready = md.topics.iter().any(|t| {
+            t.name.as_deref() == Some(name)
+                && t.error_code == error_code::NONE
+                && t.partitions.len() == partitions as usize
+                && t.partitions.iter().all(|p| p.leader_id >= 0)
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "topic {name} not in Metadata with {partitions} led partitions after 10 s: {md:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
