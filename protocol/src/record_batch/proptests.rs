@@ -139,6 +139,12 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    // Hostile input is cheap to check: many more cases.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
     #[test]
     fn mutated_batches_never_panic_and_validate_only_with_the_original_crc(
         compression in compression(),
