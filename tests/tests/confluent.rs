@@ -1,0 +1,43 @@
+//! confluent-kafka (Python, bundled librdkafka, pinned): idempotent produce, manual-assignment
+//! consume, offsets for times, topic admin. The scripts in tests/python assert and exit non-zero
+//! with a message; the tests check they exit 0.
+
+use std::time::Duration;
+
+use riffle_tests::{kafka, python_ok, Broker};
+
+#[test]
+fn confluent_idempotent_producer_and_assigned_consumer_round_trip_100k_messages() {
+    let broker = Broker::start();
+    let topic = "confluent-roundtrip";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    python_ok(
+        "confluent_roundtrip.py",
+        &[&broker.addr(), topic, "8", "100000"],
+        Duration::from_secs(240),
+    );
+}
+
+#[test]
+#[ignore = "broker bug: ListOffsets by timestamp answers the batch's base offset, not the first record at/after the timestamp (notes BUG 2)"]
+fn confluent_offsets_for_times_returns_first_record_at_or_after_timestamp() {
+    let broker = Broker::start();
+    let topic = "confluent-offsets-for-times";
+    kafka::create_topic(&broker.addr(), topic, 2);
+    python_ok(
+        "confluent_offsets_for_times.py",
+        &[&broker.addr(), topic],
+        Duration::from_secs(120),
+    );
+}
+
+#[test]
+#[ignore = "broker bug: Metadata v12 from librdkafka 2.16 list_topics closes the connection: 3 trailing bytes (notes BUG 1)"]
+fn confluent_admin_creates_describes_alters_and_deletes_topics() {
+    let broker = Broker::start();
+    python_ok(
+        "confluent_admin.py",
+        &[&broker.addr()],
+        Duration::from_secs(120),
+    );
+}
