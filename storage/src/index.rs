@@ -124,15 +124,79 @@ impl SegmentIndex {
         out
     }
 
-    /// `.timeindex` bytes: largest timestamp before the entry's batch (-1 if none) i64,
-    /// (offset - base) u32, big-endian.
+    /// `.timeindex` bytes, one entry per `.index` entry (Kafka style: a timestamp and
+    /// the offset it was seen at): the largest batch max timestamp before the entry's
+    /// batch (i64::MIN if none) i64, the last offset of that batch minus base u32.
     pub fn encode_time_index(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * 12);
         for e in &self.entries {
-            out.extend(e.max_before.map_or(-1, |(ts, _)| ts).to_be_bytes());
-            out.extend(((e.offset - self.base_offset) as u32).to_be_bytes());
+            let (ts, offset) = e.max_before.unwrap_or((i64::MIN, self.base_offset));
+            out.extend(ts.to_be_bytes());
+            out.extend(((offset - self.base_offset) as u32).to_be_bytes());
         }
         out
+    }
+
+    /// Rebuilds an index from `.index` and `.timeindex` bytes; None unless both are
+    /// well formed and consistent (same entry count, offsets and positions strictly
+    /// increasing, first entry at position 0 and offset `base_offset`).
+    pub fn decode(
+        base_offset: i64,
+        interval_bytes: u32,
+        offset_index: &[u8],
+        time_index: &[u8],
+    ) -> Option<SegmentIndex> {
+        if offset_index.is_empty()
+            || !offset_index.chunks_exact(8).remainder().is_empty()
+            || !time_index.chunks_exact(12).remainder().is_empty()
+            || offset_index.len() / 8 != time_index.len() / 12
+        {
+            return None;
+        }
+        let mut ix = SegmentIndex::new(base_offset, interval_bytes);
+        for (o, t) in offset_index
+            .chunks_exact(8)
+            .zip(time_index.chunks_exact(12))
+        {
+            let rel = u32::from_be_bytes(o[..4].try_into().expect("4 bytes"));
+            let position = u32::from_be_bytes(o[4..].try_into().expect("4 bytes"));
+            let ts = i64::from_be_bytes(t[..8].try_into().expect("8 bytes"));
+            let ts_rel = u32::from_be_bytes(t[8..].try_into().expect("4 bytes"));
+            let offset = base_offset + i64::from(rel);
+            let max_before = (ts != i64::MIN).then_some((ts, base_offset + i64::from(ts_rel)));
+            match ix.entries.last() {
+                None if rel != 0 || position != 0 || max_before.is_some() => return None,
+                Some(prev)
+                    if offset <= prev.offset
+                        || position <= prev.position
+                        || max_before.is_none()
+                        || max_before.is_some_and(|(_, o)| o >= offset) =>
+                {
+                    return None
+                }
+                _ => {}
+            }
+            ix.entries.push(IndexEntry {
+                offset,
+                position,
+                max_before,
+            });
+        }
+        Some(ix)
+    }
+
+    /// Prepares a decoded index to be continued by a scan from its last entry: returns
+    /// (position, offset) of that entry, which the scan's first batch must match.
+    pub fn resume_point(&mut self) -> (u64, i64) {
+        let last = self.entries.pop().expect("decoded indexes are non-empty");
+        self.max_timestamp = last.max_before;
+        // The scan's first batch recreates the popped entry.
+        self.bytes_since_entry = self.interval_bytes;
+        (u64::from(last.position), last.offset)
+    }
+
+    pub fn set_first_batch_timestamp(&mut self, ts: i64) {
+        self.first_batch_timestamp = Some(ts);
     }
 }
 
@@ -172,5 +236,31 @@ mod tests {
         assert_eq!(ix.max_timestamp(), Some((1030, 103)));
         assert_eq!(ix.encode_offset_index().len(), 16);
         assert_eq!(ix.encode_time_index().len(), 24);
+    }
+
+    #[test]
+    fn decode_round_trips_and_rejects_garbage() {
+        let mut ix = SegmentIndex::new(50, 100);
+        let mut pos = 0;
+        for i in 0..10 {
+            ix.on_batch(pos, &h(50 + i, 60, 1000 - i * 10 + (i % 3) * 50));
+            pos += 60;
+        }
+        let (o, t) = (ix.encode_offset_index(), ix.encode_time_index());
+        let mut back = SegmentIndex::decode(50, 100, &o, &t).expect("valid");
+        assert_eq!(back.entries, ix.entries);
+        assert!(SegmentIndex::decode(50, 100, &o[..o.len() - 8], &t).is_none());
+        assert!(SegmentIndex::decode(50, 100, &o[..o.len() - 1], &t[..t.len() - 12]).is_none());
+        let mut swapped = o.clone();
+        swapped[8..16].copy_from_slice(&o[..8]);
+        assert!(SegmentIndex::decode(50, 100, &swapped, &t).is_none());
+        assert!(SegmentIndex::decode(50, 100, &[], &[]).is_none());
+        // Resuming from the last entry and re-feeding batches restores the same index.
+        let (rpos, roff) = back.resume_point();
+        assert_eq!((rpos, roff), (480, 58));
+        back.on_batch(480, &h(58, 60, 1000 - 80 + 100));
+        back.on_batch(540, &h(59, 60, 1000 - 90));
+        assert_eq!(back.entries, ix.entries);
+        assert_eq!(back.max_timestamp(), ix.max_timestamp());
     }
 }

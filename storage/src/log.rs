@@ -515,6 +515,14 @@ impl PartitionLog {
             } else {
                 self.disk_bytes(&file, pos, h.size, limit).await?
             };
+            // Sealed segments are not rescanned on open: check each batch served from disk.
+            if let Err(e) = batch::parse_checked(&data[..h.size]) {
+                return Err(StorageError::CorruptSegment {
+                    path: file.path.clone(),
+                    position: pos,
+                    reason: format!("{e:?}"),
+                });
+            }
             result.chunks.push(data.slice(..h.size));
             result.bytes += h.size;
             pos += h.size as u64;

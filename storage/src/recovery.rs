@@ -4,7 +4,10 @@
 //! helpers (log start checkpoint, unlink, directory fsync), run off the reactor.
 
 use crate::error::StorageError;
-use crate::segment::{log_path, scan_segment, ScanOutcome, SegFile, Segment};
+use crate::index::SegmentIndex;
+use crate::segment::{
+    index_path, log_path, scan_segment, time_index_path, ScanOutcome, SegFile, Segment,
+};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
@@ -82,6 +85,28 @@ pub(crate) async fn write_indexes(
     .await
 }
 
+/// The saved index of a segment, if both files exist and decode consistently.
+async fn read_indexes(
+    dir: &Path,
+    base: i64,
+    interval_bytes: u32,
+) -> Result<Option<SegmentIndex>, StorageError> {
+    let paths = (index_path(dir, base), time_index_path(dir, base));
+    let files = blocking("read index", paths.0.clone(), move |_| {
+        let read = |p: &Path| match std::fs::read(p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
+        Ok((read(&paths.0)?, read(&paths.1)?))
+    })
+    .await?;
+    Ok(match files {
+        (Some(o), Some(t)) => SegmentIndex::decode(base, interval_bytes, &o, &t),
+        _ => None,
+    })
+}
+
 fn is_segment_file(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
@@ -117,18 +142,20 @@ pub(crate) async fn recover(
     .await?;
     bases.sort_unstable();
 
-    let mut scanned: Vec<(i64, std::rc::Rc<SegFile>, ScanOutcome)> = Vec::new();
+    let mut scanned: Vec<(i64, std::rc::Rc<SegFile>, ScanOutcome, bool)> = Vec::new();
     for base in bases {
         let file = SegFile::open(log_path(dir, base)).await?;
-        let outcome = scan_segment(&file, base, index_interval_bytes).await?;
-        scanned.push((base, file, outcome));
+        let saved = read_indexes(dir, base, index_interval_bytes).await?;
+        let had_index = saved.is_some();
+        let outcome = scan_segment(&file, base, index_interval_bytes, saved).await?;
+        scanned.push((base, file, outcome, had_index));
     }
 
     // Find the first segment that is damaged or does not reach the next segment's base.
     let mut keep = scanned.len();
     for i in 0..scanned.len() {
-        let (_, _, o) = &scanned[i];
-        let next_base = scanned.get(i + 1).map(|(b, _, _)| *b);
+        let (_, _, o, _) = &scanned[i];
+        let next_base = scanned.get(i + 1).map(|(b, _, _, _)| *b);
         let complete = match next_base {
             Some(nb) => o.next_offset == nb,
             None => true,
@@ -137,9 +164,9 @@ pub(crate) async fn recover(
         if complete {
             continue;
         }
-        let later_has_data = scanned[i + 1..].iter().any(|(_, _, o)| o.batches > 0);
+        let later_has_data = scanned[i + 1..].iter().any(|(_, _, o, _)| o.batches > 0);
         if later_has_data {
-            let (_, file, o) = &scanned[i];
+            let (_, file, o, _) = &scanned[i];
             return Err(StorageError::CorruptSegment {
                 path: file.path.clone(),
                 position: o.valid_len,
@@ -156,7 +183,7 @@ pub(crate) async fn recover(
     }
     let dropped: Vec<PathBuf> = scanned
         .drain(keep..)
-        .flat_map(|(base, _, _)| crate::log::segment_paths(dir, base))
+        .flat_map(|(base, _, _, _)| crate::log::segment_paths(dir, base))
         .collect();
     if !dropped.is_empty() {
         tracing::warn!(dir = %dir.display(), files = dropped.len(), "recovery drops segments after damage");
@@ -165,15 +192,24 @@ pub(crate) async fn recover(
 
     let mut segments = VecDeque::new();
     let last = scanned.len().saturating_sub(1);
-    for (i, (base, file, o)) in scanned.into_iter().enumerate() {
+    for (i, (base, file, o, had_index)) in scanned.into_iter().enumerate() {
         let file_size = file.allocated.get();
-        if file_size != o.valid_len {
+        let trimmed = file_size != o.valid_len;
+        if trimmed {
             if let Some(reason) = o.damage.filter(|_| i == last) {
                 tracing::warn!(path = %file.path.display(), position = o.valid_len, reason, "recovery truncates the log tail");
             }
             // Physically trim: stale bytes must never be scanned again after new appends.
             file.truncate(o.valid_len).await?;
             file.sync().await?;
+        }
+        if i < last && (!had_index || trimmed) {
+            // A sealed segment keeps index files: the next open skips scanning it.
+            let indexes = (o.index.encode_offset_index(), o.index.encode_time_index());
+            write_indexes(&file.path, indexes).await?;
+        } else if i == last && had_index && trimmed {
+            // Saved indexes may describe cut bytes; close writes fresh ones.
+            remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
         }
         segments.push_back(Segment {
             base_offset: base,

@@ -141,20 +141,43 @@ pub(crate) struct ScanOutcome {
     pub damage: Option<&'static str>,
 }
 
-/// Scans a segment from position 0: whole CRC-valid batches with contiguous offsets.
+/// Scans a segment: whole CRC-valid batches with contiguous offsets. With a saved index
+/// (from `.index`/`.timeindex`), only the part from its last entry is scanned; if that
+/// entry does not point at a valid batch the whole segment is scanned instead.
 pub(crate) async fn scan_segment(
     file: &SegFile,
     base_offset: i64,
     interval_bytes: u32,
+    saved: Option<SegmentIndex>,
 ) -> Result<ScanOutcome, StorageError> {
     let file_size = file
         .file
         .file_size()
         .await
         .map_err(|e| StorageError::glommio("stat", &file.path, e))?;
-    let mut index = SegmentIndex::new(base_offset, interval_bytes);
-    let mut pos = 0u64;
-    let mut next_offset = base_offset;
+    if let Some(mut index) = saved {
+        let (pos, offset) = index.resume_point();
+        let first = file.read(0, batch::HEADER_SIZE).await?;
+        if let Ok(h) = batch::parse_header(&first) {
+            index.set_first_batch_timestamp(h.max_timestamp);
+            let o = scan_from(file, file_size, index, pos, offset).await?;
+            if o.batches > 0 && h.base_offset == base_offset {
+                return Ok(o);
+            }
+        }
+        tracing::warn!(path = %file.path.display(), "index does not match the segment; rescanning it");
+    }
+    let index = SegmentIndex::new(base_offset, interval_bytes);
+    scan_from(file, file_size, index, 0, base_offset).await
+}
+
+async fn scan_from(
+    file: &SegFile,
+    file_size: u64,
+    mut index: SegmentIndex,
+    mut pos: u64,
+    mut next_offset: i64,
+) -> Result<ScanOutcome, StorageError> {
     let mut batches = 0;
     let mut window = SCAN_WINDOW_BYTES;
     let damage = loop {
