@@ -16,7 +16,9 @@ fn exercise(bytes: &[u8]) {
         let _ = view.validate_integrity();
         let valid = view.validate().is_ok();
         if let Ok(records) = view.records() {
-            let parsed = records.map(|r| r.map(|r| r.headers.len())).collect::<Vec<_>>();
+            let parsed = records
+                .map(|r| r.map(|r| r.headers.len()))
+                .collect::<Vec<_>>();
             // An uncompressed batch validates only if all its records parse.
             assert!(!valid || parsed.iter().all(Result::is_ok));
         }
