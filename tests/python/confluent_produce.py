@@ -1,11 +1,14 @@
 """confluent-kafka load: an idempotent producer (acks=all) sends messages round-robin over the
 partitions and appends every acknowledged one to ACKED_FILE as "partition offset i", flushed
-at once, so the file survives the producer being killed. Sends COUNT messages (0: until killed).
-Exits non-zero on a delivery error unless --tolerate-errors (the broker may be killed under it).
+at once, so the file survives the producer being killed. Sends COUNT messages; COUNT 0 sends
+(paced, about 50,000 a second at most) until SIGTERM, then flushes and exits. Exits non-zero on a
+delivery error unless --tolerate-errors (for a broker killed under it).
 
 usage: confluent_produce.py BOOTSTRAP TOPIC PARTITIONS COUNT ACKED_FILE [--tolerate-errors]"""
 
+import signal
 import sys
+import time
 
 from confluent_kafka import Producer
 
@@ -37,9 +40,14 @@ def on_delivery(err, msg):
         acked.flush()
 
 
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+
 i = 0
 deadline = Deadline(180, "producing")
-while count == 0 or i < count:
+while (count == 0 and not stop) or i < count:
+    if count == 0 and i % 100 == 0:
+        time.sleep(0.002)
     try:
         producer.produce(topic, value=value(i), key=key(i), partition=i % partitions,
                          headers=headers(i), on_delivery=on_delivery)

@@ -213,6 +213,7 @@ impl Broker {
         )
         .expect("write the stderr log");
         let mut child = Command::new(riffle_bin())
+            .env_remove("RUST_LOG")
             .arg("serve")
             .arg("--listen")
             .arg(self.addr())
