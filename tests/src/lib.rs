@@ -101,6 +101,25 @@ pub fn python_bin() -> PathBuf {
     python
 }
 
+/// `node` on PATH with KafkaJS installed in tests/js (by `npm ci`); missing is a failure.
+pub fn node_bin() -> PathBuf {
+    let node = find_on_path("node").unwrap_or_else(|| {
+        panic!("node is not on PATH: run scripts/test (it installs Node.js and KafkaJS)")
+    });
+    let kafkajs = js_dir().join("node_modules").join("kafkajs");
+    assert!(
+        kafkajs.is_dir(),
+        "KafkaJS is not installed in {}: run scripts/test (it runs `npm ci` in tests/js)",
+        js_dir().display()
+    );
+    node
+}
+
+/// `tests/js`, the KafkaJS scripts and their package.json.
+pub fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
 /// A directory for test data on a real disk: the system temp dir unless it is tmpfs (where
 /// glommio silently falls back to buffered I/O, which would hide O_DIRECT bugs), else the target dir.
 fn scratch_base() -> PathBuf {
