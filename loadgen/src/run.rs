@@ -1,0 +1,289 @@
+//! Runs a produce, consume or e2e workload: setup over a blocking connection, then worker
+//! threads (one per core) drive the agents while the main thread collects, prints progress
+//! and finally writes the run's files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use riffle_protocol::record_batch::Compression;
+use serde_json::json;
+
+use crate::consumer::{ConsumerAgent, ConsumerConfig};
+use crate::kafka::{PartitionInfo, SetupClient};
+use crate::producer::{ProducerAgent, ProducerConfig};
+use crate::report;
+use crate::schedule::OpenLoop;
+use crate::stats::{Collector, Interval, Kind};
+use crate::summary::{summarize, write_run, RunResult};
+use crate::worker::{allowed_cpus, run_worker, Agent, Clock};
+
+/// How long workers may take after the run to collect outstanding acknowledgements.
+const DRAIN_NS: u64 = 15_000_000_000;
+/// In e2e, consumers keep reading this long after the producers stop.
+const E2E_CONSUMER_TAIL_NS: u64 = 2_000_000_000;
+
+pub(crate) struct Common {
+    pub bootstrap: String,
+    pub topic: String,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+pub(crate) struct ProduceSpec {
+    pub create_partitions: Option<i32>,
+    pub size_bytes: usize,
+    pub rate: f64,
+    pub producers: usize,
+    pub acks: i16,
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub compression: Compression,
+}
+
+pub(crate) struct ConsumeSpec {
+    pub group: Option<String>,
+    pub consumers: usize,
+    pub from_latest: bool,
+}
+
+pub(crate) fn run(
+    workload: &str,
+    c: &Common,
+    p: Option<&ProduceSpec>,
+    k: Option<&ConsumeSpec>,
+) -> Result<()> {
+    let mut setup = SetupClient::connect(&c.bootstrap)?;
+    let versions = setup.versions.clone();
+    let partitions = setup.topic(&c.topic, p.and_then(|p| p.create_partitions))?;
+    let mut notes = Vec::new();
+    let mut params: BTreeMap<String, serde_json::Value> = BTreeMap::from([
+        ("bootstrap".into(), json!(c.bootstrap)),
+        ("topic".into(), json!(c.topic)),
+        ("partitions".into(), json!(partitions.len())),
+        ("duration_s".into(), json!(c.duration.as_secs_f64())),
+        ("warmup_s".into(), json!(c.warmup.as_secs_f64())),
+    ]);
+    if let Some(p) = p {
+        if p.size_bytes < 8 {
+            bail!("--size must be at least 8 bytes (the payload carries the send timestamp)");
+        }
+        params.insert("size".into(), json!(p.size_bytes));
+        params.insert("rate".into(), json!(p.rate));
+        params.insert("producers".into(), json!(p.producers));
+        params.insert("acks".into(), json!(p.acks));
+        params.insert("batch_bytes".into(), json!(p.batch_bytes));
+        params.insert("linger_ms".into(), json!(p.linger_ms));
+        params.insert(
+            "compression".into(),
+            json!(format!("{:?}", p.compression).to_lowercase()),
+        );
+    }
+    let mut positions: Vec<(PartitionInfo, i64)> = Vec::new();
+    if let Some(k) = k {
+        params.insert("consumers".into(), json!(k.consumers));
+        params.insert("group".into(), json!(k.group));
+        let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+        let offsets = setup.list_offsets(&c.topic, &ids, if k.from_latest { -1 } else { -2 })?;
+        let from = if k.from_latest { "latest" } else { "earliest" };
+        params.insert("from".into(), json!(from));
+        let why = if versions.groups {
+            "consumer groups are not implemented in riffle-loadgen yet"
+        } else {
+            "the broker has no group coordinator (JoinGroup not advertised)"
+        };
+        let note = format!(
+            "{}{why}: reading all {} partitions from the {from} offset, assigned round-robin to {} consumer(s)",
+            k.group.as_ref().map(|g| format!("group {g} not joined: ")).unwrap_or_default(),
+            partitions.len(),
+            k.consumers
+        );
+        if !c.quiet || k.group.is_some() {
+            eprintln!("riffle-loadgen: {note}");
+        }
+        notes.push(note);
+        for (info, (_, offset)) in partitions.iter().zip(offsets) {
+            positions.push((info.clone(), offset));
+        }
+    }
+    drop(setup);
+
+    let clock = Clock::start();
+    let warmup_end_ns = c.warmup.as_nanos() as u64;
+    let stop_ns = warmup_end_ns + c.duration.as_nanos() as u64;
+    let mut agents: Vec<Box<dyn Agent>> = Vec::new();
+    let mut consumer_agents: Vec<Box<dyn Agent>> = Vec::new();
+    if let Some(p) = p {
+        let cfg = Arc::new(ProducerConfig {
+            topic: c.topic.clone(),
+            acks: p.acks,
+            size_bytes: p.size_bytes,
+            batch_bytes: p.batch_bytes,
+            linger_ns: p.linger_ms * 1_000_000,
+            compression: p.compression,
+            produce_version: versions.produce,
+            warmup_end_ns,
+            stop_ns,
+            clock,
+        });
+        let n = p.producers.max(1);
+        for i in 0..n {
+            let mine: Vec<&PartitionInfo> = if n <= partitions.len() {
+                partitions.iter().skip(i).step_by(n).collect()
+            } else {
+                vec![&partitions[i % partitions.len()]]
+            };
+            let leader = mine[0].leader;
+            let ids = mine
+                .iter()
+                .filter(|q| q.leader == leader)
+                .map(|q| q.partition)
+                .collect();
+            let rate = p.rate / n as f64;
+            let offset_ns = if p.rate > 0.0 {
+                (i as f64 * 1e9 / p.rate) as u64
+            } else {
+                0
+            };
+            agents.push(Box::new(ProducerAgent::new(
+                cfg.clone(),
+                leader,
+                ids,
+                OpenLoop::new(rate, offset_ns),
+                i as u64 + 1,
+            )));
+        }
+    }
+    if let Some(k) = k {
+        let consumer_stop = if p.is_some() {
+            stop_ns + E2E_CONSUMER_TAIL_NS
+        } else {
+            stop_ns
+        };
+        let cfg = Arc::new(ConsumerConfig {
+            topic: c.topic.clone(),
+            fetch_version: versions.fetch,
+            warmup_end_ns,
+            stop_ns: consumer_stop,
+        });
+        let m = k.consumers.max(1);
+        for i in 0..m {
+            let mut by_leader: BTreeMap<SocketAddr, Vec<(i32, i64)>> = BTreeMap::new();
+            for (info, offset) in positions.iter().skip(i).step_by(m) {
+                by_leader
+                    .entry(info.leader)
+                    .or_default()
+                    .push((info.partition, *offset));
+            }
+            for (leader, pos) in by_leader {
+                consumer_agents.push(Box::new(ConsumerAgent::new(cfg.clone(), leader, pos)));
+            }
+        }
+    }
+    // Interleave, so producers and consumers spread over the cores.
+    let mut all: Vec<Box<dyn Agent>> = Vec::new();
+    let mut pi = agents.into_iter();
+    let mut ci = consumer_agents.into_iter();
+    loop {
+        match (pi.next(), ci.next()) {
+            (None, None) => break,
+            (a, b) => all.extend(a.into_iter().chain(b)),
+        }
+    }
+    let cpus = allowed_cpus();
+    let threads = all.len().min(cpus.len()).max(1);
+    let mut per_thread: Vec<Vec<Box<dyn Agent>>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, a) in all.into_iter().enumerate() {
+        per_thread[i % threads].push(a);
+    }
+    let last_stop_ns = stop_ns
+        + if k.is_some() && p.is_some() {
+            E2E_CONSUMER_TAIL_NS
+        } else {
+            0
+        };
+    let hard_stop_ns = last_stop_ns + DRAIN_NS;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut handles = Vec::new();
+    for (t, agents) in per_thread.into_iter().enumerate() {
+        let tx = tx.clone();
+        let cpu = (threads > 1 || cpus.len() > 1).then(|| cpus[t % cpus.len()]);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("loadgen-{t}"))
+                .spawn(move || run_worker(cpu, clock, agents, hard_stop_ns, tx))?,
+        );
+    }
+    drop(tx);
+    let primary = if p.is_some() && k.is_none() {
+        Kind::Produce
+    } else {
+        Kind::E2e
+    };
+    let mut collector = Collector {
+        total: Interval::new(),
+        timeline: Vec::new(),
+        primary,
+        consumer_side: k.is_some(),
+        quiet: c.quiet,
+        warmup_s: c.warmup.as_secs_f64(),
+    };
+    let started = clock.start_instant();
+    collector.run(
+        rx,
+        threads,
+        started,
+        started + Duration::from_nanos(hard_stop_ns) + Duration::from_secs(5),
+    );
+    for h in handles {
+        let _ = h.join();
+    }
+    let mut primary = primary;
+    if k.is_some() && p.is_none() && collector.total.hists[Kind::E2e as usize].is_empty() {
+        // Data not written by riffle-loadgen carries no send timestamps.
+        primary = Kind::Fetch;
+    }
+    let result = RunResult {
+        workload,
+        params,
+        total: &collector.total,
+        timeline: &collector.timeline,
+        primary,
+        consumer_side: k.is_some(),
+        duration_s: c.duration.as_secs_f64(),
+        target_rate: p.map_or(0.0, |p| p.rate),
+        notes,
+    };
+    let summary = summarize(&result);
+    if let Some(dir) = &c.out {
+        write_run(dir, &result, &summary)?;
+    }
+    let name = c
+        .out
+        .as_ref()
+        .map_or_else(|| workload.to_string(), |d| d.display().to_string());
+    print!("{}", report::table(&[(name, summary.clone())]));
+    for n in &summary.notes {
+        println!("note: {n}");
+    }
+    if summary.errors > 0 {
+        println!(
+            "errors: {} (first: {})",
+            summary.errors,
+            summary.error_samples.join("; ")
+        );
+    }
+    let moved = summary.produced.messages_total + summary.consumed.messages_total;
+    if moved == 0 && summary.errors > 0 {
+        bail!(
+            "no message got through: {}",
+            summary.error_samples.first().cloned().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
