@@ -4,7 +4,8 @@ at once, so the file survives the producer being killed. Sends COUNT messages; C
 (paced, about 50,000 a second at most) until SIGTERM, then flushes and exits. Exits non-zero on a
 delivery error unless --tolerate-errors (for a broker killed under it).
 
-usage: confluent_produce.py BOOTSTRAP TOPIC PARTITIONS COUNT ACKED_FILE [--tolerate-errors]"""
+usage: confluent_produce.py BOOTSTRAP TOPIC PARTITIONS COUNT ACKED_FILE [--tolerate-errors]
+                            [--compression=CODEC]"""
 
 import signal
 import sys
@@ -17,6 +18,7 @@ from common import Deadline, check, fail, headers, key, value
 bootstrap, topic = sys.argv[1], sys.argv[2]
 partitions, count, acked_path = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 tolerate_errors = "--tolerate-errors" in sys.argv[6:]
+compression = next((a.split("=", 1)[1] for a in sys.argv[6:] if a.startswith("--compression=")), "none")
 
 producer = Producer({
     "bootstrap.servers": bootstrap,
@@ -25,6 +27,7 @@ producer = Producer({
     "linger.ms": 2,
     "message.timeout.ms": 30000,
     "queue.buffering.max.messages": 20000,
+    "compression.type": compression,
 })
 acked = open(acked_path, "w", buffering=1)
 errors = []

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::messages::create_topics_request::CreatableTopic;
+use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, MetadataRequest,
+    MetadataResponse,
 };
+use riffle_protocol::record_batch::batches;
 use riffle_protocol::{decode_response, encode_request, error_code, Message, RequestHeader};
 
 /// Every read and write on the socket gives up after this long.
@@ -161,5 +164,77 @@ pub fn create_topic(addr: &str, name: &str, partitions: i32) {
             "topic {name} not in Metadata with {partitions} led partitions after 10 s: {md:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub const FETCH_VERSION: i16 = 11;
+
+/// Every stored batch of one partition, as the broker sends them, from offset 0 to the high
+/// watermark (raw RecordBatch v2 bytes, to inspect attributes such as the compression codec).
+pub fn fetch_all_batches(addr: &str, topic: &str, partition: i32) -> Vec<Bytes> {
+    let mut conn = Connection::connect(addr).expect("connect to the broker");
+    let mut out = Vec::new();
+    let mut fetch_offset = 0i64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fetching {topic}-{partition} took more than 30 s (at offset {fetch_offset})"
+        );
+        let response: FetchResponse = conn
+            .request(
+                FETCH_VERSION,
+                &FetchRequest {
+                    replica_id: -1,
+                    max_wait_ms: 100,
+                    min_bytes: 1,
+                    max_bytes: 8 * 1024 * 1024,
+                    isolation_level: 0,
+                    session_id: 0,
+                    session_epoch: -1,
+                    topics: vec![FetchTopic {
+                        topic: topic.to_string(),
+                        partitions: vec![FetchPartition {
+                            partition,
+                            fetch_offset,
+                            partition_max_bytes: 1024 * 1024,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )
+            .expect("Fetch round trip");
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(
+            data.error_code,
+            error_code::NONE,
+            "Fetch {topic}-{partition} at {fetch_offset}: error {}",
+            data.error_code
+        );
+        if fetch_offset >= data.high_watermark {
+            return out;
+        }
+        let records = data
+            .records
+            .as_ref()
+            .map(|r| r.to_bytes())
+            .unwrap_or_default();
+        let before = fetch_offset;
+        for batch in batches(&records) {
+            // A partial batch at the end of a Fetch response is normal: fetch it again next time.
+            let Ok(batch) = batch else { break };
+            if batch.last_offset() < fetch_offset {
+                continue;
+            }
+            fetch_offset = batch.last_offset() + 1;
+            out.push(Bytes::copy_from_slice(batch.bytes()));
+        }
+        assert!(
+            fetch_offset > before,
+            "Fetch {topic}-{partition} at {fetch_offset} made no progress (high watermark {})",
+            data.high_watermark
+        );
     }
 }
