@@ -1,0 +1,368 @@
+//! End to end: starts the real release `riffle` broker (RIFFLE_BIN, or `riffle` next to this
+//! test's target directory), runs riffle-loadgen's produce, consume and e2e against it for a
+//! few seconds each, and checks the files and their numbers against each other and against
+//! the offsets the broker holds. Also: an unreachable broker fails fast.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use riffle_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use riffle_protocol::messages::list_offsets_response::ListOffsetsResponse;
+use riffle_protocol::{decode_response, encode_request, ApiKey, Bytes, RequestHeader};
+use serde_json::Value;
+
+const LOADGEN: &str = env!("CARGO_BIN_EXE_riffle-loadgen");
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn riffle_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RIFFLE_BIN") {
+        return PathBuf::from(p);
+    }
+    // <target>/<profile>/deps/e2e-<hash> → <target>/release/riffle
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("test executable inside <target>/<profile>/deps");
+    target.join("release").join("riffle")
+}
+
+/// The broker process; killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+fn start_broker() -> Broker {
+    let bin = riffle_bin();
+    assert!(
+        bin.exists(),
+        "riffle binary not found at {} (build it with `cargo build --release -p riffle-broker` \
+         into the same target directory, or set RIFFLE_BIN)",
+        bin.display()
+    );
+    // The target directory is on a real disk (the broker uses O_DIRECT; tmpfs would hide that).
+    let data = tempfile::Builder::new()
+        .prefix("loadgen-e2e-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp data dir");
+    let port = free_port();
+    let mut child = Command::new(&bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--smp",
+            "1",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("riffle listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let broker = Broker {
+        child,
+        port,
+        _data: data,
+    };
+    rx.recv_timeout(Duration::from_secs(15))
+        .expect("riffle did not print `riffle listening on` within 15 s");
+    broker
+}
+
+fn run_loadgen(args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(LOADGEN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start riffle-loadgen");
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("riffle-loadgen {args:?} did not finish in {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (out, started.elapsed())
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let (out, _) = run_loadgen(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "riffle-loadgen {args:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn summary(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+fn u(v: &Value, path: &[&str]) -> u64 {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}
+
+/// Percentiles ordered, and the .hgrm file agrees with the summary on the count.
+fn check_latency_files(dir: &Path, s: &Value) {
+    let kind = s["latency_kind"].as_str().expect("latency_kind");
+    let l = &s["latency_us"];
+    let ps: Vec<u64> = ["p50", "p90", "p99", "p999", "p9999", "max"]
+        .iter()
+        .map(|k| u(l, &[k]))
+        .collect();
+    assert!(
+        ps.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles not ordered: {ps:?}"
+    );
+    assert!(ps[0] > 0, "p50 is 0 µs");
+    let hgrm = std::fs::read_to_string(dir.join(format!("{kind}.hgrm"))).expect(".hgrm written");
+    assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+    let count = u(l, &["count"]);
+    assert!(
+        hgrm.contains(&format!("Total count    = {count:>12}]")),
+        "hgrm total count differs from summary count {count}"
+    );
+    let csv = std::fs::read_to_string(dir.join("timeline.csv")).expect("timeline.csv written");
+    assert!(csv.starts_with("second,messages,mb_per_s,"));
+}
+
+/// Sum over partitions of the log end offsets the broker reports (the topics are new: start 0).
+fn broker_message_count(port: u16, topic: &str, partitions: i32) -> u64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect for ListOffsets");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let version = 7;
+    let header = RequestHeader {
+        request_api_key: ApiKey::ListOffsets as i16,
+        request_api_version: version,
+        correlation_id: 42,
+        client_id: Some("e2e-test".into()),
+    };
+    let req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: topic.into(),
+            partitions: (0..partitions)
+                .map(|p| ListOffsetsPartition {
+                    partition_index: p,
+                    timestamp: -1,
+                    ..Default::default()
+                })
+                .collect(),
+        }],
+        timeout_ms: 5000,
+    };
+    for c in encode_request(&header, &req).unwrap() {
+        s.write_all(&c).unwrap();
+    }
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
+    s.read_exact(&mut frame).unwrap();
+    let (corr, resp) = decode_response::<ListOffsetsResponse>(Bytes::from(frame), version).unwrap();
+    assert_eq!(corr, 42);
+    let parts: Vec<_> = resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .collect();
+    assert_eq!(parts.len(), partitions as usize);
+    parts
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p.error_code, 0,
+                "ListOffsets error on partition {}",
+                p.partition_index
+            );
+            p.offset as u64
+        })
+        .sum()
+}
+
+#[test]
+fn produce_consume_e2e_numbers_agree_with_the_broker() {
+    let broker = start_broker();
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name);
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+
+    // produce: 2000 msgs/s for 1 s warm-up + 3 s measured.
+    let produce_dir = d("produce");
+    let stdout = run_ok(&[
+        "produce",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "lg-e2e",
+        "--create-partitions",
+        "3",
+        "--size",
+        "200",
+        "--rate",
+        "2000",
+        "--warmup",
+        "1s",
+        "--duration",
+        "3s",
+        "--acks",
+        "all",
+        "--out",
+        &path(&produce_dir),
+        "--quiet",
+    ]);
+    assert!(stdout.contains("msgs/s"), "{stdout}");
+    let p = summary(&produce_dir);
+    check_latency_files(&produce_dir, &p);
+    assert_eq!(p["workload"], "produce");
+    assert_eq!(u(&p, &["errors"]), 0, "{p}");
+    assert_eq!(p["target_rate_met"], true, "{p}");
+    let produced = u(&p, &["messages_total"]);
+    assert!((7_800..=8_000).contains(&produced), "produced {produced}");
+    assert_eq!(u(&p, &["messages"]), u(&p, &["latency_us", "count"]));
+    assert!((5_900..=6_000).contains(&u(&p, &["messages"])));
+    assert_eq!(u(&p, &["bytes"]), 200 * u(&p, &["messages"]));
+    assert_eq!(broker_message_count(broker.port, "lg-e2e", 3), produced);
+
+    // consume: everything produced above, from the earliest offsets, no group coordinator.
+    let consume_dir = d("consume");
+    let stdout = run_ok(&[
+        "consume",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "lg-e2e",
+        "--group",
+        "g1",
+        "--warmup",
+        "0s",
+        "--duration",
+        "3s",
+        "--out",
+        &path(&consume_dir),
+        "--quiet",
+    ]);
+    assert!(stdout.contains("group coordinator"), "{stdout}");
+    let c = summary(&consume_dir);
+    check_latency_files(&consume_dir, &c);
+    assert_eq!(u(&c, &["errors"]), 0, "{c}");
+    assert_eq!(u(&c, &["consumed", "messages_total"]), produced);
+    assert_eq!(u(&c, &["messages"]), produced);
+    assert_eq!(u(&c, &["latency_us", "count"]), produced);
+
+    // e2e: producers and consumers together on a new topic.
+    let e2e_dir = d("e2e");
+    run_ok(&[
+        "e2e",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "lg-e2e-2",
+        "--create-partitions",
+        "2",
+        "--size",
+        "100",
+        "--rate",
+        "1000",
+        "--warmup",
+        "1s",
+        "--duration",
+        "3s",
+        "--out",
+        &path(&e2e_dir),
+        "--quiet",
+    ]);
+    let e = summary(&e2e_dir);
+    check_latency_files(&e2e_dir, &e);
+    assert_eq!(e["latency_kind"], "e2e");
+    assert_eq!(u(&e, &["errors"]), 0, "{e}");
+    let e_produced = u(&e, &["produced", "messages_total"]);
+    assert!((3_900..=4_000).contains(&e_produced), "{e_produced}");
+    assert_eq!(u(&e, &["consumed", "messages_total"]), e_produced);
+    assert_eq!(broker_message_count(broker.port, "lg-e2e-2", 2), e_produced);
+    assert!(e["latencies"]["produce"]["count"].as_u64().unwrap() > 0);
+    // End to end includes the produce path: its median is no smaller than produce's.
+    assert!(u(&e, &["latencies", "e2e", "p50"]) >= u(&e, &["latencies", "produce", "p50"]) / 2);
+
+    // report and compare read the three runs back.
+    let stdout = run_ok(&[
+        "report",
+        &path(&produce_dir),
+        &path(&consume_dir),
+        &path(&e2e_dir),
+    ]);
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    let chart = d("chart.svg");
+    run_ok(&[
+        "compare",
+        &path(&produce_dir),
+        &path(&e2e_dir),
+        "--out",
+        &path(&chart),
+    ]);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn unreachable_broker_fails_fast_with_a_clear_message() {
+    let port = free_port(); // nothing listens there now
+    let (out, took) = run_loadgen(&[
+        "produce",
+        "--bootstrap",
+        &format!("127.0.0.1:{port}"),
+        "--topic",
+        "t",
+        "--duration",
+        "10s",
+    ]);
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect to broker"), "{stderr}");
+}
