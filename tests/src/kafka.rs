@@ -8,12 +8,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::messages::create_topics_request::CreatableTopic;
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use riffle_protocol::messages::fetch_response::PartitionData;
+use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use riffle_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, MetadataRequest,
-    MetadataResponse,
+    MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use riffle_protocol::record_batch::batches;
-use riffle_protocol::{decode_response, encode_request, error_code, Message, RequestHeader};
+use riffle_protocol::{
+    decode_response, encode_request, error_code, Message, Records, RequestHeader,
+};
 
 /// Every read and write on the socket gives up after this long.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -169,6 +173,78 @@ pub fn create_topic(addr: &str, name: &str, partitions: i32) {
 
 pub const FETCH_VERSION: i16 = 11;
 
+/// One Fetch of one partition at `fetch_offset` (Fetch v11, topic by name).
+pub fn fetch(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    max_wait_ms: i32,
+) -> PartitionData {
+    let response: FetchResponse = conn
+        .request(
+            FETCH_VERSION,
+            &FetchRequest {
+                replica_id: -1,
+                max_wait_ms,
+                min_bytes: 1,
+                max_bytes: 8 * 1024 * 1024,
+                isolation_level: 0,
+                session_id: 0,
+                session_epoch: -1,
+                topics: vec![FetchTopic {
+                    topic: topic.to_string(),
+                    partitions: vec![FetchPartition {
+                        partition,
+                        fetch_offset,
+                        partition_max_bytes: 1024 * 1024,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("Fetch round trip");
+    response
+        .responses
+        .into_iter()
+        .next()
+        .and_then(|t| t.partitions.into_iter().next())
+        .expect("the Fetch response names the partition")
+}
+
+pub const PRODUCE_VERSION: i16 = 7;
+
+/// Produces one batch to one partition; returns (error code, base offset).
+pub fn produce(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+    acks: i16,
+) -> (i16, i64) {
+    let response: ProduceResponse = conn
+        .request(
+            PRODUCE_VERSION,
+            &ProduceRequest {
+                transactional_id: None,
+                acks,
+                timeout_ms: 10_000,
+                topic_data: vec![TopicProduceData {
+                    name: topic.to_string(),
+                    partition_data: vec![PartitionProduceData {
+                        index: partition,
+                        records: Some(Records::from_bytes(batch)),
+                    }],
+                }],
+            },
+        )
+        .expect("Produce round trip");
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
 /// Every stored batch of one partition, as the broker sends them, from offset 0 to the high
 /// watermark (raw RecordBatch v2 bytes, to inspect attributes such as the compression codec).
 pub fn fetch_all_batches(addr: &str, topic: &str, partition: i32) -> Vec<Bytes> {
@@ -181,32 +257,7 @@ pub fn fetch_all_batches(addr: &str, topic: &str, partition: i32) -> Vec<Bytes> 
             std::time::Instant::now() < deadline,
             "fetching {topic}-{partition} took more than 30 s (at offset {fetch_offset})"
         );
-        let response: FetchResponse = conn
-            .request(
-                FETCH_VERSION,
-                &FetchRequest {
-                    replica_id: -1,
-                    max_wait_ms: 100,
-                    min_bytes: 1,
-                    max_bytes: 8 * 1024 * 1024,
-                    isolation_level: 0,
-                    session_id: 0,
-                    session_epoch: -1,
-                    topics: vec![FetchTopic {
-                        topic: topic.to_string(),
-                        partitions: vec![FetchPartition {
-                            partition,
-                            fetch_offset,
-                            partition_max_bytes: 1024 * 1024,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-            )
-            .expect("Fetch round trip");
-        let data = &response.responses[0].partitions[0];
+        let data = fetch(&mut conn, topic, partition, fetch_offset, 100);
         assert_eq!(
             data.error_code,
             error_code::NONE,

@@ -1,0 +1,202 @@
+//! Fetch edge cases that real clients hit, driven by hand-built requests: long polling woken by
+//! an append, a fetch offset inside a batch, offsets below the log start and past the end.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use riffle_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use riffle_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use riffle_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+use riffle_protocol::record_batch::{batches, Compression, RecordBatchBuilder};
+use riffle_protocol::{error_code, Bytes};
+use riffle_tests::kafka::{self, Connection};
+use riffle_tests::Broker;
+
+fn batch(first: usize, records: usize) -> Bytes {
+    let now_ms = 1_700_000_000_000;
+    let mut builder = RecordBatchBuilder::new(Compression::None, now_ms);
+    for i in first..first + records {
+        let value = format!("record-{i}");
+        builder.append(now_ms + i as i64, None, Some(value.as_bytes()), &[]);
+    }
+    builder.finish()
+}
+
+/// (base offset, record count) of each batch in a Fetch answer's records.
+fn batch_spans(data: &riffle_protocol::messages::fetch_response::PartitionData) -> Vec<(i64, i32)> {
+    let records = data
+        .records
+        .as_ref()
+        .map(|r| r.to_bytes())
+        .unwrap_or_default();
+    batches(&records)
+        .map_while(Result::ok)
+        .map(|b| (b.base_offset(), b.record_count()))
+        .collect()
+}
+
+fn list_offset(conn: &mut Connection, topic: &str, timestamp: i64) -> (i16, i64) {
+    let response: ListOffsetsResponse = conn
+        .request(
+            7,
+            &ListOffsetsRequest {
+                replica_id: -1,
+                isolation_level: 0,
+                topics: vec![ListOffsetsTopic {
+                    name: topic.to_string(),
+                    partitions: vec![ListOffsetsPartition {
+                        partition_index: 0,
+                        timestamp,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("ListOffsets round trip");
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
+
+#[test]
+fn fetch_at_log_end_waits_until_an_append_arrives() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-long-poll";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    assert_eq!(kafka::produce(&mut conn, topic, 0, batch(0, 3), -1), (0, 0));
+
+    let producer_addr = addr.clone();
+    let appender = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(700));
+        let mut conn = Connection::connect(&producer_addr).expect("connect");
+        kafka::produce(&mut conn, topic, 0, batch(3, 2), -1)
+    });
+    let started = Instant::now();
+    let data = kafka::fetch(&mut conn, topic, 0, 3, 10_000);
+    let waited = started.elapsed();
+    assert_eq!(appender.join().expect("the appender"), (0, 3));
+    assert_eq!(data.error_code, error_code::NONE);
+    assert_eq!(
+        batch_spans(&data),
+        vec![(3, 2)],
+        "the Fetch at the log end returns the batch appended while it waited"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the Fetch at the log end answered after {waited:?}, before the append"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "the Fetch waited {waited:?}: an append must wake it, not max_wait_ms (10 s)"
+    );
+}
+
+#[test]
+fn fetch_at_log_end_with_nothing_appended_answers_empty_after_max_wait() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-max-wait";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    assert_eq!(kafka::produce(&mut conn, topic, 0, batch(0, 1), -1), (0, 0));
+    let started = Instant::now();
+    let data = kafka::fetch(&mut conn, topic, 0, 1, 400);
+    let waited = started.elapsed();
+    assert_eq!(data.error_code, error_code::NONE);
+    assert!(batch_spans(&data).is_empty(), "no record past the log end");
+    assert_eq!(data.high_watermark, 1);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "max_wait_ms 400 answered after {waited:?}"
+    );
+}
+
+#[test]
+fn fetch_in_the_middle_of_a_batch_returns_the_whole_batch() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-mid-batch";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    assert_eq!(
+        kafka::produce(&mut conn, topic, 0, batch(0, 10), -1),
+        (0, 0)
+    );
+    assert_eq!(
+        kafka::produce(&mut conn, topic, 0, batch(10, 10), -1),
+        (0, 10)
+    );
+    let data = kafka::fetch(&mut conn, topic, 0, 15, 100);
+    assert_eq!(data.error_code, error_code::NONE);
+    assert_eq!(data.high_watermark, 20);
+    assert_eq!(
+        batch_spans(&data),
+        vec![(10, 10)],
+        "a fetch at offset 15 returns the whole batch 10..=19 (clients skip 10..14)"
+    );
+    let data = kafka::fetch(&mut conn, topic, 0, 5, 100);
+    assert_eq!(batch_spans(&data), vec![(0, 10), (10, 10)]);
+}
+
+#[test]
+fn fetch_outside_the_log_is_offset_out_of_range() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-out-of-range";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    for first in (0..30).step_by(10) {
+        assert_eq!(
+            kafka::produce(&mut conn, topic, 0, batch(first, 10), -1),
+            (0, first as i64)
+        );
+    }
+    // Past the end (the end itself is fine: it waits).
+    let data = kafka::fetch(&mut conn, topic, 0, 31, 100);
+    assert_eq!(
+        data.error_code,
+        error_code::OFFSET_OUT_OF_RANGE,
+        "fetch past the log end"
+    );
+    // Below the log start after DeleteRecords.
+    let response: DeleteRecordsResponse = conn
+        .request(
+            1,
+            &DeleteRecordsRequest {
+                topics: vec![DeleteRecordsTopic {
+                    name: topic.to_string(),
+                    partitions: vec![DeleteRecordsPartition {
+                        partition_index: 0,
+                        offset: 15,
+                    }],
+                }],
+                timeout_ms: 10_000,
+            },
+        )
+        .expect("DeleteRecords round trip");
+    let p = &response.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (error_code::NONE, 15));
+    assert_eq!(list_offset(&mut conn, topic, -2), (error_code::NONE, 15));
+    assert_eq!(list_offset(&mut conn, topic, -1), (error_code::NONE, 30));
+    let data = kafka::fetch(&mut conn, topic, 0, 5, 100);
+    assert_eq!(
+        data.error_code,
+        error_code::OFFSET_OUT_OF_RANGE,
+        "fetch below the log start (15)"
+    );
+    let data = kafka::fetch(&mut conn, topic, 0, 15, 100);
+    assert_eq!(data.error_code, error_code::NONE);
+    assert_eq!(data.log_start_offset, 15);
+    let spans = batch_spans(&data);
+    assert_eq!(
+        spans.first(),
+        Some(&(10, 10)),
+        "fetch at the log start 15 returns the batch holding it"
+    );
+}
