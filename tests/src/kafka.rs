@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use riffle_protocol::messages::create_topics_request::CreatableTopic;
+use riffle_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::fetch_response::PartitionData;
 use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -127,6 +127,16 @@ pub fn metadata(addr: &str) -> std::io::Result<MetadataResponse> {
 /// Creates a topic with `partitions` partitions (replication factor 1) and waits until
 /// Metadata shows every partition with a leader.
 pub fn create_topic(addr: &str, name: &str, partitions: i32) {
+    create_topic_with_configs(addr, name, partitions, &[]);
+}
+
+/// Like `create_topic`, with topic configs (Kafka names, e.g. `max.message.bytes`).
+pub fn create_topic_with_configs(
+    addr: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let mut conn = Connection::connect(addr).expect("connect to the broker");
     let response: CreateTopicsResponse = conn
         .request(
@@ -136,6 +146,13 @@ pub fn create_topic(addr: &str, name: &str, partitions: i32) {
                     name: name.to_string(),
                     num_partitions: partitions,
                     replication_factor: 1,
+                    configs: configs
+                        .iter()
+                        .map(|(k, v)| CreatableTopicConfig {
+                            name: k.to_string(),
+                            value: Some(v.to_string()),
+                        })
+                        .collect(),
                     ..Default::default()
                 }],
                 timeout_ms: 10_000,
