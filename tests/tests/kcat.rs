@@ -170,3 +170,42 @@ fn kcat_metadata_lists_topic_partitions_and_broker() {
         assert_eq!(p["leader"].as_i64(), Some(0), "leader of {p}");
     }
 }
+
+#[test]
+fn kcat_produce_to_a_missing_topic_auto_creates_it_with_one_partition() {
+    let broker = Broker::start();
+    let topic = "kcat-auto-created";
+    run_ok(
+        Command::new(kcat_bin()).args(["-P", "-b", &broker.addr(), "-t", topic]),
+        Some(b"one\ntwo\nthree\n".to_vec()),
+        KCAT_TIMEOUT,
+    );
+    let out = run_ok(
+        Command::new(kcat_bin()).args([
+            "-C",
+            "-b",
+            &broker.addr(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p %o %s\\n",
+        ]),
+        None,
+        KCAT_TIMEOUT,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0 0 one\n0 1 two\n0 2 three\n"
+    );
+    let md = kafka::metadata(&broker.addr()).expect("Metadata");
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(topic))
+        .expect("the auto-created topic is listed");
+    assert_eq!(t.partitions.len(), 1, "default partition count");
+}

@@ -56,12 +56,12 @@ fn sigterm_restart_keeps_every_acknowledged_message() {
     assert_eq!(t.partitions.len(), 4);
 }
 
-#[test]
-fn kill9_during_acks_all_load_loses_no_acknowledged_message() {
-    let scratch = scratch_dir("riffle-kill9-");
+/// Runs an acks=all producer load, interrupts the broker with `interrupt` once 30,000 messages
+/// are acknowledged, restarts it and checks every acknowledged message is there.
+fn interrupt_under_load_keeps_acknowledged_messages(topic: &str, interrupt: fn(&mut Broker)) {
+    let scratch = scratch_dir("riffle-interrupt-");
     let acked = scratch.path().join("acked.txt");
     let mut broker = Broker::start();
-    let topic = "restart-kill9";
     kafka::create_topic(&broker.addr(), topic, 4);
     let producer = Background::spawn(
         Command::new(python_bin())
@@ -71,7 +71,6 @@ fn kill9_during_acks_all_load_loses_no_acknowledged_message() {
             .arg(&acked)
             .arg("--tolerate-errors"),
     );
-    // Kill the broker while the load runs: after enough acknowledgements to span many group commits.
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked_lines(&acked) < 30_000 {
         assert!(
@@ -87,11 +86,10 @@ fn kill9_during_acks_all_load_loses_no_acknowledged_message() {
         );
         thread::sleep(Duration::from_millis(20));
     }
-    broker.kill9();
+    interrupt(&mut broker);
     // Let the producer see the dead connection, then stop it; its file holds what was acknowledged.
     thread::sleep(Duration::from_millis(300));
     drop(producer);
-    let count = acked_lines(&acked);
     broker.restart();
     python_ok(
         "confluent_verify.py",
@@ -103,5 +101,37 @@ fn kill9_during_acks_all_load_loses_no_acknowledged_message() {
         ],
         Duration::from_secs(120),
     );
-    assert!(count >= 30_000);
+    // The log takes appends again where it ended.
+    python_ok(
+        "confluent_produce.py",
+        &[
+            &broker.addr(),
+            topic,
+            PARTITIONS,
+            "1000",
+            scratch
+                .path()
+                .join("after.txt")
+                .to_str()
+                .expect("UTF-8 path"),
+        ],
+        Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn kill9_during_acks_all_load_loses_no_acknowledged_message() {
+    interrupt_under_load_keeps_acknowledged_messages("restart-kill9", |broker| broker.kill9());
+}
+
+#[test]
+fn sigterm_during_acks_all_load_stops_cleanly_and_keeps_every_acknowledged_message() {
+    interrupt_under_load_keeps_acknowledged_messages("restart-sigterm-load", |broker| {
+        let status = broker.stop();
+        assert!(
+            status.success(),
+            "riffle exited with {status} after SIGTERM under load\n{}",
+            broker.log_tail()
+        );
+    });
 }
