@@ -177,3 +177,42 @@ fn pipelined_requests_across_shards_are_answered_in_order() {
         }
     }
 }
+
+#[test]
+fn many_concurrent_connections_are_all_served() {
+    const CONNECTIONS: usize = 300;
+    let broker = Broker::start_with(BrokerOptions {
+        smp: 2,
+        ..Default::default()
+    });
+    let addr = broker.addr();
+    let topic = "many-connections";
+    kafka::create_topic(&addr, topic, PARTITIONS);
+    let mut conns: Vec<Connection> = (0..CONNECTIONS)
+        .map(|n| Connection::connect(&addr).unwrap_or_else(|e| panic!("connection #{n}: {e}")))
+        .collect();
+    // Every connection has a request in flight before any answer is read.
+    for (n, conn) in conns.iter_mut().enumerate() {
+        let partition = (n % PARTITIONS as usize) as i32;
+        let bytes = conn.encode(kafka::PRODUCE_VERSION, &produce(topic, partition, -1, n));
+        conn.send_raw(&bytes).expect("send");
+    }
+    for (n, conn) in conns.iter_mut().enumerate() {
+        let frame = conn
+            .read_frame()
+            .unwrap_or_else(|e| panic!("connection #{n}: {e}"));
+        let (_, r) = decode_response::<ProduceResponse>(frame, kafka::PRODUCE_VERSION)
+            .expect("Produce response");
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code,
+            error_code::NONE,
+            "connection #{n}"
+        );
+    }
+    drop(conns);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    let total: i64 = (0..PARTITIONS)
+        .map(|p| kafka::fetch(&mut conn, topic, p, 0, 0).high_watermark)
+        .sum();
+    assert_eq!(total, CONNECTIONS as i64);
+}
