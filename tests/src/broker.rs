@@ -1,0 +1,235 @@
+//! One `riffle serve` process per test: its own port and data dir, started, stopped with
+//! SIGTERM, killed with SIGKILL and restarted on the same data dir; its stderr kept in a file.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::process::{signal, wait_timeout};
+use crate::{free_port, riffle_bin, scratch_dir};
+
+/// How long the broker may take to print its "riffle listening" line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a SIGTERM shutdown may take before the harness sends SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many lines of the broker's stderr a failing test prints.
+const LOG_TAIL_LINES: usize = 60;
+
+/// Options of one broker start.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    pub smp: usize,
+    pub log_level: String,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            smp: 1,
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+/// A running `riffle serve` with its own port and data dir. Dropping it kills the process;
+/// if the test is panicking, the tail of the broker's stderr is printed first.
+pub struct Broker {
+    options: BrokerOptions,
+    port: u16,
+    data_dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker::start_with(BrokerOptions::default())
+    }
+
+    pub fn start_with(options: BrokerOptions) -> Broker {
+        let data_dir = scratch_dir("riffle-test-");
+        let stderr_path = data_dir.path().with_extension("stderr.log");
+        let mut broker = Broker {
+            options,
+            port: 0,
+            data_dir,
+            stderr_path,
+            child: None,
+            starts: 0,
+        };
+        // A port from free_port() can be taken by a parallel test before we bind it: retry.
+        for attempt in 0..5 {
+            broker.port = free_port();
+            match broker.spawn() {
+                Ok(()) => return broker,
+                Err(e) if attempt < 4 && e.contains("in use") => continue,
+                Err(e) => panic!("{e}\n{}", broker.log_tail()),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// Starts the binary (on the current port and data dir) and waits for its "riffle listening" line.
+    fn spawn(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "the broker is already running");
+        self.starts += 1;
+        let mut stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .expect("open the broker's stderr log");
+        writeln!(
+            stderr,
+            "---- riffle-tests: start #{} on port {}",
+            self.starts, self.port
+        )
+        .expect("write the stderr log");
+        let mut child = Command::new(riffle_bin())
+            .env_remove("RUST_LOG")
+            .arg("serve")
+            .arg("--listen")
+            .arg(self.addr())
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--smp")
+            .arg(self.options.smp.to_string())
+            .arg("--log-level")
+            .arg(&self.options.log_level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", riffle_bin().display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            // Keeps draining stdout for the broker's whole life so it never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.starts_with("riffle listening") => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let log = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+                let in_use = log.contains("in use");
+                return Err(format!(
+                    "riffle exited ({status}) before listening on {}{}",
+                    self.addr(),
+                    if in_use { " (address in use)" } else { "" }
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "riffle did not print 'riffle listening' within {START_TIMEOUT:?}"
+                ));
+            }
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the bootstrap address for clients.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit; panics (after SIGKILL) if it takes too long or fails.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the broker is running");
+        signal(&child, libc::SIGTERM);
+        match wait_timeout(&mut child, STOP_TIMEOUT) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "riffle did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+                    self.log_tail()
+                );
+            }
+        }
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("the broker is running");
+        signal(&child, libc::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// Starts the binary again on the same data dir and port.
+    pub fn restart(&mut self) {
+        // The old process just released the port; a parallel test could grab it, so retry a little.
+        let mut last = String::new();
+        for _ in 0..10 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) => {
+                    last = e;
+                    thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        panic!("restart failed: {last}\n{}", self.log_tail());
+    }
+
+    /// Everything the broker wrote to stderr so far (all starts).
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// The last lines of the broker's stderr, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.stderr_log();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        format!(
+            "---- last {} lines of the broker's stderr ({}):\n{}",
+            lines.len() - from,
+            self.stderr_path.display(),
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
