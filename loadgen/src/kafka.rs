@@ -42,7 +42,9 @@ const PREFERRED: &[(ApiKey, i16)] = &[
 #[derive(Debug, Clone)]
 pub(crate) struct Versions {
     pub produce: i16,
+    /// -1: the broker offers no Fetch version we speak (consuming is impossible).
     pub fetch: i16,
+    /// -1: none we speak.
     pub list_offsets: i16,
     pub metadata: i16,
     pub create_topics: i16,
@@ -122,8 +124,8 @@ impl SetupClient {
         };
         c.versions = Versions {
             produce: need(ApiKey::Produce)?,
-            fetch: need(ApiKey::Fetch)?,
-            list_offsets: need(ApiKey::ListOffsets)?,
+            fetch: pick(ApiKey::Fetch).unwrap_or(-1),
+            list_offsets: pick(ApiKey::ListOffsets).unwrap_or(-1),
             metadata: need(ApiKey::Metadata)?,
             create_topics: pick(ApiKey::CreateTopics).unwrap_or(-1),
             groups: resp

@@ -26,6 +26,8 @@ const ACKS0_UNSENT_MAX_BYTES: usize = 4 << 20;
 /// A request not answered in this time breaks the connection.
 const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
 const RECONNECT_BACKOFF_NS: u64 = 1_000_000_000;
+/// Upper bound of a record's framing bytes around its value (length, attributes, deltas, key).
+const RECORD_OVERHEAD_BYTES: usize = 16;
 
 /// Settings shared by a run's producers.
 #[derive(Debug)]
@@ -69,6 +71,10 @@ pub(crate) struct ProducerAgent {
     /// little endian) in the first 8 bytes, filler after.
     value: Vec<u8>,
     frames: Vec<Bytes>,
+    /// Messages acknowledged (or sent, with acks=0) so far.
+    acked: u64,
+    /// Whether the backlog at the stop time was reported.
+    stop_reported: bool,
 }
 
 impl ProducerAgent {
@@ -95,6 +101,8 @@ impl ProducerAgent {
             in_flight: VecDeque::with_capacity(IN_FLIGHT_MAX),
             value,
             frames: Vec::new(),
+            acked: 0,
+            stop_reported: false,
         }
     }
 
@@ -153,6 +161,7 @@ impl ProducerAgent {
             self.cfg.warmup_end_ns,
         );
         let size = self.cfg.size_bytes as u64;
+        self.acked += times.count as u64;
         iv.produced.add(
             times.count as u64 - measured,
             (times.count as u64 - measured) * size,
@@ -242,7 +251,9 @@ impl ProducerAgent {
         loop {
             // Messages due before the stop time; never more than fit in the batch.
             let due_until = now_ns.min(self.cfg.stop_ns.saturating_sub(1));
-            while !stopping && !self.batch_full() && self.schedule.due(due_until, 1) == 1 {
+            // Everything due before the stop is sent, however late: dropping a backlog at the
+            // end would hide the latency of a broker that fell behind.
+            while !self.batch_full() && self.schedule.due(due_until, 1) == 1 {
                 let k = self.schedule.take();
                 let step = self.schedule.period_ns();
                 let intended = self.schedule.intended_ns(k);
@@ -256,6 +267,13 @@ impl ProducerAgent {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether every message scheduled before the stop has been taken into a batch.
+    fn backlog_sent(&self) -> bool {
+        self.schedule
+            .next_due_ns()
+            .is_none_or(|t| t >= self.cfg.stop_ns)
     }
 
     fn step(&mut self, now_ns: u64, iv: &mut Interval) -> Result<(), String> {
@@ -298,19 +316,36 @@ impl Agent for ProducerAgent {
         if self.conn.is_none() {
             return (now_ns < self.cfg.stop_ns).then_some(self.reconnect_at_ns.max(now_ns));
         }
+        if now_ns >= self.cfg.stop_ns && !self.stop_reported {
+            self.stop_reported = true;
+            let scheduled = self.schedule.scheduled_before(self.cfg.stop_ns);
+            iv.backlog_at_stop += scheduled.saturating_sub(self.acked);
+        }
         if now_ns >= self.cfg.stop_ns {
-            return None;
+            let more = self.batch.is_some() || !self.backlog_sent();
+            return (more && self.can_send()).then_some(now_ns);
         }
         if self.schedule.is_flat_out() {
             return self.can_send().then_some(now_ns);
         }
-        let mut next = self.schedule.next_due_ns().unwrap_or(u64::MAX);
-        if let Some(b) = &self.batch {
-            if self.can_send() {
-                next = next.min(b.times.first_ns + self.cfg.linger_ns);
-            }
+        // Messages are appended lazily (their intended times come from the schedule, not
+        // from when they are appended), so the worker wakes once per batch, not per message:
+        // when the batch has lingered long enough or would be full.
+        if !self.can_send() {
+            return None; // a response frees a slot; the socket wakes the worker
         }
-        Some(next.min(self.cfg.stop_ns))
+        let first_ns = match &self.batch {
+            Some(b) => b.times.first_ns,
+            None => self
+                .schedule
+                .next_due_ns()
+                .expect("rate mode has a schedule"),
+        };
+        let per_batch =
+            (self.cfg.batch_bytes / (self.cfg.size_bytes + RECORD_OVERHEAD_BYTES)).max(1);
+        let full_ns = first_ns + ((per_batch - 1) as f64 * self.schedule.period_ns()) as u64;
+        let send_ns = (first_ns + self.cfg.linger_ns).min(full_ns);
+        Some(send_ns.min(self.cfg.stop_ns))
     }
 
     fn io_interest(&self) -> Option<(RawFd, bool)> {
@@ -321,6 +356,7 @@ impl Agent for ProducerAgent {
 
     fn finished(&self, now_ns: u64) -> bool {
         now_ns >= self.cfg.stop_ns
+            && self.backlog_sent()
             && self.in_flight.is_empty()
             && self.batch.is_none()
             && self

@@ -86,6 +86,12 @@ pub(crate) fn run(
     }
     let mut positions: Vec<(PartitionInfo, i64)> = Vec::new();
     if let Some(k) = k {
+        if versions.fetch < 0 || versions.list_offsets < 0 {
+            bail!(
+                "broker {} supports no Fetch/ListOffsets version riffle-loadgen speaks",
+                c.bootstrap
+            );
+        }
         params.insert("consumers".into(), json!(k.consumers));
         params.insert("group".into(), json!(k.group));
         let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();

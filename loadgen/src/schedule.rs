@@ -60,6 +60,14 @@ impl OpenLoop {
         due_total.saturating_sub(self.next_k).min(max)
     }
 
+    /// How many messages the schedule holds before `t_ns`.
+    pub(crate) fn scheduled_before(&self, t_ns: u64) -> u64 {
+        if self.is_flat_out() || t_ns <= self.offset_ns {
+            return 0;
+        }
+        ((t_ns - 1 - self.offset_ns) as f64 * self.rate_per_s / 1e9) as u64 + 1
+    }
+
     /// Takes the next message: its index.
     pub(crate) fn take(&mut self) -> u64 {
         let k = self.next_k;
@@ -129,6 +137,9 @@ mod tests {
         assert_eq!(s.due(10 * MS, u64::MAX), 0);
         assert_eq!(s.next_due_ns(), Some(11 * MS));
         assert_eq!(s.intended_ns(1000), 1000 * MS);
+        assert_eq!(s.scheduled_before(10 * MS), 10);
+        assert_eq!(s.scheduled_before(10 * MS + 1), 11);
+        assert_eq!(s.scheduled_before(0), 0);
     }
 
     #[test]

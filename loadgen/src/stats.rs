@@ -65,6 +65,9 @@ pub(crate) struct Interval {
     pub produced: Counter,
     pub consumed: Counter,
     pub errors: u64,
+    /// Messages scheduled before the stop but not yet acknowledged then (the producers
+    /// were behind the target rate; they are still sent and measured).
+    pub backlog_at_stop: u64,
     /// First few error descriptions, for the summary.
     pub error_samples: Vec<String>,
 }
@@ -79,6 +82,7 @@ impl Interval {
             produced: Counter::default(),
             consumed: Counter::default(),
             errors: 0,
+            backlog_at_stop: 0,
             error_samples: Vec::new(),
         }
     }
@@ -98,6 +102,7 @@ impl Interval {
         self.produced.merge(&o.produced);
         self.consumed.merge(&o.consumed);
         self.errors += o.errors;
+        self.backlog_at_stop += o.backlog_at_stop;
         for e in &o.error_samples {
             if self.error_samples.len() < ERROR_SAMPLES_MAX && !self.error_samples.contains(e) {
                 self.error_samples.push(e.clone());
@@ -137,7 +142,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    /// `started` is the run clock's start: a second's row is printed once every live worker
+    /// `started` is the run clock's start: a second's row is printed once every worker
     /// reported it, or a second after it ended (a late report still counts in its row).
     pub(crate) fn run(
         &mut self,
@@ -186,7 +191,7 @@ impl Collector {
             let elapsed = started.elapsed();
             while let Some((&s, (n, _))) = pending.iter().next() {
                 let overdue = elapsed > Duration::from_secs(s + 2);
-                if *n >= workers - done || overdue {
+                if *n >= workers || done == workers || overdue {
                     let (_, iv) = pending.remove(&s).expect("present");
                     self.row(s, &iv);
                 } else {
