@@ -215,6 +215,7 @@ pub(crate) fn run(
         };
     let hard_stop_ns = last_stop_ns + DRAIN_NS;
     let (tx, rx) = std::sync::mpsc::channel();
+    let cpu_before_s = process_cpu_s();
     let mut handles = Vec::new();
     for (t, agents) in per_thread.into_iter().enumerate() {
         let tx = tx.clone();
@@ -249,6 +250,8 @@ pub(crate) fn run(
     for h in handles {
         let _ = h.join();
     }
+    let loadgen_cpu_s = process_cpu_s() - cpu_before_s;
+    let wall_s = clock.start_instant().elapsed().as_secs_f64();
     let mut primary = primary;
     if k.is_some() && p.is_none() && collector.total.hists[Kind::E2e as usize].is_empty() {
         // Data not written by riffle-loadgen carries no send timestamps.
@@ -265,7 +268,9 @@ pub(crate) fn run(
         target_rate: p.map_or(0.0, |p| p.rate),
         notes,
     };
-    let summary = summarize(&result);
+    let mut summary = summarize(&result);
+    summary.loadgen_cpu_s = loadgen_cpu_s;
+    summary.loadgen_cpu_util = loadgen_cpu_s / wall_s / threads as f64;
     if let Some(dir) = &c.out {
         write_run(dir, &result, &summary)?;
     }
@@ -277,6 +282,10 @@ pub(crate) fn run(
     for n in &summary.notes {
         println!("note: {n}");
     }
+    println!(
+        "loadgen CPU: {loadgen_cpu_s:.2} s over {wall_s:.1} s on {threads} worker thread(s) ({:.0}% busy)",
+        100.0 * summary.loadgen_cpu_util
+    );
     if summary.errors > 0 {
         println!(
             "errors: {} (first: {})",
@@ -292,4 +301,16 @@ pub(crate) fn run(
         );
     }
     Ok(())
+}
+
+/// CPU seconds (user + system) this process has used.
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage writes one rusage struct, which is plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(usage.ru_utime) + s(usage.ru_stime)
 }

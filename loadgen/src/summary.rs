@@ -74,6 +74,12 @@ pub(crate) struct Summary {
     /// False when, at the stop, more than 2% of the messages due were not yet acknowledged.
     pub target_rate_met: bool,
     pub notes: Vec<String>,
+    /// CPU seconds riffle-loadgen itself used during the run.
+    #[serde(default)]
+    pub loadgen_cpu_s: f64,
+    /// That CPU time as a fraction of its worker threads' wall time (1.0: every worker busy).
+    #[serde(default)]
+    pub loadgen_cpu_util: f64,
 }
 
 /// Achieved rate counts as meeting the target within this fraction.
@@ -140,6 +146,8 @@ pub(crate) fn summarize(r: &RunResult<'_>) -> Summary {
         target_rate: r.target_rate,
         target_rate_met,
         notes,
+        loadgen_cpu_s: 0.0,
+        loadgen_cpu_util: 0.0,
     }
 }
 
