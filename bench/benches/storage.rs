@@ -94,7 +94,9 @@ where
 
 /// The baseline: the same bytes copied into 256 KiB aligned chunks, written sequentially
 /// with up to 4 writes in flight, pre-allocated in 64 MiB steps, one fdatasync at the end.
-async fn raw_write(path: PathBuf, batch: Bytes, count: u64) -> Duration {
+/// With `sync_every = Some(n)`, also the partial tail written and an fdatasync after every
+/// n batches: the device's best for durable groups of n batches, one group at a time.
+async fn raw_write(path: PathBuf, batch: Bytes, count: u64, sync_every: Option<u64>) -> Duration {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -108,9 +110,20 @@ async fn raw_write(path: PathBuf, batch: Bytes, count: u64) -> Duration {
     let mut allocated = PREALLOCATE_BYTES;
     let mut in_flight = VecDeque::new();
     let mut buf = file.alloc_dma_buffer(CHUNK_BYTES);
-    let mut len = 0;
+    let mut len: usize = 0;
     let mut pos = 0u64;
-    for _ in 0..count {
+    for i in 0..count {
+        if sync_every.is_some_and(|n| i > 0 && i % n == 0) {
+            while let Some(t) = in_flight.pop_front() {
+                t.await;
+            }
+            let aligned = len.div_ceil(4096) * 4096;
+            let mut tail = file.alloc_dma_buffer(aligned);
+            tail.as_bytes_mut()[..len].copy_from_slice(&buf.as_bytes()[..len]);
+            tail.as_bytes_mut()[len..].fill(0);
+            file.write_at(tail, pos).await.unwrap();
+            file.fdatasync().await.unwrap();
+        }
         let mut data = &batch[..];
         while !data.is_empty() {
             let n = (CHUNK_BYTES - len).min(data.len());
@@ -151,8 +164,16 @@ async fn raw_write(path: PathBuf, batch: Bytes, count: u64) -> Duration {
     start.elapsed()
 }
 
-/// `count` durable appends from `appenders` concurrent tasks; returns (elapsed, fdatasyncs).
-async fn log_append(dir: PathBuf, batch: Bytes, count: u64, appenders: u64) -> (Duration, u64) {
+/// `count` appends from `appenders` concurrent tasks, each durable (`append_durable`) or,
+/// with `durable` false, plain `append` and one `flush` at the end (the raw baseline's
+/// durability); returns (elapsed, fdatasyncs).
+async fn log_append(
+    dir: PathBuf,
+    batch: Bytes,
+    count: u64,
+    appenders: u64,
+    durable: bool,
+) -> (Duration, u64) {
     let log = PartitionLog::open(&dir, LogConfig::default())
         .await
         .unwrap();
@@ -163,7 +184,11 @@ async fn log_append(dir: PathBuf, batch: Bytes, count: u64, appenders: u64) -> (
             let batch = batch.clone();
             glommio::spawn_local(async move {
                 for _ in 0..count / appenders {
-                    log.append_durable(batch.clone()).await.unwrap();
+                    if durable {
+                        log.append_durable(batch.clone()).await.unwrap();
+                    } else {
+                        log.append(batch.clone()).await.unwrap();
+                    }
                 }
             })
         })
@@ -171,6 +196,7 @@ async fn log_append(dir: PathBuf, batch: Bytes, count: u64, appenders: u64) -> (
     for t in tasks {
         t.await;
     }
+    log.flush().await.unwrap();
     let elapsed = start.elapsed();
     let syncs = log.fdatasync_count();
     log.close().await.unwrap();
@@ -186,23 +212,32 @@ fn bench_append(c: &mut Criterion) {
         group.sample_size(10);
         group.throughput(Throughput::Bytes(bytes));
 
-        let id = format!("raw_dma_write/{label}");
-        group.bench_function(BenchmarkId::new("raw_dma_write", &label), |bn| {
-            bn.iter_custom(|iters| {
-                let dir = data_dir();
-                let path = dir.path().join("raw.log");
-                let batch = b.clone();
-                let elapsed = on_executor(move || raw_write(path, batch, iters));
-                record(&id, iters * bytes, iters, 1, elapsed);
-                elapsed
-            })
-        });
+        for (name, sync_every) in [
+            ("raw_dma_write", None),
+            ("raw_dma_write_sync_every_64", Some(APPENDERS)),
+            ("raw_dma_write_sync_every_320", Some(APPENDERS * 5)),
+        ] {
+            let id = format!("{name}/{label}");
+            group.bench_function(BenchmarkId::new(name, &label), |bn| {
+                bn.iter_custom(|iters| {
+                    let dir = data_dir();
+                    let path = dir.path().join("raw.log");
+                    let batch = b.clone();
+                    let elapsed = on_executor(move || raw_write(path, batch, iters, sync_every));
+                    let syncs = 1 + sync_every.map_or(0, |n| iters.saturating_sub(1) / n);
+                    record(&id, iters * bytes, iters, syncs, elapsed);
+                    elapsed
+                })
+            });
+        }
 
-        for (name, appenders) in [
-            ("log_durable_per_batch", 1),
-            ("log_group_commit_64", APPENDERS),
+        for (name, appenders, durable) in [
+            ("log_durable_per_batch", 1, true),
+            ("log_group_commit_64", APPENDERS, true),
             // 64 producers with Kafka's max.in.flight.requests.per.connection = 5.
-            ("log_group_commit_64x5", APPENDERS * 5),
+            ("log_group_commit_64x5", APPENDERS * 5, true),
+            // The write path alone: same durability as the raw baseline (one final flush).
+            ("log_append_flush_at_end_64", APPENDERS, false),
         ] {
             let id = format!("{name}/{label}");
             group.bench_function(BenchmarkId::new(name, &label), |bn| {
@@ -212,7 +247,7 @@ fn bench_append(c: &mut Criterion) {
                     let path = dir.path().to_path_buf();
                     let batch = b.clone();
                     let (elapsed, syncs) =
-                        on_executor(move || log_append(path, batch, count, appenders));
+                        on_executor(move || log_append(path, batch, count, appenders, durable));
                     record(&id, count * bytes, count, syncs, elapsed);
                     elapsed.mul_f64(iters as f64 / count as f64)
                 })
@@ -303,16 +338,36 @@ fn summary() {
         let label = e.id.rsplit('/').next().unwrap();
         let raw = t.iter().find(|r| r.id == format!("raw_dma_write/{label}"));
         let ratio = raw.map_or(f64::NAN, |r| e.mb_per_s() / r.mb_per_s());
-        if e.id.starts_with("log_") {
-            println!(
-                "{:32} {:9.1} MB/s  ratio to raw {ratio:.3}  fdatasync/s {:8.1}  batches/fdatasync {:7.1}",
-                e.id,
-                e.mb_per_s(),
-                e.syncs as f64 / e.elapsed.as_secs_f64(),
-                e.batches as f64 / e.syncs.max(1) as f64
-            );
+        let group = if e.id.starts_with("log_group_commit_64x5") {
+            "raw_dma_write_sync_every_320"
         } else {
-            println!("{:32} {:9.1} MB/s", e.id, e.mb_per_s());
+            "raw_dma_write_sync_every_64"
+        };
+        let same_groups = t
+            .iter()
+            .find(|r| r.id == format!("{group}/{label}"))
+            .map_or(f64::NAN, |r| e.mb_per_s() / r.mb_per_s());
+        let syncs = format!(
+            "fdatasync/s {:7.1}  batches/fdatasync {:8.1}",
+            e.syncs as f64 / e.elapsed.as_secs_f64(),
+            e.batches as f64 / e.syncs.max(1) as f64
+        );
+        if e.id.starts_with("log_group_commit") {
+            println!(
+                "{:34} {:8.1} MB/s  ratio to raw {ratio:.3}  to {group} {same_groups:.3}  {syncs}",
+                e.id,
+                e.mb_per_s()
+            );
+        } else if e.id.starts_with("log_") {
+            println!(
+                "{:34} {:8.1} MB/s  ratio to raw {ratio:.3}  {syncs}",
+                e.id,
+                e.mb_per_s()
+            );
+        } else if e.id.starts_with("raw_") {
+            println!("{:34} {:8.1} MB/s  {syncs}", e.id, e.mb_per_s());
+        } else {
+            println!("{:34} {:8.1} MB/s", e.id, e.mb_per_s());
         }
     }
 }

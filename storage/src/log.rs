@@ -68,6 +68,8 @@ pub(crate) struct State {
     pub durable_offset: i64,
     /// Highest offset a flush was asked for.
     pub flush_target: i64,
+    /// Highest offset covered by an fdatasync already issued (maybe not completed).
+    pub sync_issued_offset: i64,
     pub unflushed_bytes: u64,
     pub queue: VecDeque<WriteOp>,
     pub queued_bytes: usize,
@@ -309,6 +311,7 @@ impl PartitionLog {
             log_end_offset,
             durable_offset: log_end_offset,
             flush_target: log_end_offset,
+            sync_issued_offset: log_end_offset,
             unflushed_bytes: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -611,6 +614,7 @@ impl PartitionLog {
                 s.drop_unplaced_from(cut);
                 s.log_end_offset = cut;
                 s.flush_target = s.flush_target.min(cut);
+                s.sync_issued_offset = s.sync_issued_offset.min(cut);
                 drop(s);
                 self.inner.durable.notify();
                 return Ok(());
@@ -705,6 +709,7 @@ impl PartitionLog {
             s.drop_unplaced_from(new_end);
             s.log_end_offset = new_end;
             s.flush_target = s.flush_target.min(new_end);
+            s.sync_issued_offset = s.sync_issued_offset.min(new_end);
         }
         self.inner.appended.notify();
         self.inner.durable.notify();
@@ -738,6 +743,7 @@ impl PartitionLog {
         s.log_end_offset = offset;
         s.durable_offset = offset;
         s.flush_target = offset;
+        s.sync_issued_offset = offset;
         s.staged.clear();
         s.staged_bytes = 0;
         s.cache.clear();

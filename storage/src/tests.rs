@@ -487,3 +487,47 @@ fn append_rejects_bytes_that_are_not_one_batch() {
         assert!(matches!(log.append(b).await, Err(StorageError::Closed)));
     });
 }
+
+#[test]
+fn interval_flush_policy_makes_appends_durable_in_the_background() {
+    run(|dir| async move {
+        let config = LogConfig {
+            flush: crate::FlushPolicy::Interval {
+                interval_ms: 20,
+                bytes: u64::MAX,
+            },
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        // append_durable does not wait under an interval policy.
+        log.append_durable(batch(1, 1, 100)).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while log.durable_offset() < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "interval flush never ran"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        log.close().await.unwrap();
+        // The bytes threshold triggers a flush without waiting for the interval.
+        let config = LogConfig {
+            flush: crate::FlushPolicy::Interval {
+                interval_ms: 3_600_000,
+                bytes: 1000,
+            },
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        log.append(batch(1, 2, 2000)).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while log.durable_offset() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bytes flush never ran"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        log.close().await.unwrap();
+    });
+}

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 /// Chunk writes in flight per log.
 const WRITES_IN_FLIGHT_MAX: usize = 4;
+/// fdatasyncs in flight per log: the next group's writes overlap the previous sync.
+const SYNCS_IN_FLIGHT_MAX: usize = 2;
 /// Queued (not yet issued) write bytes per log before appenders wait.
 pub(crate) const QUEUED_BYTES_MAX: usize = 8 * CHUNK_BYTES;
 
@@ -195,15 +197,51 @@ enum Job {
 
 /// The writer task. Exits after close or on the first I/O failure (the log then answers
 /// every call with that failure).
+/// An issued group fdatasync and what it makes durable once it (and every earlier one)
+/// has completed.
+struct PendingSync {
+    task: glommio::Task<Result<(), StorageError>>,
+    done: Rc<std::cell::Cell<bool>>,
+    offset: i64,
+    active_base: i64,
+    active_size: u64,
+}
+
+/// Publishes completed syncs in issue order (durability is a prefix).
+async fn publish_completed(
+    inner: &Inner,
+    pending: &mut VecDeque<PendingSync>,
+    wait_for_front: bool,
+) -> Result<(), StorageError> {
+    let mut wait = wait_for_front;
+    while let Some(front) = pending.front() {
+        if !front.done.get() && !wait {
+            break;
+        }
+        wait = false;
+        let p = pending.pop_front().expect("front exists");
+        p.task.await?;
+        inner.publish_durable(p.offset, p.active_base, p.active_size);
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(inner: Rc<Inner>) {
     let mut in_flight: VecDeque<glommio::Task<Result<(), StorageError>>> = VecDeque::new();
     let mut dirty: Vec<Rc<SegFile>> = Vec::new();
+    let mut pending: VecDeque<PendingSync> = VecDeque::new();
     let result: Result<(), StorageError> = async {
         loop {
             let listener = inner.work.listen();
+            publish_completed(&inner, &mut pending, false).await?;
             let job = next_job(&inner);
             let (ops, flush) = match job {
-                Job::Exit => return Ok(()),
+                Job::Exit => {
+                    while !pending.is_empty() {
+                        publish_completed(&inner, &mut pending, true).await?;
+                    }
+                    return Ok(());
+                }
                 Job::Wait(None) => {
                     listener.await;
                     continue;
@@ -259,17 +297,44 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                 while let Some(t) = in_flight.pop_front() {
                     t.await?;
                 }
-                for f in dirty.drain(..) {
-                    f.sync().await?;
-                    inner.syncs.set(inner.syncs.get() + 1);
+                if pending.len() >= SYNCS_IN_FLIGHT_MAX {
+                    publish_completed(&inner, &mut pending, true).await?;
                 }
-                inner.publish_durable(offset, active_base, active_size);
+                let files: Vec<Rc<SegFile>> = std::mem::take(&mut dirty);
+                inner.syncs.set(inner.syncs.get() + files.len() as u64);
+                let done = Rc::new(std::cell::Cell::new(false));
+                let task = glommio::spawn_local({
+                    let done = done.clone();
+                    let inner = inner.clone();
+                    async move {
+                        let mut result = Ok(());
+                        for f in files {
+                            result = f.sync().await;
+                            if result.is_err() {
+                                break;
+                            }
+                        }
+                        done.set(true);
+                        inner.work.notify();
+                        result
+                    }
+                });
+                pending.push_back(PendingSync {
+                    task,
+                    done,
+                    offset,
+                    active_base,
+                    active_size,
+                });
             }
         }
     }
     .await;
     while let Some(t) = in_flight.pop_front() {
         let _ = t.await;
+    }
+    while let Some(p) = pending.pop_front() {
+        let _ = p.task.await;
     }
     inner.writer_stopped(result.err().map(|e| Failure::from_error(&e)));
 }
@@ -299,7 +364,8 @@ fn next_job(inner: &Inner) -> Job {
         }
     }
     let placed_end = s.placed_end_offset();
-    let flush_needed = s.flush_target > s.durable_offset && placed_end > s.durable_offset;
+    let covered = s.durable_offset.max(s.sync_issued_offset);
+    let flush_needed = s.flush_target > covered && placed_end > covered;
     if flush_needed || !s.queue.is_empty() {
         let mut ops: Vec<WriteOp> = s.queue.drain(..).collect();
         s.queued_bytes = 0;
@@ -308,6 +374,7 @@ fn next_job(inner: &Inner) -> Job {
                 ops.push(tail);
             }
             s.unflushed_bytes = 0;
+            s.sync_issued_offset = placed_end;
             let active = s.segments.back().expect("a log has an active segment");
             Some((placed_end, active.base_offset, active.size))
         } else {
