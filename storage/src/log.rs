@@ -367,9 +367,15 @@ impl PartitionLog {
         let (info, wake_writer) = {
             let mut s = self.inner.state.borrow_mut();
             s.check_usable()?;
+            // Under an interval policy an idle writer waits without a timer: the first
+            // data since its last flush must start the clock.
+            let start_interval =
+                matches!(s.config.flush, FlushPolicy::Interval { .. }) && s.unflushed_bytes == 0;
             let info = append_now(&mut s, batch, header);
-            let wake =
-                !s.queue.is_empty() || !s.staged.is_empty() || s.flush_target > s.durable_offset;
+            let wake = start_interval
+                || !s.queue.is_empty()
+                || !s.staged.is_empty()
+                || s.flush_target > s.durable_offset;
             (info, wake)
         };
         if wake_writer {

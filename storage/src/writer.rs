@@ -230,6 +230,8 @@ pub(crate) async fn run(inner: Rc<Inner>) {
     let mut in_flight: VecDeque<glommio::Task<Result<(), StorageError>>> = VecDeque::new();
     let mut dirty: Vec<Rc<SegFile>> = Vec::new();
     let mut pending: VecDeque<PendingSync> = VecDeque::new();
+    // Interval policy: when unflushed data must be flushed at the latest.
+    let mut flush_deadline: Option<std::time::Instant> = None;
     let result: Result<(), StorageError> = async {
         loop {
             let listener = inner.work.listen();
@@ -247,8 +249,15 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                     continue;
                 }
                 Job::Wait(Some(interval)) => {
-                    if glommio::future::timeout(interval, listener).await.is_err() {
+                    let now = std::time::Instant::now();
+                    let deadline = *flush_deadline.get_or_insert(now + interval);
+                    let elapsed = now >= deadline
+                        || glommio::future::timeout(deadline - now, listener)
+                            .await
+                            .is_err();
+                    if elapsed {
                         // Interval flush policy: the interval elapsed with data not durable.
+                        flush_deadline = None;
                         let mut s = inner.state.borrow_mut();
                         s.flush_target = s.flush_target.max(s.log_end_offset);
                     }
@@ -293,6 +302,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                 }
             }
             if let Some((offset, active_base, active_size)) = flush {
+                flush_deadline = None;
                 // io_uring completes out of order: every write must be done before the sync.
                 while let Some(t) = in_flight.pop_front() {
                     t.await?;
