@@ -53,19 +53,33 @@ impl OpenLoop {
         if self.is_flat_out() {
             return max;
         }
-        if now_ns < self.offset_ns {
-            return 0;
-        }
-        let due_total = ((now_ns - self.offset_ns) as f64 * self.rate_per_s / 1e9) as u64 + 1;
-        due_total.saturating_sub(self.next_k).min(max)
+        self.count_intended_at_or_before(now_ns)
+            .saturating_sub(self.next_k)
+            .min(max)
     }
 
     /// How many messages the schedule holds before `t_ns`.
     pub(crate) fn scheduled_before(&self, t_ns: u64) -> u64 {
-        if self.is_flat_out() || t_ns <= self.offset_ns {
+        if self.is_flat_out() || t_ns == 0 {
             return 0;
         }
-        ((t_ns - 1 - self.offset_ns) as f64 * self.rate_per_s / 1e9) as u64 + 1
+        self.count_intended_at_or_before(t_ns - 1)
+    }
+
+    /// The number of messages intended at or before `t_ns`, exactly as `intended_ns` rounds
+    /// (an estimate from the rate, corrected), so "due" and "intended" never disagree.
+    fn count_intended_at_or_before(&self, t_ns: u64) -> u64 {
+        if t_ns < self.offset_ns {
+            return 0;
+        }
+        let mut n = ((t_ns - self.offset_ns) as f64 * self.rate_per_s / 1e9) as u64 + 1;
+        while n > 0 && self.intended_ns(n - 1) > t_ns {
+            n -= 1;
+        }
+        while self.intended_ns(n) <= t_ns {
+            n += 1;
+        }
+        n
     }
 
     /// Takes the next message: its index.
@@ -140,6 +154,26 @@ mod tests {
         assert_eq!(s.scheduled_before(10 * MS), 10);
         assert_eq!(s.scheduled_before(10 * MS + 1), 11);
         assert_eq!(s.scheduled_before(0), 0);
+    }
+
+    #[test]
+    fn due_and_intended_agree_at_any_rate() {
+        // A producer takes everything due just before its stop; the next message must then be
+        // intended at or after the stop, or the run would wait for it forever.
+        for rate in [35_791.75, 1_000.0, 333.333, 7.0, 142_857.1, 1e6 / 3.0] {
+            for stop_ns in [1_000_000_007u64, 3 * 1_000_000_000, 13_000_000_001] {
+                let mut s = OpenLoop::new(rate, 123);
+                while s.due(stop_ns - 1, 1) == 1 {
+                    assert!(s.intended_ns(s.taken()) < stop_ns);
+                    s.take();
+                }
+                assert!(
+                    s.next_due_ns().unwrap() >= stop_ns,
+                    "rate {rate} stop {stop_ns}"
+                );
+                assert_eq!(s.scheduled_before(stop_ns), s.taken(), "rate {rate}");
+            }
+        }
     }
 
     #[test]
