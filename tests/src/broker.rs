@@ -129,7 +129,7 @@ impl Broker {
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
                 let log = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
-                let in_use = log.contains("in use");
+                let in_use = log.contains("in use") || log.contains("another process is listening");
                 return Err(format!(
                     "riffle exited ({status}) before listening on {}{}",
                     self.addr(),

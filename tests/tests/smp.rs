@@ -44,3 +44,80 @@ fn smp2_round_trip_with_partitions_on_both_shards() {
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("with 8 partitions"), "kcat -L: {listing}");
 }
+
+/// Several producers over both shards plus constant connection churn (each short connection
+/// asks Metadata and produces to a partition of the other shard) for a few seconds: the broker
+/// stays up and every acknowledged message is there.
+#[test]
+#[ignore = "broker bug: --smp 2 aborts under load with a double free in glommio foreign wakes (notes BUG 5)"]
+fn smp2_sustained_cross_shard_load_with_connection_churn_keeps_the_broker_up() {
+    use riffle_tests::{python_bin, python_script, scratch_dir, Background};
+    use std::time::Instant;
+
+    const PRODUCERS: usize = 3;
+    let mut broker = Broker::start_with(BrokerOptions {
+        smp: 2,
+        ..Default::default()
+    });
+    let addr = broker.addr();
+    let topic = "smp2-churn";
+    kafka::create_topic(&addr, topic, 8);
+    let scratch = scratch_dir("riffle-churn-");
+    let producers: Vec<(Background, std::path::PathBuf)> = (0..PRODUCERS)
+        .map(|n| {
+            let acked = scratch.path().join(format!("acked-{n}.txt"));
+            let child = Background::spawn(
+                Command::new(python_bin())
+                    .arg("-u")
+                    .arg(python_script("confluent_produce.py"))
+                    .args([&addr, topic, "8", "0"])
+                    .arg(&acked),
+            );
+            (child, acked)
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut round = 0usize;
+    while Instant::now() < until {
+        assert!(
+            broker.is_running(),
+            "the broker died under load\n{}",
+            broker.log_tail()
+        );
+        let mut conn = kafka::Connection::connect(&addr).expect("connect");
+        let _: riffle_protocol::messages::MetadataResponse = conn
+            .request(
+                kafka::METADATA_VERSION,
+                &riffle_protocol::messages::MetadataRequest {
+                    topics: None,
+                    ..Default::default()
+                },
+            )
+            .expect("Metadata");
+        let mut builder = riffle_protocol::record_batch::RecordBatchBuilder::new(
+            riffle_protocol::record_batch::Compression::None,
+            1_700_000_000_000,
+        );
+        builder.append(1_700_000_000_000, None, Some(b"churn"), &[]);
+        let (code, _) = kafka::produce(&mut conn, "smp2-churn-raw", 0, builder.finish(), 1);
+        assert_eq!(code, 0, "produce on churn round {round}");
+        round += 1;
+    }
+    for (child, _) in &producers {
+        child.signal(libc::SIGTERM);
+    }
+    for (child, _) in producers {
+        child.wait_ok(Duration::from_secs(60));
+    }
+    assert!(
+        broker.is_running(),
+        "the broker died under load\n{}",
+        broker.log_tail()
+    );
+    let status = broker.stop();
+    assert!(
+        status.success(),
+        "SIGTERM exit {status}\n{}",
+        broker.log_tail()
+    );
+}
