@@ -2,7 +2,9 @@
 incremental_alter_configs and with alter_configs, see each change in a new describe, delete the
 topic and see it gone from list_topics.
 
-usage: confluent_admin.py BOOTSTRAP"""
+With --no-list-topics, topics are checked through describe_configs only (list_topics is not used).
+
+usage: confluent_admin.py BOOTSTRAP [--no-list-topics]"""
 
 import sys
 import time
@@ -13,6 +15,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 from common import Deadline, check, fail
 
 bootstrap = sys.argv[1]
+use_list_topics = "--no-list-topics" not in sys.argv[2:]
 admin = AdminClient({"bootstrap.servers": bootstrap})
 topic = "admin-topic"
 resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -40,8 +43,9 @@ for name, fut in admin.create_topics([new], operation_timeout=10, request_timeou
         fut.result(timeout=20)
     except Exception as e:  # noqa: BLE001 -- any error is the failure we report
         fail(f"create_topics {name}: {e}")
-listed = wait_listed(True)
-check(len(listed[topic].partitions) == 3, f"{topic} has {len(listed[topic].partitions)} partitions, want 3")
+if use_list_topics:
+    listed = wait_listed(True)
+    check(len(listed[topic].partitions) == 3, f"{topic} has {len(listed[topic].partitions)} partitions, want 3")
 
 # Creating it again is refused with TOPIC_ALREADY_EXISTS.
 try:
@@ -84,6 +88,14 @@ for name, fut in admin.delete_topics([topic], operation_timeout=10, request_time
         fut.result(timeout=20)
     except Exception as e:  # noqa: BLE001
         fail(f"delete_topics {name}: {e}")
-wait_listed(False)
+if use_list_topics:
+    wait_listed(False)
+else:
+    try:
+        describe()
+        fail("describe_configs of a deleted topic succeeded")
+    except Exception as e:  # noqa: BLE001 -- UNKNOWN_TOPIC_OR_PARTITION is expected
+        check("UNKNOWN_TOPIC" in str(e) or "Unknown topic" in str(e),
+              f"describe_configs of a deleted topic: {e}, want UNKNOWN_TOPIC_OR_PARTITION")
 print("delete_topics checked", flush=True)
 print("OK", flush=True)

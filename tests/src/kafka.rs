@@ -198,6 +198,27 @@ pub fn fetch(
     fetch_offset: i64,
     max_wait_ms: i32,
 ) -> PartitionData {
+    fetch_with_limits(
+        conn,
+        topic,
+        partition,
+        fetch_offset,
+        max_wait_ms,
+        8 << 20,
+        1 << 20,
+    )
+}
+
+/// Like `fetch`, with the response's `max_bytes` and the partition's `partition_max_bytes`.
+pub fn fetch_with_limits(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> PartitionData {
     let response: FetchResponse = conn
         .request(
             FETCH_VERSION,
@@ -205,7 +226,7 @@ pub fn fetch(
                 replica_id: -1,
                 max_wait_ms,
                 min_bytes: 1,
-                max_bytes: 8 * 1024 * 1024,
+                max_bytes,
                 isolation_level: 0,
                 session_id: 0,
                 session_epoch: -1,
@@ -214,7 +235,7 @@ pub fn fetch(
                     partitions: vec![FetchPartition {
                         partition,
                         fetch_offset,
-                        partition_max_bytes: 1024 * 1024,
+                        partition_max_bytes,
                         ..Default::default()
                     }],
                     ..Default::default()

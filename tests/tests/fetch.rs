@@ -196,3 +196,36 @@ fn fetch_outside_the_log_is_offset_out_of_range() {
         "fetch at the log start 15 returns the batch holding it"
     );
 }
+
+#[test]
+fn fetch_returns_a_first_batch_larger_than_the_byte_limits() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-oversized-batch";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    let now_ms = 1_700_000_000_000;
+    let mut builder = RecordBatchBuilder::new(Compression::None, now_ms);
+    let value = vec![b'b'; 20 * 1024];
+    for _ in 0..5 {
+        builder.append(now_ms, None, Some(&value), &[]);
+    }
+    let big = builder.finish();
+    assert_eq!(kafka::produce(&mut conn, topic, 0, big.clone(), -1), (0, 0));
+    assert_eq!(kafka::produce(&mut conn, topic, 0, batch(5, 3), -1), (0, 5));
+    // Kafka (KIP-74): the first batch is returned whole even above partition_max_bytes and
+    // max_bytes, or a consumer could never get past it.
+    for (max_bytes, partition_max_bytes) in [(1 << 20, 1000), (1000, 1 << 20), (1000, 1000)] {
+        let data =
+            kafka::fetch_with_limits(&mut conn, topic, 0, 0, 100, max_bytes, partition_max_bytes);
+        assert_eq!(data.error_code, error_code::NONE);
+        let spans = batch_spans(&data);
+        assert_eq!(
+            spans.first(),
+            Some(&(0, 5)),
+            "max_bytes {max_bytes}, partition_max_bytes {partition_max_bytes}: the first \
+             ({} byte) batch must come back whole",
+            big.len()
+        );
+    }
+}
