@@ -110,6 +110,13 @@ pub(crate) fn summarize(r: &RunResult<'_>) -> Summary {
     let backlog = r.total.backlog_at_stop as f64;
     let target_rate_met = r.target_rate == 0.0 || backlog <= scheduled * (1.0 - RATE_TOLERANCE);
     let mut notes = r.notes.clone();
+    if r.target_rate == 0.0 && r.total.produced.messages_total > 0 {
+        notes.push(
+            "flat out: produce latency counts from when each batch was built (closed loop, a \
+             stall delays the next batches instead of showing up); use --rate for open-loop latency"
+                .into(),
+        );
+    }
     if !target_rate_met {
         notes.push(format!(
             "target rate NOT reached: {backlog:.0} messages due were still unacknowledged at the \
