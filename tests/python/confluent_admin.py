@@ -10,7 +10,7 @@ import sys
 import time
 
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   NewTopic, ResourceType)
+                                   NewPartitions, NewTopic, ResourceType)
 
 from common import Deadline, check, fail
 
@@ -82,6 +82,24 @@ configs = describe()
 check(configs.get("retention.ms") == "7200000",
       f"after alter_configs retention.ms = {configs.get('retention.ms')!r}, want '7200000'")
 print("alter_configs checked", flush=True)
+
+cluster = admin.describe_cluster(request_timeout=15).result(timeout=20)
+nodes = [(n.id, f"{n.host}:{n.port}") for n in cluster.nodes]
+check(nodes == [(0, bootstrap)], f"describe_cluster nodes {nodes}, want [(0, {bootstrap!r})]")
+check(cluster.controller is not None and cluster.controller.id == 0,
+      f"describe_cluster controller {cluster.controller}")
+print("describe_cluster checked", flush=True)
+
+try:
+    admin.create_partitions([NewPartitions(topic, 5)], request_timeout=15)[topic].result(timeout=20)
+except Exception as e:  # noqa: BLE001
+    fail(f"create_partitions 3 -> 5: {e}")
+if use_list_topics:
+    deadline = Deadline(15, f"{topic} listed with 5 partitions")
+    while len(admin.list_topics(timeout=10).topics[topic].partitions) != 5:
+        deadline.check()
+        time.sleep(0.1)
+print("create_partitions checked", flush=True)
 
 for name, fut in admin.delete_topics([topic], operation_timeout=10, request_timeout=15).items():
     try:
