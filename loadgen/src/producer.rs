@@ -75,6 +75,8 @@ pub(crate) struct ProducerAgent {
     acked: u64,
     /// Whether the backlog at the stop time was reported.
     stop_reported: bool,
+    /// Set when the run stopped without a connection: the backlog is given up.
+    abandoned: bool,
 }
 
 impl ProducerAgent {
@@ -103,6 +105,7 @@ impl ProducerAgent {
             frames: Vec::new(),
             acked: 0,
             stop_reported: false,
+            abandoned: false,
         }
     }
 
@@ -313,13 +316,29 @@ impl Agent for ProducerAgent {
         if let Err(what) = self.step(now_ns, iv) {
             self.fail_connection(iv, now_ns, what);
         }
-        if self.conn.is_none() {
-            return (now_ns < self.cfg.stop_ns).then_some(self.reconnect_at_ns.max(now_ns));
-        }
         if now_ns >= self.cfg.stop_ns && !self.stop_reported {
             self.stop_reported = true;
             let scheduled = self.schedule.scheduled_before(self.cfg.stop_ns);
             iv.backlog_at_stop += scheduled.saturating_sub(self.acked);
+        }
+        if self.conn.is_none() {
+            if now_ns < self.cfg.stop_ns {
+                return Some(self.reconnect_at_ns.max(now_ns));
+            }
+            if !self.abandoned {
+                // No broker to drain the backlog into: give up on it, and say so.
+                self.abandoned = true;
+                let scheduled = self.schedule.scheduled_before(self.cfg.stop_ns);
+                let unsent = scheduled.saturating_sub(self.acked);
+                if unsent > 0 {
+                    iv.error(format!(
+                        "{unsent} messages due before the stop were never acknowledged (no connection to {})",
+                        self.addr
+                    ));
+                }
+                self.batch = None;
+            }
+            return None;
         }
         if now_ns >= self.cfg.stop_ns {
             let more = self.batch.is_some() || !self.backlog_sent();
@@ -355,6 +374,9 @@ impl Agent for ProducerAgent {
     }
 
     fn finished(&self, now_ns: u64) -> bool {
+        if now_ns >= self.cfg.stop_ns && self.abandoned {
+            return true;
+        }
         now_ns >= self.cfg.stop_ns
             && self.backlog_sent()
             && self.in_flight.is_empty()

@@ -300,6 +300,12 @@ pub(crate) fn run(
             summary.error_samples.first().cloned().unwrap_or_default()
         );
     }
+    if summary.errors > 0 {
+        bail!(
+            "{} errors during the run (results written, but not those of a healthy run)",
+            summary.errors
+        );
+    }
     Ok(())
 }
 

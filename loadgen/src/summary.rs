@@ -120,7 +120,7 @@ pub(crate) fn summarize(r: &RunResult<'_>) -> Summary {
     if !target_rate_met {
         notes.push(format!(
             "target rate NOT reached: {backlog:.0} messages due were still unacknowledged at the \
-             stop (target {:.0} msgs/s); they were sent late and their latency is included",
+             stop (target {:.0} msgs/s); those sent later are measured from their intended time",
             r.target_rate
         ));
     }

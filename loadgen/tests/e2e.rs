@@ -369,3 +369,50 @@ fn unreachable_broker_fails_fast_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot connect to broker"), "{stderr}");
 }
+
+#[test]
+fn broker_dying_mid_run_is_reported_and_ends_on_time() {
+    let mut broker = start_broker();
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("dies");
+    let started = Instant::now();
+    let child = Command::new(LOADGEN)
+        .args([
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "lg-dies",
+            "--create-partitions",
+            "2",
+            "--rate",
+            "2000",
+            "--warmup",
+            "0s",
+            "--duration",
+            "3s",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start riffle-loadgen");
+    std::thread::sleep(Duration::from_millis(1500));
+    broker.child.kill().expect("kill the broker");
+    let out = child.wait_with_output().expect("output");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(!out.status.success(), "a run with errors exits non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("errors during the run"), "{stderr}");
+    let s = summary(&out_dir);
+    assert!(u(&s, &["errors"]) > 0);
+    assert!(
+        u(&s, &["messages"]) > 0,
+        "messages before the kill still count"
+    );
+    assert_eq!(s["target_rate_met"], false);
+}
