@@ -372,10 +372,84 @@ fn summary() {
     }
 }
 
+/// Paired comparison, robust to noisy neighbours on a shared disk: the log run and its
+/// raw baseline alternate (order flipped every pair) and the median of the per-pair
+/// ratios is reported.
+fn paired(size: usize, count: u64, appenders: u64, durable: bool, sync_every: Option<u64>) {
+    const PAIRS: usize = 9;
+    let b = batch(size);
+    let bytes = b.len() as f64 * count as f64;
+    let (mut ratios, mut log_mbps, mut raw_mbps, mut syncs_per_s, mut per_sync) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..PAIRS {
+        let run_raw = || {
+            let dir = data_dir();
+            let path = dir.path().join("raw.log");
+            let batch = b.clone();
+            on_executor(move || raw_write(path, batch, count, sync_every))
+        };
+        let run_log = || {
+            let dir = data_dir();
+            let path = dir.path().to_path_buf();
+            let batch = b.clone();
+            on_executor(move || log_append(path, batch, count, appenders, durable))
+        };
+        let (raw, (log, syncs)) = if i % 2 == 0 {
+            let r = run_raw();
+            (r, run_log())
+        } else {
+            let l = run_log();
+            (run_raw(), l)
+        };
+        ratios.push(raw.as_secs_f64() / log.as_secs_f64());
+        log_mbps.push(bytes / log.as_secs_f64() / 1e6);
+        raw_mbps.push(bytes / raw.as_secs_f64() / 1e6);
+        syncs_per_s.push(syncs as f64 / log.as_secs_f64());
+        per_sync.push(count as f64 / syncs.max(1) as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let kind = if durable {
+        format!("log {appenders} appenders append_durable")
+    } else {
+        format!("log {appenders} appenders append + final flush")
+    };
+    let base = match sync_every {
+        Some(n) => format!("raw, fdatasync every {n} batches"),
+        None => "raw, one final fdatasync".to_string(),
+    };
+    println!(
+        "paired {:>2}KiB x {count:6}: {kind:42} {:7.1} MB/s vs {base:34} {:7.1} MB/s  ratio {:.3} (min {:.3}, max {:.3})  fdatasync/s {:7.1}  batches/fdatasync {:.1}",
+        size >> 10,
+        median(&mut log_mbps),
+        median(&mut raw_mbps),
+        median(&mut ratios.clone()),
+        ratios.iter().cloned().fold(f64::INFINITY, f64::min),
+        ratios.iter().cloned().fold(0.0, f64::max),
+        median(&mut syncs_per_s),
+        median(&mut per_sync),
+    );
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_append(&mut c);
     bench_read(&mut c);
     c.final_summary();
     summary();
+    println!("\n== paired runs (median of 9 alternating pairs) ==");
+    for size in [1usize << 10, 16 << 10] {
+        let n = (64u64 << 20) / size as u64;
+        paired(size, n, APPENDERS, false, None);
+        paired(size, APPENDERS * 50, APPENDERS, true, Some(APPENDERS));
+        paired(
+            size,
+            APPENDERS * 5 * 20,
+            APPENDERS * 5,
+            true,
+            Some(APPENDERS * 5),
+        );
+    }
 }
