@@ -2,6 +2,22 @@
 //! Kafka, Redpanda) with coordinated-omission-safe latency histograms, and the tools to
 //! report and compare runs.
 
+/// Prints a line to stdout, ignoring a closed pipe (`riffle-loadgen report … | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Prints text as it is to stdout, ignoring a closed pipe.
+macro_rules! out_raw {
+    ($text:expr) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), "{}", $text);
+    }};
+}
+
 mod conn;
 mod consumer;
 mod hgrm;

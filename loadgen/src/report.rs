@@ -60,13 +60,13 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<(String, Summary)>> {
 }
 
 pub(crate) fn report(dirs: &[PathBuf]) -> Result<()> {
-    print!("{}", table(&load(dirs)?));
+    out_raw!(table(&load(dirs)?));
     Ok(())
 }
 
 pub(crate) fn compare(dirs: &[PathBuf], chart: &Path) -> Result<()> {
     let runs = load(dirs)?;
-    print!("{}", table(&runs));
+    out_raw!(table(&runs));
     let mut series = Vec::new();
     for (d, (name, s)) in dirs.iter().zip(&runs) {
         let path = d.join(format!("{}.hgrm", s.latency_kind));
@@ -75,7 +75,7 @@ pub(crate) fn compare(dirs: &[PathBuf], chart: &Path) -> Result<()> {
         series.push((format!("{name} ({})", s.latency_kind), parse_hgrm(&text)));
     }
     draw_chart(&series, chart)?;
-    println!("chart: {}", chart.display());
+    out!("chart: {}", chart.display());
     Ok(())
 }
 

@@ -278,16 +278,16 @@ pub(crate) fn run(
         .out
         .as_ref()
         .map_or_else(|| workload.to_string(), |d| d.display().to_string());
-    print!("{}", report::table(&[(name, summary.clone())]));
+    out_raw!(report::table(&[(name, summary.clone())]));
     for n in &summary.notes {
-        println!("note: {n}");
+        out!("note: {n}");
     }
-    println!(
+    out!(
         "loadgen CPU: {loadgen_cpu_s:.2} s over {wall_s:.1} s on {threads} worker thread(s) ({:.0}% busy)",
         100.0 * summary.loadgen_cpu_util
     );
     if summary.errors > 0 {
-        println!(
+        out!(
             "errors: {} (first: {})",
             summary.errors,
             summary.error_samples.join("; ")

@@ -68,6 +68,7 @@ pub(crate) struct Summary {
     pub errors: u64,
     pub error_samples: Vec<String>,
     /// Messages due before the stop but unacknowledged then.
+    #[serde(default)]
     pub backlog_at_stop: u64,
     /// Target rate in msgs/s (0: flat out).
     pub target_rate: f64,
