@@ -159,21 +159,41 @@ mod tests {
     #[test]
     fn due_and_intended_agree_at_any_rate() {
         // A producer takes everything due just before its stop; the next message must then be
-        // intended at or after the stop, or the run would wait for it forever.
-        for rate in [35_791.75, 1_000.0, 333.333, 7.0, 142_857.1, 1e6 / 3.0] {
-            for stop_ns in [1_000_000_007u64, 3 * 1_000_000_000, 13_000_000_001] {
-                let mut s = OpenLoop::new(rate, 123);
-                while s.due(stop_ns - 1, 1) == 1 {
-                    assert!(s.intended_ns(s.taken()) < stop_ns);
-                    s.take();
+        // intended at or after the stop, or the run would wait for it forever. These rates and
+        // offsets (bench/run's per-producer rates) broke a formula computed apart from
+        // `intended_ns`.
+        for rate in [
+            35_791.75,
+            34_521.5,
+            26_992.25,
+            42_618.75,
+            333.333,
+            7.0,
+            1e6 / 3.0,
+        ] {
+            for offset_ns in [0, 123, 5_865, 6_984, 9_261, 13_969, 14_483, 20_954, 27_785] {
+                for stop_ns in [
+                    1_000_000_007u64,
+                    3_000_000_000,
+                    10_000_000_000,
+                    13_000_000_000,
+                ] {
+                    let s = OpenLoop::new(rate, offset_ns);
+                    let n = s.due(stop_ns - 1, u64::MAX);
+                    assert_eq!(n, s.scheduled_before(stop_ns));
+                    assert!(
+                        s.intended_ns(n) >= stop_ns,
+                        "rate {rate} offset {offset_ns} stop {stop_ns}"
+                    );
+                    assert!(n == 0 || s.intended_ns(n - 1) < stop_ns);
                 }
-                assert!(
-                    s.next_due_ns().unwrap() >= stop_ns,
-                    "rate {rate} stop {stop_ns}"
-                );
-                assert_eq!(s.scheduled_before(stop_ns), s.taken(), "rate {rate}");
             }
         }
+        let mut s = OpenLoop::new(35_791.75, 6_984);
+        while s.due(3_000_000_000 - 1, 1) == 1 {
+            s.take();
+        }
+        assert!(s.next_due_ns().unwrap() >= 3_000_000_000);
     }
 
     #[test]
