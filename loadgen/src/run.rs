@@ -144,25 +144,27 @@ pub(crate) fn run(
             } else {
                 vec![&partitions[i % partitions.len()]]
             };
-            let leader = mine[0].leader;
-            let ids = mine
-                .iter()
-                .filter(|q| q.leader == leader)
-                .map(|q| q.partition)
-                .collect();
-            let rate = p.rate / n as f64;
-            let offset_ns = if p.rate > 0.0 {
-                (i as f64 * 1e9 / p.rate) as u64
-            } else {
-                0
-            };
-            agents.push(Box::new(ProducerAgent::new(
-                cfg.clone(),
-                leader,
-                ids,
-                OpenLoop::new(rate, offset_ns),
-                i as u64 + 1,
-            )));
+            // One connection per leader among this producer's partitions, each with its
+            // share of the rate (a single broker: one connection).
+            let mut by_leader: BTreeMap<SocketAddr, Vec<i32>> = BTreeMap::new();
+            for q in &mine {
+                by_leader.entry(q.leader).or_default().push(q.partition);
+            }
+            for (leader, ids) in by_leader {
+                let rate = p.rate / n as f64 * ids.len() as f64 / mine.len() as f64;
+                let offset_ns = if p.rate > 0.0 {
+                    (i as f64 * 1e9 / p.rate) as u64
+                } else {
+                    0
+                };
+                agents.push(Box::new(ProducerAgent::new(
+                    cfg.clone(),
+                    leader,
+                    ids,
+                    OpenLoop::new(rate, offset_ns),
+                    agents.len() as u64 + 1,
+                )));
+            }
         }
     }
     if let Some(k) = k {
