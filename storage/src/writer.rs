@@ -156,6 +156,60 @@ impl Head {
     }
 }
 
+type WriteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>>>>;
+
+/// Writes in flight, polled by the writer task itself: a write is submitted to io_uring
+/// when pushed, not when a spawned task would next be scheduled (behind every runnable
+/// appender), and results are taken in issue order.
+#[derive(Default)]
+struct InFlight {
+    writes: VecDeque<(WriteFuture, Option<Result<(), StorageError>>)>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn poll_all(&mut self, cx: &mut std::task::Context<'_>) {
+        for (f, done) in self.writes.iter_mut() {
+            if done.is_none() {
+                if let std::task::Poll::Ready(r) = f.as_mut().poll(cx) {
+                    *done = Some(r);
+                }
+            }
+        }
+    }
+
+    /// Adds a write and polls it once, which submits it.
+    async fn push(&mut self, f: WriteFuture) {
+        self.writes.push_back((f, None));
+        std::future::poll_fn(|cx| {
+            self.poll_all(cx);
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    /// The result of the oldest write, once it completed (None when there is none).
+    async fn pop_front(&mut self) -> Option<Result<(), StorageError>> {
+        std::future::poll_fn(|cx| {
+            self.poll_all(cx);
+            match self.writes.front_mut() {
+                None => std::task::Poll::Ready(None),
+                Some((_, done)) => match done.take() {
+                    Some(r) => {
+                        self.writes.pop_front();
+                        std::task::Poll::Ready(Some(r))
+                    }
+                    None => std::task::Poll::Pending,
+                },
+            }
+        })
+        .await
+    }
+}
+
 async fn write_all(file: Rc<SegFile>, pos: u64, buf: DmaBuffer) -> Result<(), StorageError> {
     let mut buf = Rc::new(buf);
     let mut pos = pos;
@@ -227,7 +281,7 @@ async fn publish_completed(
 }
 
 pub(crate) async fn run(inner: Rc<Inner>) {
-    let mut in_flight: VecDeque<glommio::Task<Result<(), StorageError>>> = VecDeque::new();
+    let mut in_flight = InFlight::default();
     let mut dirty: Vec<Rc<SegFile>> = Vec::new();
     let mut pending: VecDeque<PendingSync> = VecDeque::new();
     // Interval policy: when unflushed data must be flushed at the latest.
@@ -281,9 +335,9 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                         if !dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {
                             dirty.push(file.clone());
                         }
-                        in_flight.push_back(glommio::spawn_local(write_all(file, pos, buf)));
+                        in_flight.push(Box::pin(write_all(file, pos, buf))).await;
                         if in_flight.len() >= WRITES_IN_FLIGHT_MAX {
-                            in_flight.pop_front().expect("non-empty").await?;
+                            in_flight.pop_front().await.expect("non-empty")?;
                         }
                     }
                     WriteOp::Seal {
@@ -291,8 +345,8 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                         size,
                         indexes,
                     } => {
-                        while let Some(t) = in_flight.pop_front() {
-                            t.await?;
+                        while let Some(r) = in_flight.pop_front().await {
+                            r?;
                         }
                         file.sync().await?;
                         dirty.retain(|f| !Rc::ptr_eq(f, &file));
@@ -304,8 +358,8 @@ pub(crate) async fn run(inner: Rc<Inner>) {
             if let Some((offset, active_base, active_size)) = flush {
                 flush_deadline = None;
                 // io_uring completes out of order: every write must be done before the sync.
-                while let Some(t) = in_flight.pop_front() {
-                    t.await?;
+                while let Some(r) = in_flight.pop_front().await {
+                    r?;
                 }
                 if pending.len() >= SYNCS_IN_FLIGHT_MAX {
                     publish_completed(&inner, &mut pending, true).await?;
@@ -340,9 +394,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
         }
     }
     .await;
-    while let Some(t) = in_flight.pop_front() {
-        let _ = t.await;
-    }
+    while in_flight.pop_front().await.is_some() {}
     while let Some(p) = pending.pop_front() {
         let _ = p.task.await;
     }
