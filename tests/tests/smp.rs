@@ -121,3 +121,41 @@ fn smp2_sustained_cross_shard_load_with_connection_churn_keeps_the_broker_up() {
         broker.log_tail()
     );
 }
+
+/// A consumer follows the log while a producer writes it, with --smp 2: fetches for partitions
+/// on the other shard wait there and are woken by appends there.
+#[test]
+fn smp2_consumer_tails_the_log_while_a_producer_writes_it() {
+    use riffle_tests::{python_bin, python_script, scratch_dir, Background};
+
+    const MESSAGES: &str = "30000";
+    let broker = Broker::start_with(BrokerOptions {
+        smp: 2,
+        ..Default::default()
+    });
+    let addr = broker.addr();
+    let topic = "smp2-tail";
+    kafka::create_topic(&addr, topic, 8);
+    let tail = Background::spawn(
+        Command::new(python_bin())
+            .arg("-u")
+            .arg(python_script("confluent_tail.py"))
+            .args([&addr, topic, "8", MESSAGES]),
+    );
+    // Let the consumer reach the (empty) log end and wait there first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let scratch = scratch_dir("riffle-tail-");
+    let acked = scratch.path().join("acked.txt");
+    python_ok(
+        "confluent_produce.py",
+        &[
+            &addr,
+            topic,
+            "8",
+            MESSAGES,
+            acked.to_str().expect("UTF-8 path"),
+        ],
+        Duration::from_secs(120),
+    );
+    tail.wait_ok(Duration::from_secs(120));
+}
