@@ -19,6 +19,10 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// Hard cap on a segment's size: index positions are u32 (Kafka caps segment.bytes at
+/// i32::MAX too).
+pub(crate) const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
 /// DMA read size for data older than the tail cache (sequential consumers hit the rest).
 const READ_AHEAD_BYTES: usize = 1 << 20;
 
@@ -142,7 +146,7 @@ impl State {
     fn needs_roll(&self, h: &BatchHeader) -> bool {
         let a = self.active();
         a.size > 0
-            && (a.size + h.size as u64 > self.config.segment_bytes
+            && (a.size + h.size as u64 > self.config.segment_bytes.min(SEGMENT_BYTES_MAX)
                 || h.last_offset() - a.base_offset > i64::from(i32::MAX))
     }
 

@@ -188,8 +188,24 @@ async fn scan_from(
         let data = file.read(pos, len).await?;
         let at_eof = pos + data.len() as u64 >= file_size;
         let s = batch::scan(&data, next_offset);
-        for (at, h) in &s.batches {
+        let mut batches_in_window = s.batches.as_slice();
+        let too_far = s
+            .batches
+            .iter()
+            .position(|(at, _)| pos + *at as u64 > crate::log::SEGMENT_BYTES_MAX);
+        if let Some(i) = too_far {
+            batches_in_window = &s.batches[..i];
+        }
+        for (at, h) in batches_in_window {
             index.on_batch(pos + *at as u64, h);
+        }
+        if let Some(i) = too_far {
+            batches += i;
+            if let Some((_, h)) = batches_in_window.last() {
+                next_offset = h.next_offset();
+            }
+            pos += s.batches[i].0 as u64;
+            break Some("segment larger than the maximum segment size");
         }
         batches += s.batches.len();
         if let Some((_, h)) = s.batches.last() {
