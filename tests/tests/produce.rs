@@ -194,3 +194,37 @@ fn api_versions_advertises_produce_from_v0_and_old_produce_gets_unsupported_vers
         .expect("the connection still works after Produce v2");
     assert_eq!(again.error_code, error_code::NONE);
 }
+
+#[test]
+fn produce_answers_kafka_errors_for_bad_targets_and_acks() {
+    let broker = Broker::start();
+    let topic = "produce-errors";
+    kafka::create_topic(&broker.addr(), topic, 2);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(
+        kafka::produce(&mut conn, topic, 2, batch(None, 1, 10), -1).0,
+        error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        "partition 2 of a 2-partition topic"
+    );
+    assert_eq!(
+        kafka::produce(&mut conn, topic, -1, batch(None, 1, 10), -1).0,
+        error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        "partition -1"
+    );
+    assert_eq!(
+        kafka::produce(&mut conn, topic, 0, batch(None, 1, 10), 2).0,
+        error_code::INVALID_REQUIRED_ACKS,
+        "acks=2"
+    );
+    assert_eq!(
+        kafka::produce(&mut conn, "bad/topic", 0, batch(None, 1, 10), -1).0,
+        error_code::INVALID_TOPIC_EXCEPTION,
+        "an invalid topic name is not auto-created"
+    );
+    // Nothing of the above was appended, and the connection still works.
+    assert_eq!(
+        kafka::produce(&mut conn, topic, 0, batch(None, 1, 10), -1),
+        (error_code::NONE, 0)
+    );
+    assert_eq!(log_end_offset(&broker.addr(), topic), 1);
+}
