@@ -209,3 +209,45 @@ fn kcat_produce_to_a_missing_topic_auto_creates_it_with_one_partition() {
         .expect("the auto-created topic is listed");
     assert_eq!(t.partitions.len(), 1, "default partition count");
 }
+
+#[test]
+fn kcat_consumes_from_a_relative_offset_and_stops_at_the_end() {
+    let broker = Broker::start();
+    let topic = "kcat-relative";
+    kafka::create_topic(&broker.addr(), topic, 1);
+    let input: String = (0..100).map(|i| format!("m{i:03}\n")).collect();
+    run_ok(
+        Command::new(kcat_bin()).args(["-P", "-b", &broker.addr(), "-t", topic, "-p", "0"]),
+        Some(input.into_bytes()),
+        KCAT_TIMEOUT,
+    );
+    for (offset, want_first) in [("-10", 90), ("95", 95), ("beginning", 0)] {
+        let out = run_ok(
+            Command::new(kcat_bin()).args([
+                "-C",
+                "-b",
+                &broker.addr(),
+                "-t",
+                topic,
+                "-p",
+                "0",
+                "-o",
+                offset,
+                "-e",
+                "-q",
+                "-f",
+                "%o %s\\n",
+            ]),
+            None,
+            KCAT_TIMEOUT,
+        );
+        let want: String = (want_first..100)
+            .map(|i| format!("{i} m{i:03}\n"))
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "kcat -o {offset}"
+        );
+    }
+}
