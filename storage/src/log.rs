@@ -7,7 +7,7 @@ use crate::batch::{self, BatchHeader, HEADER_SIZE, PATCHED_PREFIX};
 use crate::cache::{CachedBatch, TailCache};
 use crate::error::{Failure, StorageError};
 use crate::event::Event;
-use crate::recovery::{self, remove_files, sync_dir, write_start_checkpoint};
+use crate::recovery::{self, remove_files, write_start_checkpoint};
 use crate::segment::{
     align_down, index_path, log_path, time_index_path, walk_headers, SegFile, Segment,
 };
@@ -672,7 +672,7 @@ impl PartitionLog {
             let removed = s
                 .segments
                 .drain(idx + 1..)
-                .map(|seg| seg.base_offset)
+                .map(|seg| seg.retire())
                 .collect();
             let seg = s.segments.back_mut().expect("segment idx kept");
             seg.size = cut_pos;
@@ -736,7 +736,7 @@ impl PartitionLog {
             .borrow()
             .segments
             .iter()
-            .map(|s| s.base_offset)
+            .map(|s| s.retire())
             .collect();
         let paths = old
             .iter()
@@ -800,11 +800,7 @@ impl PartitionLog {
             let mut s = self.inner.state.borrow_mut();
             let s = &mut *s;
             let count = count.min(s.segments.len() - 1);
-            let bases: Vec<i64> = s
-                .segments
-                .drain(..count)
-                .map(|seg| seg.base_offset)
-                .collect();
+            let bases: Vec<i64> = s.segments.drain(..count).map(|seg| seg.retire()).collect();
             let first = s.segments.front().expect("active kept").base_offset;
             s.log_start_offset = s.log_start_offset.max(first);
             s.read_ahead = None;
@@ -1056,7 +1052,9 @@ pub(crate) async fn create_segment(
         .min(config.segment_bytes)
         .max(crate::segment::ALIGN);
     file.reserve(step, step).await?;
-    sync_dir(dir).await?;
+    // Index files left by an earlier segment of the same base would be stale; removing
+    // them also syncs the directory, making the new file's entry durable.
+    remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
     Ok(Segment {
         base_offset: base,
         next_offset: base,

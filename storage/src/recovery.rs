@@ -26,13 +26,6 @@ pub(crate) async fn blocking<R: Send + 'static>(
         .map_err(|e| StorageError::io(op, path, e))
 }
 
-pub(crate) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    blocking("fsync dir", dir.to_path_buf(), |d| {
-        std::fs::File::open(d)?.sync_all()
-    })
-    .await
-}
-
 /// Unlinks files that may or may not exist, then syncs the directory.
 pub(crate) async fn remove_files(dir: &Path, paths: Vec<PathBuf>) -> Result<(), StorageError> {
     if paths.is_empty() {

@@ -38,6 +38,8 @@ pub(crate) struct SegFile {
     pub path: PathBuf,
     /// Bytes reserved with fallocate so far.
     pub allocated: Cell<u64>,
+    /// The segment was deleted: a pending seal must not recreate its index files.
+    pub deleted: Cell<bool>,
 }
 
 impl SegFile {
@@ -57,6 +59,7 @@ impl SegFile {
             file,
             path,
             allocated: Cell::new(size),
+            deleted: Cell::new(false),
         }))
     }
 
@@ -123,6 +126,12 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Marks the segment's file deleted (its files are about to be removed); returns its base.
+    pub fn retire(&self) -> i64 {
+        self.file.deleted.set(true);
+        self.base_offset
+    }
+
     /// The time segment.ms is measured from (Kafka: first batch's max timestamp).
     pub fn roll_base_ms(&self) -> i64 {
         self.index

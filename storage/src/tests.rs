@@ -531,3 +531,39 @@ fn interval_flush_policy_makes_appends_durable_in_the_background() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn retention_of_a_just_rolled_segment_leaves_no_orphan_files_and_delete_removes_the_dir() {
+    run(|dir| async move {
+        let config = LogConfig {
+            retention_ms: Some(1000),
+            segment_ms: None,
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        for i in 0..10 {
+            log.append(batch(1, i, 3000)).await.unwrap();
+        }
+        // Rolls the active segment (past retention) and deletes every sealed one at once.
+        log.housekeeping(1_000_000).await.unwrap();
+        assert_eq!(log.log_start_offset(), 10);
+        log.append(batch(1, 1_000_000, 10)).await.unwrap();
+        log.close().await.unwrap();
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        for n in names.iter().filter(|n| n.ends_with("index")) {
+            let stem = n.split('.').next().unwrap();
+            assert!(
+                names.contains(&format!("{stem}.log")),
+                "orphan {n} in {names:?}"
+            );
+        }
+        let log = open(&dir, small_config()).await;
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 11));
+        log.delete().await.unwrap();
+        assert!(!dir.exists());
+        assert!(matches!(log.read(10, 100).await, Err(StorageError::Closed)));
+    });
+}

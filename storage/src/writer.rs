@@ -348,10 +348,12 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                         while let Some(r) = in_flight.pop_front().await {
                             r?;
                         }
-                        file.sync().await?;
                         dirty.retain(|f| !Rc::ptr_eq(f, &file));
-                        file.truncate(size).await?;
-                        crate::recovery::write_indexes(&file.path, *indexes).await?;
+                        if !file.deleted.get() {
+                            file.sync().await?;
+                            file.truncate(size).await?;
+                            crate::recovery::write_indexes(&file.path, *indexes).await?;
+                        }
                     }
                 }
             }
