@@ -15,3 +15,13 @@ fn kafka_python_producer_and_groupless_consumer_round_trip() {
         Duration::from_secs(240),
     );
 }
+
+#[test]
+fn kafka_python_admin_and_gzip_produce_round_trip() {
+    let broker = Broker::start();
+    python_ok(
+        "kafka_python_admin.py",
+        &[&broker.addr()],
+        Duration::from_secs(120),
+    );
+}
