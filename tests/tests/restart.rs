@@ -183,3 +183,43 @@ fn sigterm_with_a_fetch_waiting_in_a_long_poll_stops_promptly() {
         "shutdown took {took:?} with a Fetch waiting (max_wait_ms 60 s)"
     );
 }
+
+#[test]
+fn small_segments_roll_and_every_message_is_read_back_before_and_after_restarts() {
+    let scratch = scratch_dir("riffle-segments-");
+    let acked = scratch.path().join("acked.txt");
+    let acked = acked.to_str().expect("UTF-8 path");
+    let mut broker = Broker::start();
+    let topic = "small-segments";
+    kafka::create_topic_with_configs(&broker.addr(), topic, 2, &[("segment.bytes", "65536")]);
+    python_ok(
+        "confluent_produce.py",
+        &[&broker.addr(), topic, "2", "30000", acked],
+        Duration::from_secs(120),
+    );
+    let segments = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
+        .expect("the partition dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .count();
+    assert!(
+        segments > 10,
+        "only {segments} segments with segment.bytes 64 KiB"
+    );
+    let verify = |broker: &Broker| {
+        python_ok(
+            "confluent_verify.py",
+            &[&broker.addr(), topic, "2", acked, "--exact"],
+            Duration::from_secs(120),
+        );
+    };
+    verify(&broker);
+    assert!(broker.stop().success());
+    broker.restart();
+    verify(&broker);
+    broker.kill9();
+    broker.restart();
+    verify(&broker);
+}
