@@ -186,6 +186,12 @@ impl Broker {
         let _ = child.wait();
     }
 
+    /// Starts the binary again on the same data dir and port, with another shard count.
+    pub fn restart_with_smp(&mut self, smp: usize) {
+        self.options.smp = smp;
+        self.restart();
+    }
+
     /// Starts the binary again on the same data dir and port.
     pub fn restart(&mut self) {
         // The old process just released the port; a parallel test could grab it, so retry a little.

@@ -159,3 +159,39 @@ fn smp2_consumer_tails_the_log_while_a_producer_writes_it() {
     );
     tail.wait_ok(Duration::from_secs(120));
 }
+
+/// The shard count is a start-up flag: a restart with another --smp must still serve every
+/// partition and every acknowledged message.
+#[test]
+fn restart_with_a_different_shard_count_serves_every_partition() {
+    use riffle_tests::scratch_dir;
+
+    let scratch = scratch_dir("riffle-resmp-");
+    let acked = scratch.path().join("acked.txt");
+    let acked = acked.to_str().expect("UTF-8 path");
+    let mut broker = Broker::start_with(BrokerOptions {
+        smp: 2,
+        ..Default::default()
+    });
+    let topic = "resmp";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    python_ok(
+        "confluent_produce.py",
+        &[&broker.addr(), topic, "8", "8000", acked],
+        Duration::from_secs(120),
+    );
+    assert!(broker.stop().success());
+    broker.restart_with_smp(1);
+    python_ok(
+        "confluent_verify.py",
+        &[&broker.addr(), topic, "8", acked, "--exact"],
+        Duration::from_secs(120),
+    );
+    assert!(broker.stop().success());
+    broker.restart_with_smp(2);
+    python_ok(
+        "confluent_verify.py",
+        &[&broker.addr(), topic, "8", acked, "--exact"],
+        Duration::from_secs(120),
+    );
+}
