@@ -24,6 +24,8 @@ const LOG_TAIL_LINES: usize = 60;
 pub struct BrokerOptions {
     pub smp: usize,
     pub log_level: String,
+    /// More `riffle serve` arguments (e.g. `--config FILE`, `--advertised HOST:PORT`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for BrokerOptions {
@@ -31,6 +33,7 @@ impl Default for BrokerOptions {
         BrokerOptions {
             smp: 1,
             log_level: "info".to_string(),
+            extra_args: Vec::new(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl Broker {
             .arg(self.options.smp.to_string())
             .arg("--log-level")
             .arg(&self.options.log_level)
+            .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
