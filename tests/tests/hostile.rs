@@ -92,6 +92,7 @@ fn hostile_connections_are_closed_without_harming_a_producing_client() {
         smp: 1,
         // Connection ends that are not protocol errors (EOF mid-frame) are logged at debug.
         log_level: "info,riffle::connection=debug".to_string(),
+        ..Default::default()
     });
     let addr = broker.addr();
     let good_topic = "hostile-good";
