@@ -229,3 +229,58 @@ fn fetch_returns_a_first_batch_larger_than_the_byte_limits() {
         );
     }
 }
+
+#[test]
+fn delete_records_log_start_survives_restarts() {
+    let mut broker = Broker::start();
+    let topic = "delete-records-restart";
+    kafka::create_topic(&broker.addr(), topic, 1);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    for first in (0..30).step_by(10) {
+        assert_eq!(
+            kafka::produce(&mut conn, topic, 0, batch(first, 10), -1),
+            (0, first as i64)
+        );
+    }
+    let response: DeleteRecordsResponse = conn
+        .request(
+            1,
+            &DeleteRecordsRequest {
+                topics: vec![DeleteRecordsTopic {
+                    name: topic.to_string(),
+                    partitions: vec![DeleteRecordsPartition {
+                        partition_index: 0,
+                        offset: 15,
+                    }],
+                }],
+                timeout_ms: 10_000,
+            },
+        )
+        .expect("DeleteRecords round trip");
+    assert_eq!(
+        response.topics[0].partitions[0].error_code,
+        error_code::NONE
+    );
+    drop(conn);
+    assert!(broker.stop().success());
+    broker.restart();
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(
+        list_offset(&mut conn, topic, -2),
+        (error_code::NONE, 15),
+        "the log start after a SIGTERM restart"
+    );
+    drop(conn);
+    broker.kill9();
+    broker.restart();
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(
+        list_offset(&mut conn, topic, -2),
+        (error_code::NONE, 15),
+        "the log start after a kill -9 restart"
+    );
+    assert_eq!(
+        kafka::fetch(&mut conn, topic, 0, 5, 0).error_code,
+        error_code::OFFSET_OUT_OF_RANGE
+    );
+}
