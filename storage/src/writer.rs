@@ -45,17 +45,19 @@ impl WriteOp {
     }
 }
 
-/// The partially filled chunk at the end of the active segment.
+/// The partially filled chunk at the end of the active segment. It grows to a full
+/// 256 KiB chunk while appends arrive; a flush writes the buffer itself out and keeps
+/// only a copy of its partial last block, so an idle partition holds 4 KiB, not a chunk.
 pub(crate) struct Head {
     pub file: Rc<SegFile>,
+    /// Bytes for `[pos, pos + buf.len())`: ALIGN long after a flush, CHUNK_BYTES once
+    /// appended to.
     buf: Option<DmaBuffer>,
-    /// File position of the chunk (aligned).
+    /// File position of the buffer (aligned).
     pos: u64,
-    /// Valid bytes in the chunk.
+    /// Valid bytes in the buffer.
     len: usize,
-    /// Leading bytes of the chunk already written by a tail write (aligned).
-    written: usize,
-    /// `len` at the last tail write: nothing to write while unchanged.
+    /// `len` when the buffer was last written as it is: nothing to write while unchanged.
     flushed_len: usize,
 }
 
@@ -68,37 +70,38 @@ fn copy_padded(src: &[u8], aligned_len: usize) -> DmaBuffer {
     buf
 }
 
+/// A one-block buffer holding `partial` (a partial last block), or None if empty.
+fn partial_block(partial: &[u8]) -> Option<DmaBuffer> {
+    (!partial.is_empty()).then(|| copy_padded(partial, crate::segment::ALIGN as usize))
+}
+
 impl Head {
     /// A head for a segment whose logical size is `size`; `tail_block` holds the bytes of
     /// `[align_down(size), size)` already on disk.
     pub fn new(file: Rc<SegFile>, size: u64, tail_block: &[u8]) -> Head {
         let pos = align_down(size);
         debug_assert_eq!(tail_block.len() as u64, size - pos);
-        let mut head = Head {
+        Head {
             file,
-            buf: None,
+            buf: partial_block(tail_block),
             pos,
-            len: 0,
-            written: 0,
-            flushed_len: 0,
-        };
-        if !tail_block.is_empty() {
-            let mut buf = glommio::allocate_dma_buffer(CHUNK_BYTES);
-            buf.as_bytes_mut()[..tail_block.len()].copy_from_slice(tail_block);
-            head.buf = Some(buf);
-            head.len = tail_block.len();
-            head.flushed_len = head.len;
+            len: tail_block.len(),
+            flushed_len: tail_block.len(),
         }
-        head
     }
 
     /// Copies `data` in, queueing every chunk that fills up.
     pub fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
         let mut queued = 0;
         while !data.is_empty() {
-            let buf = self
-                .buf
-                .get_or_insert_with(|| glommio::allocate_dma_buffer(CHUNK_BYTES));
+            if self.buf.as_ref().is_none_or(|b| b.len() < CHUNK_BYTES) {
+                let mut chunk = glommio::allocate_dma_buffer(CHUNK_BYTES);
+                if let Some(block) = &self.buf {
+                    chunk.as_bytes_mut()[..self.len].copy_from_slice(&block.as_bytes()[..self.len]);
+                }
+                self.buf = Some(chunk);
+            }
+            let buf = self.buf.as_mut().expect("just ensured");
             let n = (CHUNK_BYTES - self.len).min(data.len());
             buf.as_bytes_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
             self.len += n;
@@ -114,44 +117,40 @@ impl Head {
 
     fn take_full(&mut self) -> WriteOp {
         let buf = self.buf.take().expect("a full chunk has a buffer");
-        let op = if self.written == 0 {
-            WriteOp::Write {
-                file: self.file.clone(),
-                pos: self.pos,
-                buf,
-            }
-        } else {
-            WriteOp::Write {
-                file: self.file.clone(),
-                pos: self.pos + self.written as u64,
-                buf: copy_padded(&buf.as_bytes()[self.written..], CHUNK_BYTES - self.written),
-            }
+        let op = WriteOp::Write {
+            file: self.file.clone(),
+            pos: self.pos,
+            buf,
         };
         self.pos += CHUNK_BYTES as u64;
         self.len = 0;
-        self.written = 0;
         self.flushed_len = 0;
         op
     }
 
-    /// The write that puts every appended byte of the chunk on disk (the partial last
-    /// block zero-padded), or None if that is already the case.
+    /// The write that puts every appended byte on disk (the partial last block
+    /// zero-padded), or None if that is already the case. The head keeps only the
+    /// partial last block afterwards.
     pub fn take_tail(&mut self) -> Option<WriteOp> {
         if self.len == self.flushed_len {
             return None;
         }
-        let buf = self
-            .buf
-            .as_ref()
-            .expect("unwritten bytes live in the buffer");
+        let mut buf = self.buf.take().expect("unwritten bytes live in the buffer");
+        let block = align_down(self.len as u64) as usize;
         let end = align_up(self.len as u64) as usize;
+        let keep = partial_block(&buf.as_bytes()[block..self.len]);
+        // Never let stale memory reach the disk: it could parse as a batch on recovery.
+        buf.as_bytes_mut()[self.len..end].fill(0);
+        buf.trim_to_size(end);
         let op = WriteOp::Write {
             file: self.file.clone(),
-            pos: self.pos + self.written as u64,
-            buf: copy_padded(&buf.as_bytes()[self.written..self.len], end - self.written),
+            pos: self.pos,
+            buf,
         };
-        self.written = align_down(self.len as u64) as usize;
+        self.pos += block as u64;
+        self.len -= block;
         self.flushed_len = self.len;
+        self.buf = keep;
         Some(op)
     }
 }
