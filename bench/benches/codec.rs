@@ -6,7 +6,9 @@ use riffle_protocol::messages::fetch_response::{FetchableTopicResponse, Partitio
 use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use riffle_protocol::messages::{FetchResponse, ProduceRequest};
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
-use riffle_protocol::{decode_request, encode_request, encode_response, Bytes, Records, RequestBody, RequestHeader};
+use riffle_protocol::{
+    decode_request, encode_request, encode_response, Bytes, Records, RequestBody, RequestHeader,
+};
 
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 16;
@@ -28,7 +30,10 @@ fn produce_frame(batch: Bytes) -> Bytes {
         timeout_ms: 30_000,
         topic_data: vec![TopicProduceData {
             name: "bench-topic".into(),
-            partition_data: vec![PartitionProduceData { index: 0, records: Some(Records::from_bytes(batch)) }],
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(Records::from_bytes(batch)),
+            }],
         }],
     };
     let header = RequestHeader {
@@ -58,7 +63,11 @@ fn fetch_response(batch: &Bytes) -> FetchResponse {
         })
         .collect();
     FetchResponse {
-        responses: vec![FetchableTopicResponse { topic: "bench-topic".into(), partitions, ..Default::default() }],
+        responses: vec![FetchableTopicResponse {
+            topic: "bench-topic".into(),
+            partitions,
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
@@ -69,24 +78,32 @@ fn codec(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("produce_request_decode");
     g.throughput(Throughput::Bytes(frame.len() as u64));
-    g.bench_function(format!("v{PRODUCE_VERSION}_one_16KiB_batch_100_records"), |b| {
-        b.iter(|| {
-            let req = decode_request(std::hint::black_box(frame.clone())).expect("valid frame");
-            match req.body {
-                RequestBody::Produce(p) => p,
-                _ => unreachable!("a produce frame"),
-            }
-        })
-    });
+    g.bench_function(
+        format!("v{PRODUCE_VERSION}_one_16KiB_batch_100_records"),
+        |b| {
+            b.iter(|| {
+                let req = decode_request(std::hint::black_box(frame.clone())).expect("valid frame");
+                match req.body {
+                    RequestBody::Produce(p) => p,
+                    _ => unreachable!("a produce frame"),
+                }
+            })
+        },
+    );
     g.finish();
 
     let resp = fetch_response(&batch);
     let total: usize = 64 * batch.len();
     let mut g = c.benchmark_group("fetch_response_encode");
     g.throughput(Throughput::Bytes(total as u64));
-    g.bench_function(format!("v{FETCH_VERSION}_1MiB_64_partitions_records_as_chunks"), |b| {
-        b.iter(|| encode_response(7, FETCH_VERSION, std::hint::black_box(&resp)).expect("encodable"))
-    });
+    g.bench_function(
+        format!("v{FETCH_VERSION}_1MiB_64_partitions_records_as_chunks"),
+        |b| {
+            b.iter(|| {
+                encode_response(7, FETCH_VERSION, std::hint::black_box(&resp)).expect("encodable")
+            })
+        },
+    );
     g.finish();
 }
 
