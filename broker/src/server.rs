@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use futures::future::{select, Either, FutureExt};
 use glommio::net::TcpListener;
 use glommio::sync::Gate;
@@ -21,7 +21,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
 use crate::metadata::{store, Controller};
-use crate::shard::{Job, Shard, Shared};
+use crate::shard::{mesh, Links, Shard, Shared};
 use crate::topic_config::HOUSEKEEPING_INTERVAL;
 use crate::{connection, Shutdown};
 
@@ -94,12 +94,10 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     let mut image = store::load(&config.data_dir)?;
     image.fit_to_shards(shards);
 
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..shards).map(|_| mpsc::unbounded::<Job>()).unzip();
     let shared = Arc::new(Shared {
         config,
         image: ArcSwap::from_pointee(image),
-        inboxes: senders,
+        shards,
         shutting_down: Default::default(),
     });
 
@@ -109,7 +107,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let ready = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(shards);
-    for (id, inbox) in receivers.into_iter().enumerate() {
+    for (id, links) in mesh(shards).into_iter().enumerate() {
         let placement = if shards <= cpus.len() {
             Placement::Fixed(cpus[id])
         } else {
@@ -122,7 +120,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             .name(&format!("riffle-shard-{id}"))
             .io_memory(shared.config.io_memory_bytes)
             .preempt_timer(Duration::from_millis(10))
-            .spawn(move || shard_main(id, shared, inbox, shutdown, ready))
+            .spawn(move || shard_main(id, shared, links, shutdown, ready))
             .with_context(|| format!("starting shard {id}"))?;
         handles.push(handle);
     }
@@ -134,12 +132,6 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             .and_then(|r| r.with_context(|| format!("shard {id}")));
         if let Err(e) = result {
             tracing::error!("{e:#}");
-            // One shard failing stops the others, so the process does not limp on half-served.
-            if !shared.shutting_down.swap(true, Ordering::AcqRel) {
-                for inbox in &shared.inboxes {
-                    inbox.close_channel();
-                }
-            }
             first_error.get_or_insert(e);
         }
     }
@@ -149,6 +141,14 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             tracing::info!("riffle stopped cleanly");
             Ok(())
         }
+    }
+}
+
+/// Asks the whole process to shut down, as SIGTERM does (used when one shard cannot start).
+fn stop_process() {
+    // SAFETY: sending a signal to our own process touches no memory.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGTERM);
     }
 }
 
@@ -178,17 +178,26 @@ fn spawn_signal_thread(shared: Arc<Shared>, stop: oneshot::Sender<()>) -> anyhow
 async fn shard_main(
     id: usize,
     shared: Arc<Shared>,
-    inbox: mpsc::UnboundedReceiver<Job>,
+    links: Links,
     shutdown: Shutdown,
     ready: Arc<AtomicUsize>,
 ) -> anyhow::Result<()> {
     let controller = (id == 0).then(|| Rc::new(Controller::new(shared.config.data_dir.clone())));
-    let shard = Shard::new(id, shared.clone(), controller);
-    glommio::spawn_local(shard.clone().run_inbox(inbox)).detach();
-    shard.open_owned_partitions().await?;
+    let shard = Shard::start(id, shared.clone(), controller, shutdown.clone(), links).await;
+    if let Err(e) = shard.open_owned_partitions().await {
+        // One shard failing stops the others, so the process does not limp on half-served.
+        stop_process();
+        return Err(e);
+    }
 
-    let listener = TcpListener::bind(shared.config.listen)
-        .with_context(|| format!("shard {id} cannot listen on {}", shared.config.listen))?;
+    let listener = match TcpListener::bind(shared.config.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            stop_process();
+            return Err(e)
+                .with_context(|| format!("shard {id} cannot listen on {}", shared.config.listen));
+        }
+    };
     if ready.fetch_add(1, Ordering::AcqRel) + 1 == shared.shard_count() {
         let c = &shared.config;
         let (host, port) = c.advertised_host_port();

@@ -1,8 +1,10 @@
 //! A shard: one glommio executor pinned to one core, owning its partitions outright. Other shards
-//! reach it only by sending it jobs through its inbox (`submit_to`), so nothing on the data path is
-//! shared mutable state.
+//! reach it only by sending it jobs over glommio's shared channels (`submit_to`), so nothing on the
+//! data path is shared mutable state, and no task waker ever crosses a thread: each side of a
+//! channel is woken by glommio's own cross-executor notification.
 
-use std::cell::RefCell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
@@ -13,28 +15,69 @@ use arc_swap::ArcSwap;
 use futures::channel::{mpsc, oneshot};
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
 use crate::config::BrokerConfig;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Controller;
 use crate::partition::{Partition, PartitionKey};
+use crate::Shutdown;
+
+/// A job's result, boxed to cross shards; `submit_to` downcasts it back. (Sync because glommio's
+/// shared channel asks for it, though each item is only ever owned by one thread.)
+type Reply = Box<dyn Any + Send + Sync>;
 
 /// Work sent to a shard: built on the sender, run on the target shard.
-pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
+type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Reply> + Send + Sync>;
 
-/// State every shard can read: configuration, the current metadata image and the inboxes.
+/// What travels between two shards.
+pub enum Envelope {
+    Job { id: u64, job: Job },
+    Reply { id: u64, value: Reply },
+}
+
+/// Jobs and replies queued between two shards before the channel applies backpressure.
+const SHARD_CHANNEL_CAPACITY: usize = 1024;
+
+/// The channel ends of one shard: `to[j]` sends to shard j, `from[j]` receives from it.
+pub struct Links {
+    to: Vec<Option<SharedSender<Envelope>>>,
+    from: Vec<Option<SharedReceiver<Envelope>>>,
+}
+
+/// A full mesh of shared channels between `shards` shards, one `Links` per shard.
+pub fn mesh(shards: usize) -> Vec<Links> {
+    let mut links: Vec<Links> = (0..shards)
+        .map(|_| Links {
+            to: (0..shards).map(|_| None).collect(),
+            from: (0..shards).map(|_| None).collect(),
+        })
+        .collect();
+    for i in 0..shards {
+        for j in 0..shards {
+            if i != j {
+                let (tx, rx) = shared_channel::new_bounded(SHARD_CHANNEL_CAPACITY);
+                links[i].to[j] = Some(tx);
+                links[j].from[i] = Some(rx);
+            }
+        }
+    }
+    links
+}
+
+/// State every shard can read: configuration and the current metadata image.
 /// Lives for the whole process; shared by all shards (read-only or atomic).
 pub struct Shared {
     pub config: BrokerConfig,
     pub image: ArcSwap<MetadataImage>,
-    pub inboxes: Vec<mpsc::UnboundedSender<Job>>,
+    pub shards: usize,
     pub shutting_down: AtomicBool,
 }
 
 impl Shared {
     pub fn shard_count(&self) -> usize {
-        self.inboxes.len()
+        self.shards
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -51,12 +94,20 @@ pub struct ShardGone(pub usize);
 pub struct Shard {
     pub id: usize,
     pub shared: Arc<Shared>,
+    /// Resolves when the broker shuts down.
+    pub shutdown: Shutdown,
     /// Partitions this shard owns, opened lazily on first use (or at start-up for existing ones).
     partitions: RefCell<HashMap<PartitionKey, Rc<PartitionSlot>>>,
     /// Bytes of requests read but not yet answered on this shard (backpressure).
     pub inflight_budget: Rc<Semaphore>,
     /// Only on shard 0: the metadata controller.
     pub controller: Option<Rc<Controller>>,
+    /// Per target shard, an in-order local queue that a pump task moves into the shared channel:
+    /// queuing never waits, so jobs leave in the order they were submitted.
+    outboxes: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
+    /// Submitted jobs waiting for their reply, by id.
+    pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    next_job_id: Cell<u64>,
 }
 
 /// A partition being opened or open. The semaphore makes concurrent first users wait for one open.
@@ -66,15 +117,102 @@ pub struct PartitionSlot {
 }
 
 impl Shard {
-    pub fn new(id: usize, shared: Arc<Shared>, controller: Option<Rc<Controller>>) -> Rc<Self> {
+    /// Creates the shard and connects its channels to every other shard (run on its executor).
+    pub async fn start(
+        id: usize,
+        shared: Arc<Shared>,
+        controller: Option<Rc<Controller>>,
+        shutdown: Shutdown,
+        links: Links,
+    ) -> Rc<Self> {
         let budget = shared.config.shard_inflight_budget_bytes as u64;
-        Rc::new(Shard {
+        let mut outboxes = Vec::with_capacity(links.to.len());
+        let mut pumps = Vec::new();
+        for (target, to) in links.to.into_iter().enumerate() {
+            match to {
+                Some(sender) => {
+                    let (tx, rx) = mpsc::unbounded();
+                    outboxes.push(Some(tx));
+                    pumps.push((target, sender, rx));
+                }
+                None => outboxes.push(None),
+            }
+        }
+        let shard = Rc::new(Shard {
             id,
             shared,
+            shutdown,
             partitions: RefCell::new(HashMap::new()),
             inflight_budget: Rc::new(Semaphore::new(budget)),
             controller,
-        })
+            outboxes,
+            pending: RefCell::new(HashMap::new()),
+            next_job_id: Cell::new(0),
+        });
+        // Every end must connect on its own executor, and a connect waits for its peer: connect
+        // all of them concurrently.
+        let senders = futures::future::join_all(
+            pumps
+                .into_iter()
+                .map(|(target, sender, rx)| async move { (target, sender.connect().await, rx) }),
+        );
+        let receivers = futures::future::join_all(
+            links
+                .from
+                .into_iter()
+                .enumerate()
+                .filter_map(|(source, r)| r.map(|r| async move { (source, r.connect().await) })),
+        );
+        let (senders, receivers) = futures::future::join(senders, receivers).await;
+        for (target, sender, mut queue) in senders {
+            glommio::spawn_local(async move {
+                while let Some(envelope) = queue.next().await {
+                    if sender.send(envelope).await.is_err() {
+                        tracing::debug!(target, "shard channel closed");
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+        for (source, receiver) in receivers {
+            glommio::spawn_local(shard.clone().receive_from(source, receiver)).detach();
+        }
+        shard
+    }
+
+    /// Runs the jobs shard `source` sends and completes the replies it returns.
+    async fn receive_from(
+        self: Rc<Self>,
+        source: usize,
+        receiver: shared_channel::ConnectedReceiver<Envelope>,
+    ) {
+        while let Some(envelope) = receiver.recv().await {
+            match envelope {
+                Envelope::Job { id, job } => {
+                    // Spawned in arrival order: jobs from one sender are first polled in the order
+                    // sent, which keeps one connection's appends to a partition in order.
+                    let shard = self.clone();
+                    glommio::spawn_local(async move {
+                        let value = job(shard.clone()).await;
+                        shard.send_envelope(source, Envelope::Reply { id, value });
+                    })
+                    .detach();
+                }
+                Envelope::Reply { id, value } => {
+                    if let Some(waiter) = self.pending.borrow_mut().remove(&id) {
+                        let _ = waiter.send(value);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_envelope(&self, target: usize, envelope: Envelope) -> bool {
+        self.outboxes
+            .get(target)
+            .and_then(Option::as_ref)
+            .is_some_and(|q| q.unbounded_send(envelope).is_ok())
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -85,67 +223,32 @@ impl Shard {
         self.shared.image.load_full()
     }
 
-    /// Runs the jobs other shards send to this one until the inbox closes.
-    pub async fn run_inbox(self: Rc<Self>, mut inbox: mpsc::UnboundedReceiver<Job>) {
-        while let Some(job) = inbox.next().await {
-            // Spawned in arrival order: jobs from one sender are first polled in the order sent,
-            // which keeps one connection's appends to a partition in order.
-            glommio::spawn_local(job(self.clone())).detach();
-        }
-    }
-
     /// Runs `f` on shard `target` and returns its result. Runs inline when `target` is this shard,
-    /// so callers see the same ordering either way: the job starts before this future first
-    /// yields (remote: it is queued, in order, before the first await).
+    /// so callers see the same ordering either way: the job is started (local) or queued (remote)
+    /// before this future first yields.
     pub async fn submit_to<R, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> Result<R, ShardGone>
     where
-        R: Send + 'static,
-        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        R: Send + Sync + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
     {
         if target == self.id {
             return Ok(f(self.clone()).await);
         }
+        let id = self.next_job_id.get();
+        self.next_job_id.set(id + 1);
+        let job: Job =
+            Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as Reply }));
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |shard| {
-            Box::pin(async move {
-                let _ = tx.send(f(shard).await);
-            })
-        });
-        let inbox = self.shared.inboxes.get(target).ok_or(ShardGone(target))?;
-        inbox.unbounded_send(job).map_err(|_| ShardGone(target))?;
-        rx.await.map_err(|_| ShardGone(target))
-    }
-
-    /// Like `submit_to`, but the job is abandoned when the caller stops waiting (Fetch long-polls).
-    pub async fn submit_cancellable<R, F, Fut>(
-        self: &Rc<Self>,
-        target: usize,
-        f: F,
-    ) -> Result<R, ShardGone>
-    where
-        R: Send + 'static,
-        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
-        Fut: Future<Output = R> + 'static,
-    {
-        if target == self.id {
-            return Ok(f(self.clone()).await);
+        self.pending.borrow_mut().insert(id, tx);
+        if !self.send_envelope(target, Envelope::Job { id, job }) {
+            self.pending.borrow_mut().remove(&id);
+            return Err(ShardGone(target));
         }
-        let (mut tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |shard| {
-            Box::pin(async move {
-                let work = std::pin::pin!(f(shard));
-                let cancelled = std::pin::pin!(tx.cancellation());
-                if let futures::future::Either::Left((r, _)) =
-                    futures::future::select(work, cancelled).await
-                {
-                    let _ = tx.send(r);
-                }
-            })
-        });
-        let inbox = self.shared.inboxes.get(target).ok_or(ShardGone(target))?;
-        inbox.unbounded_send(job).map_err(|_| ShardGone(target))?;
-        rx.await.map_err(|_| ShardGone(target))
+        let value = rx.await.map_err(|_| ShardGone(target))?;
+        Ok(*value
+            .downcast::<R>()
+            .expect("a reply has the type of its job"))
     }
 
     /// The open partition `key` if this shard owns it per the current image, opening it on first use.

@@ -15,7 +15,7 @@ use riffle_protocol::messages::{FetchRequest, FetchResponse};
 use riffle_protocol::{error_code, Records, RequestHeader, Uuid};
 use riffle_storage::StorageError;
 
-use super::{on_owner, on_owner_cancellable};
+use super::on_owner;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::shard::Shard;
@@ -161,9 +161,13 @@ pub async fn handle(
                 let seen = r.high_watermark.max(p.fetch_offset);
                 let index = p.partition;
                 let shard = shard.clone();
+                let remaining = deadline - now;
                 Some(Box::pin(async move {
-                    let _ = on_owner_cancellable(&shard, &topic, index, move |part| async move {
-                        part.log.wait_for_append(seen).await;
+                    // Bounded on the owner too: it returns by the deadline, so nothing lingers
+                    // there once the request is answered.
+                    let _ = on_owner(&shard, &topic, index, move |part| async move {
+                        let append = std::pin::pin!(part.log.wait_for_append(seen));
+                        select(append, Box::pin(glommio::timer::sleep(remaining))).await;
                     })
                     .await;
                 }))
@@ -174,7 +178,8 @@ pub async fn handle(
             continue;
         }
         let timer = Box::pin(glommio::timer::sleep(deadline - now));
-        if let Either::Right(_) = select(select_all(waits), timer).await {
+        let limit = select(timer, shard.shutdown.clone());
+        if let Either::Right(_) = select(select_all(waits), limit).await {
             // deadline: one last read below answers with what there is
             continue;
         }

@@ -153,8 +153,8 @@ pub async fn on_owner<R, F, Fut>(
     f: F,
 ) -> Result<R, i16>
 where
-    R: Send + 'static,
-    F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+    R: Send + Sync + 'static,
+    F: FnOnce(Rc<Partition>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + 'static,
 {
     let (owner, key) = owner_of(topic, index)?;
@@ -166,32 +166,11 @@ where
         .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
 }
 
-/// Like `on_owner`, abandoned on the owner shard when the caller stops waiting (long polls).
-pub async fn on_owner_cancellable<R, F, Fut>(
-    shard: &Rc<Shard>,
-    topic: &TopicMeta,
-    index: i32,
-    f: F,
-) -> Result<R, i16>
-where
-    R: Send + 'static,
-    F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    let (owner, key) = owner_of(topic, index)?;
-    shard
-        .submit_cancellable(owner, move |s| async move {
-            Ok(f(s.partition(&key).await?).await)
-        })
-        .await
-        .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
-}
-
 /// Runs a metadata change on the controller (shard 0).
 pub async fn on_controller<R, F, Fut>(shard: &Rc<Shard>, f: F) -> Result<R, (i16, String)>
 where
-    R: Send + 'static,
-    F: FnOnce(Rc<Shard>, Rc<crate::metadata::Controller>) -> Fut + Send + 'static,
+    R: Send + Sync + 'static,
+    F: FnOnce(Rc<Shard>, Rc<crate::metadata::Controller>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, (i16, String)>> + 'static,
 {
     shard
