@@ -191,7 +191,7 @@ pub fn settings(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> 
         index_interval_bytes: effective(overrides, broker, "index.interval.bytes").unwrap_or(4096),
         flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: broker.log_tail_cache_bytes,
-        ..LogConfig::default()
+        preallocate_bytes: broker.log_preallocate_bytes,
     };
     TopicSettings {
         max_message_bytes: effective::<i64>(overrides, broker, "max.message.bytes")

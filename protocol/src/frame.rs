@@ -76,7 +76,7 @@ pub enum RequestError {
     /// (ApiVersions: a v0 ApiVersions response listing the table).
     #[error("unsupported version {} of api {}", header.request_api_version, header.request_api_key)]
     UnsupportedVersion { header: RequestHeader },
-    /// Header fine, body malformed (or trailing bytes): close the connection, log with the header.
+    /// Header fine, body malformed: close the connection, log with the header.
     #[error("malformed body of api {} v{}: {error}", header.request_api_key, header.request_api_version)]
     MalformedBody {
         header: RequestHeader,
@@ -113,14 +113,9 @@ pub fn decode_request(frame: Bytes) -> Result<Request, RequestError> {
             return Err(RequestError::MalformedHeader(e));
         }
     }
+    // Bytes after a well-formed body are ignored, as Kafka's broker does: librdkafka 2.16 sends
+    // three extra bytes after some Metadata v12 bodies, and Kafka serves it.
     match RequestBody::decode(key, &mut buf, version) {
-        Ok(_) if buf.has_remaining() => Err(RequestError::MalformedBody {
-            error: DecodeError::TrailingBytes {
-                message: key.name(),
-                remaining: buf.remaining(),
-            },
-            header,
-        }),
         Ok(body) => Ok(Request { header, body }),
         Err(error) => Err(RequestError::MalformedBody { header, error }),
     }

@@ -157,17 +157,12 @@ fn produce_v0_error_answer_can_be_encoded() {
 }
 
 #[test]
-fn trailing_bytes_after_the_body_are_rejected() {
+fn trailing_bytes_after_the_body_are_ignored_as_kafka_does() {
     let mut frame = header(18, 0, false); // ApiVersions v0: empty body
     assert!(decode_request(Bytes::from(frame.clone())).is_ok());
-    frame.push(0);
-    assert!(matches!(
-        decode_request(Bytes::from(frame)),
-        Err(RequestError::MalformedBody {
-            error: DecodeError::TrailingBytes { .. },
-            ..
-        })
-    ));
+    frame.extend_from_slice(&[1, 0, 0]);
+    let request = decode_request(Bytes::from(frame)).unwrap();
+    assert_eq!(request.header.request_api_key, 18);
 }
 
 #[test]
@@ -225,10 +220,11 @@ fn every_api_and_version_survives_patterned_garbage() {
                     let mut frame = header(key as i16, version, flexible);
                     frame.extend(std::iter::repeat_n(fill, len));
                     let (r, largest) = largest_allocation(|| decode_request(Bytes::from(frame)));
-                    assert!(
-                        r.is_err() || fill == 0 || len < 64,
-                        "{key:?} v{version} fill {fill:#x} len {len}: {r:?}"
-                    );
+                    // Trailing bytes are ignored (as Kafka does), so some patterns decode;
+                    // what must hold is that they decode as the API asked for.
+                    if let Ok(req) = &r {
+                        assert_eq!(req.body.api_key(), key, "fill {fill:#x} len {len}");
+                    }
                     assert!(
                         largest <= 64 * 1024,
                         "{key:?} v{version}: allocated {largest}"

@@ -6,9 +6,11 @@ use riffle_protocol::messages::api_versions_response::ApiVersion;
 use riffle_protocol::messages::ApiVersionsResponse;
 use riffle_protocol::{error_code, ApiKey, RequestHeader};
 
-/// The APIs this broker implements. Consumer-group APIs are not served yet, so they are not
-/// advertised; clients then use manual assignment only.
+/// The APIs this broker implements. Consumer groups are not served yet, so JoinGroup and the
+/// other group APIs are not advertised (clients use manual assignment). FindCoordinator is: it
+/// answers COORDINATOR_NOT_AVAILABLE, but librdkafka enables LZ4 only when it is advertised.
 const SERVED: &[ApiKey] = &[
+    ApiKey::FindCoordinator,
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,

@@ -10,7 +10,6 @@ use riffle_protocol::messages::list_offsets_response::{
 use riffle_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::on_owner;
-use crate::errors;
 use crate::shard::Shard;
 
 const LATEST: i64 = -1;
@@ -40,10 +39,10 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
                         }
                         MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
                         ts if ts < 0 => Err(error_code::INVALID_REQUEST),
-                        ts => match log.offset_for_timestamp(ts).await {
+                        ts => match part.offset_for_timestamp(ts).await {
                             Ok(Some((offset, found_ts))) => Ok((found_ts, offset)),
                             Ok(None) => Ok((-1, -1)),
-                            Err(e) => Err(errors::storage_error_code(&e)),
+                            Err(code) => Err(code),
                         },
                     }
                 })

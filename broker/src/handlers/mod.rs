@@ -9,6 +9,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod find_coordinator;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -68,6 +69,7 @@ pub async fn handle(shard: Rc<Shard>, request: Request) -> Outcome {
         RequestBody::DeleteRecords(r) => respond(h, &delete_records::handle(s, r).await),
         RequestBody::DescribeCluster(r) => respond(h, &describe_cluster::handle(s, r)),
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
+        RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(r)),
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
         RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),
         _ => Err(format!(
@@ -78,14 +80,25 @@ pub async fn handle(shard: Rc<Shard>, request: Request) -> Outcome {
 }
 
 /// A known API at a version we do not serve. ApiVersions gets its v0 answer with the table
-/// (KIP-511); anything else closes the connection, as the client ignored our ApiVersions.
-pub async fn unsupported_version(_shard: Rc<Shard>, header: RequestHeader) -> Outcome {
+/// (KIP-511); Produce v0–2 (advertised, because librdkafka turns compression off otherwise) get
+/// UNSUPPORTED_VERSION for every partition; anything else closes the connection, as the client
+/// ignored our ApiVersions.
+pub async fn unsupported_version(header: RequestHeader, frame: Bytes) -> Outcome {
     if header.request_api_key == ApiKey::ApiVersions as i16 {
         let mut h = header;
         h.request_api_version = 0;
         let mut body = api_versions::handle(&h);
         body.error_code = error_code::UNSUPPORTED_VERSION;
         return respond(&h, &body);
+    }
+    if header.request_api_key == ApiKey::Produce as i16
+        && (0..=2).contains(&header.request_api_version)
+    {
+        let request = produce::decode_old_request(&header, frame).unwrap_or_default();
+        return respond(
+            &header,
+            &produce::error_response(&request, error_code::UNSUPPORTED_VERSION),
+        );
     }
     Err(format!(
         "{} v{} is not supported (correlation id {})",

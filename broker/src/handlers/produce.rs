@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use riffle_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
-use riffle_protocol::{error_code, RequestHeader};
+use riffle_protocol::{error_code, Message, RequestHeader};
 
 use super::{on_owner, respond, topic_or_create, Outcome};
 use crate::partition::ProduceOutcome;
@@ -85,7 +85,14 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceR
     )
 }
 
-fn error_response(request: &ProduceRequest, code: i16) -> ProduceResponse {
+/// Reads a Produce v0–2 body (never served, only answered): skips the v1 header of the frame.
+pub fn decode_old_request(header: &RequestHeader, frame: bytes::Bytes) -> Option<ProduceRequest> {
+    let client_id_len = header.client_id.as_ref().map_or(0, String::len);
+    let mut body = frame.slice((8 + 2 + client_id_len).min(frame.len())..);
+    ProduceRequest::decode(&mut body, header.request_api_version).ok()
+}
+
+pub fn error_response(request: &ProduceRequest, code: i16) -> ProduceResponse {
     ProduceResponse {
         responses: request
             .topic_data

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::error_code;
-use riffle_protocol::record_batch::{self, RecordBatchView};
+use riffle_protocol::record_batch::{self, RecordBatchView, TimestampType};
 use riffle_storage::PartitionLog;
 use serde::{Deserialize, Serialize};
 
@@ -301,6 +301,27 @@ impl Partition {
         }
     }
 
+    /// ListOffsets by timestamp: the first record whose timestamp is at or after `timestamp_ms`,
+    /// as (offset, timestamp). The log finds the batch; its records say which one.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>, i16> {
+        let storage_code = |e: riffle_storage::StorageError| errors::storage_error_code(&e);
+        let Some((base, batch_max_ts)) = self
+            .log
+            .offset_for_timestamp(timestamp_ms)
+            .await
+            .map_err(storage_code)?
+        else {
+            return Ok(None);
+        };
+        let read = self.log.read(base, 1).await.map_err(storage_code)?;
+        let bytes = concat(&read.chunks);
+        let found = record_batch::batches(&bytes)
+            .next()
+            .and_then(Result::ok)
+            .and_then(|view| first_record_at_or_after(&view, timestamp_ms));
+        Ok(Some(found.unwrap_or((base, batch_max_ts))))
+    }
+
     /// Closes the log after writing the producer state.
     pub async fn close(&self) {
         self.snapshot_producer_state().await;
@@ -308,6 +329,34 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "closing log failed");
         }
     }
+}
+
+/// Largest decompressed batch scanned for a timestamp lookup.
+const TIMESTAMP_SCAN_MAX_BYTES: usize = 64 << 20;
+
+/// The first record of `view` whose timestamp is at or after `timestamp_ms`, as (offset, timestamp).
+fn first_record_at_or_after(view: &RecordBatchView<'_>, timestamp_ms: i64) -> Option<(i64, i64)> {
+    if view.attributes().timestamp_type() == TimestampType::LogAppendTime {
+        // every record carries the batch's append time
+        return (view.max_timestamp() >= timestamp_ms)
+            .then_some((view.base_offset(), view.max_timestamp()));
+    }
+    let decompressed;
+    let records = match view.records() {
+        Ok(iter) => iter,
+        Err(_) => {
+            decompressed = view.decompress(TIMESTAMP_SCAN_MAX_BYTES).ok()?;
+            record_batch::parse_records(&decompressed, view.record_count())
+        }
+    };
+    for record in records {
+        let record = record.ok()?;
+        let ts = view.base_timestamp() + record.timestamp_delta;
+        if ts >= timestamp_ms {
+            return Some((view.base_offset() + i64::from(record.offset_delta), ts));
+        }
+    }
+    None
 }
 
 /// The idempotence fields of a batch header.
