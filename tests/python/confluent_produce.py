@@ -5,7 +5,7 @@ at once, so the file survives the producer being killed. Sends COUNT messages; C
 delivery error unless --tolerate-errors (for a broker killed under it).
 
 usage: confluent_produce.py BOOTSTRAP TOPIC PARTITIONS COUNT ACKED_FILE [--tolerate-errors]
-                            [--compression=CODEC]"""
+                            [--compression=CODEC] [--batch-size=BYTES]"""
 
 import signal
 import sys
@@ -19,6 +19,7 @@ bootstrap, topic = sys.argv[1], sys.argv[2]
 partitions, count, acked_path = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 tolerate_errors = "--tolerate-errors" in sys.argv[6:]
 compression = next((a.split("=", 1)[1] for a in sys.argv[6:] if a.startswith("--compression=")), "none")
+batch_size = next((int(a.split("=", 1)[1]) for a in sys.argv[6:] if a.startswith("--batch-size=")), 1000000)
 
 producer = Producer({
     "bootstrap.servers": bootstrap,
@@ -28,6 +29,7 @@ producer = Producer({
     "message.timeout.ms": 30000,
     "queue.buffering.max.messages": 20000,
     "compression.type": compression,
+    "batch.size": batch_size,
 })
 acked = open(acked_path, "w", buffering=1)
 errors = []

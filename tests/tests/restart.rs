@@ -137,7 +137,6 @@ fn sigterm_during_acks_all_load_stops_cleanly_and_keeps_every_acknowledged_messa
 }
 
 #[test]
-#[ignore = "broker bug: SIGTERM waits up to 30 s for pending long-poll fetches (notes BUG 6)"]
 fn sigterm_with_a_fetch_waiting_in_a_long_poll_stops_promptly() {
     use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use riffle_protocol::messages::FetchRequest;
@@ -194,7 +193,15 @@ fn small_segments_roll_and_every_message_is_read_back_before_and_after_restarts(
     kafka::create_topic_with_configs(&broker.addr(), topic, 2, &[("segment.bytes", "65536")]);
     python_ok(
         "confluent_produce.py",
-        &[&broker.addr(), topic, "2", "30000", acked],
+        // Batches well below segment.bytes: a batch larger than a segment fills one alone.
+        &[
+            &broker.addr(),
+            topic,
+            "2",
+            "30000",
+            acked,
+            "--batch-size=16384",
+        ],
         Duration::from_secs(120),
     );
     let segments = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))

@@ -126,7 +126,6 @@ fn smp1_sustained_load_with_connection_churn_keeps_the_broker_up() {
 }
 
 #[test]
-#[ignore = "broker bug: --smp 2 aborts under load with a double free in glommio foreign wakes (notes BUG 5)"]
 fn smp2_sustained_cross_shard_load_with_connection_churn_keeps_the_broker_up() {
     sustained_load_with_connection_churn(2);
 }
