@@ -108,7 +108,6 @@ fn kcat_snappy_batches_are_stored_snappy_compressed_and_read_back() {
 }
 
 #[test]
-#[ignore = "broker bug: librdkafka sends lz4 uncompressed unless FindCoordinator v0 is advertised (notes BUG 3)"]
 fn kcat_lz4_batches_are_stored_lz4_compressed_and_read_back() {
     kcat_round_trip("lz4", Compression::Lz4);
 }
@@ -129,7 +128,6 @@ fn confluent_snappy_batches_are_stored_snappy_compressed_and_read_back() {
 }
 
 #[test]
-#[ignore = "broker bug: librdkafka sends lz4 uncompressed unless FindCoordinator v0 is advertised (notes BUG 3)"]
 fn confluent_lz4_batches_are_stored_lz4_compressed_and_read_back() {
     confluent_round_trip("lz4", Compression::Lz4);
 }

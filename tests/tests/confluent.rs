@@ -31,7 +31,6 @@ fn confluent_large_messages_round_trip_intact() {
 }
 
 #[test]
-#[ignore = "broker bug: ListOffsets by timestamp answers the batch's base offset, not the first record at/after the timestamp (notes BUG 2)"]
 fn confluent_offsets_for_times_returns_first_record_at_or_after_timestamp() {
     let broker = Broker::start();
     let topic = "confluent-offsets-for-times";
@@ -54,7 +53,6 @@ fn confluent_admin_creates_describes_alters_and_deletes_topics_without_list_topi
 }
 
 #[test]
-#[ignore = "broker bug: Metadata v12 from librdkafka 2.16 list_topics closes the connection: 3 trailing bytes (notes BUG 1)"]
 fn confluent_admin_creates_describes_alters_and_deletes_topics() {
     let broker = Broker::start();
     python_ok(

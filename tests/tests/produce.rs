@@ -132,7 +132,6 @@ fn batch_above_max_message_bytes_is_refused_with_message_too_large() {
 }
 
 #[test]
-#[ignore = "broker bug: Produce v0-2 closes the connection instead of answering UNSUPPORTED_VERSION (notes BUG 4)"]
 fn api_versions_advertises_produce_from_v0_and_old_produce_gets_unsupported_version() {
     let broker = Broker::start();
     let mut conn = Connection::connect(&broker.addr()).expect("connect");

@@ -14,7 +14,6 @@ fn frame(body: &[u8]) -> Vec<u8> {
 /// librdkafka 2.16.1 (confluent-kafka 2.16.1) `AdminClient.list_topics()`: Metadata v12 whose body
 /// has 3 bytes after the fields our codec knows. Kafka ignores them.
 #[test]
-#[ignore = "broker bug: Metadata v12 from librdkafka 2.16 list_topics closes the connection: 3 trailing bytes (notes BUG 1)"]
 fn librdkafka_2_16_metadata_v12_with_trailing_bytes_is_answered() {
     let broker = Broker::start();
     let mut conn = Connection::connect(&broker.addr()).expect("connect");
