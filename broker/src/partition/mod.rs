@@ -185,7 +185,8 @@ impl Partition {
             let s = self.settings.borrow();
             (s.max_message_bytes, s.log_append_time)
         };
-        // 1. split and validate every batch before appending any
+        // 1. split and validate every batch before appending any (validate() applies Kafka's
+        //    rules for client batches: CRC, codec, counts, no control batches)
         let mut batches = Vec::new();
         let mut position = 0usize;
         for view in record_batch::batches(&records) {
@@ -202,12 +203,6 @@ impl Partition {
                         "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
                         view.len()
                     )),
-                );
-            }
-            if view.attributes().is_control() {
-                return ProduceOutcome::error(
-                    error_code::INVALID_RECORD,
-                    Some("clients may not produce control batches".to_string()),
                 );
             }
             batches.push((position..position + view.len(), BatchIds::of(&view)));
