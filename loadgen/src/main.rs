@@ -88,7 +88,7 @@ enum Command {
     Compare {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
-        /// The chart to write (.svg).
+        /// The chart to write: .svg or .png.
         #[arg(long, default_value = "compare.svg")]
         out: PathBuf,
     },

@@ -98,22 +98,62 @@ fn x_label(x: &f64) -> String {
     }
 }
 
-/// Draws the runs' percentile curves (latency in ms against percentile) into an SVG.
+/// Chart size in pixels.
+const CHART_SIZE: (u32, u32) = (1000, 620);
+
+/// Draws the runs' percentile curves (latency in ms against percentile) into an SVG, or a PNG
+/// (the same SVG rasterized) when `out` ends in `.png`.
 pub(crate) fn draw_chart(series: &[(String, Vec<(f64, f64)>)], out: &Path) -> Result<()> {
-    let is_svg = out
+    let extension = out
         .extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    if !is_svg {
-        bail!("only SVG charts are supported (give --out chart.svg)");
+        .map(str::to_ascii_lowercase);
+    let mut svg = String::new();
+    draw_svg(series, &mut svg, out)?;
+    match extension.as_deref() {
+        Some("svg") => {
+            std::fs::write(out, svg).map_err(|e| anyhow!("writing {}: {e}", out.display()))
+        }
+        Some("png") => write_png(&svg, out),
+        _ => bail!("charts are SVG or PNG (give --out chart.svg or chart.png)"),
     }
+}
+
+/// Rasterizes the SVG chart into a PNG; text uses the system fonts found.
+fn write_png(svg: &str, out: &Path) -> Result<()> {
+    let mut options = resvg::usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // plotters asks for "sans-serif", which fontdb maps to Arial: map it to a font that exists.
+    let family = fonts
+        .faces()
+        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+        .min_by_key(|name| !name.contains("Sans"));
+    if let Some(family) = family {
+        fonts.set_sans_serif_family(family);
+    }
+    let tree =
+        resvg::usvg::Tree::from_str(svg, &options).map_err(|e| anyhow!("rendering chart: {e}"))?;
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(CHART_SIZE.0, CHART_SIZE.1)
+        .ok_or_else(|| anyhow!("cannot allocate a {}x{} image", CHART_SIZE.0, CHART_SIZE.1))?;
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .save_png(out)
+        .map_err(|e| anyhow!("writing {}: {e}", out.display()))
+}
+
+fn draw_svg(series: &[(String, Vec<(f64, f64)>)], svg: &mut String, out: &Path) -> Result<()> {
     let y_max = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.1))
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.1;
-    let root = SVGBackend::new(out, (1000, 620)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, CHART_SIZE).into_drawing_area();
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", out.display());
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -177,6 +217,26 @@ mod tests {
         assert!(svg.contains("run-a") && svg.contains("run-b"));
         assert!(svg.contains("99.99%") || svg.contains("99.999%"));
         assert!(svg.matches("<polyline").count() >= 2);
+    }
+
+    #[test]
+    fn compare_chart_as_png_is_a_picture_with_the_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("chart.png");
+        let a: Vec<(f64, f64)> = (0..50)
+            .map(|i| (1.0 - 0.8f64.powi(i), 1.0 + i as f64 * 0.1))
+            .collect();
+        draw_chart(&[("run-a".into(), a)], &out).unwrap();
+        let png = resvg::tiny_skia::Pixmap::load_png(&out).unwrap();
+        assert_eq!((png.width(), png.height()), CHART_SIZE);
+        // the curve's colour (Palette99's first) appears somewhere on the white page
+        let coloured = png
+            .pixels()
+            .iter()
+            .filter(|p| p.red() != p.green() || p.green() != p.blue())
+            .count();
+        assert!(coloured > 100, "{coloured} coloured pixels");
+        assert!(draw_chart(&[], &dir.path().join("chart.gif")).is_err());
     }
 
     #[test]
