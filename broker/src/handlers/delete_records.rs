@@ -8,7 +8,7 @@ use riffle_protocol::messages::delete_records_response::{
 };
 use riffle_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::on_owner;
+use super::on_partition;
 use crate::errors;
 use crate::shard::Shard;
 
@@ -20,9 +20,11 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let offset = p.offset;
-            let result = match &topic {
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(topic) => on_owner(shard, topic, p.partition_index, move |part| async move {
+            let result = on_partition(
+                shard,
+                topic.as_deref(),
+                p.partition_index,
+                move |part| async move {
                     let end = part.log.log_end_offset();
                     let target = if offset == -1 { end } else { offset };
                     if target < 0 || target > end {
@@ -32,10 +34,9 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
                         .delete_records_before(target)
                         .await
                         .map_err(|e| errors::storage_error_code(&e))
-                })
-                .await
-                .and_then(|r| r),
-            };
+                },
+            )
+            .await;
             partitions.push(match result {
                 Ok(low_watermark) => DeleteRecordsPartitionResult {
                     partition_index: p.partition_index,

@@ -9,7 +9,7 @@ use riffle_protocol::messages::list_offsets_response::{
 };
 use riffle_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::on_owner;
+use super::on_partition;
 use crate::shard::Shard;
 
 const LATEST: i64 = -1;
@@ -28,27 +28,22 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
         for p in t.partitions {
             let index = p.partition_index;
             let timestamp = p.timestamp;
-            let answer = match &topic {
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(topic) => on_owner(shard, topic, index, move |part| async move {
-                    let log = &part.log;
-                    match timestamp {
-                        LATEST => Ok((-1, log.log_end_offset())),
-                        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
-                            Ok((-1, log.log_start_offset()))
-                        }
-                        MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
-                        ts if ts < 0 => Err(error_code::INVALID_REQUEST),
-                        ts => match part.offset_for_timestamp(ts).await {
-                            Ok(Some((offset, found_ts))) => Ok((found_ts, offset)),
-                            Ok(None) => Ok((-1, -1)),
-                            Err(code) => Err(code),
-                        },
+            let answer = on_partition(shard, topic.as_deref(), index, move |part| async move {
+                let log = &part.log;
+                match timestamp {
+                    LATEST => Ok((-1, log.log_end_offset())),
+                    EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
+                        Ok((-1, log.log_start_offset()))
                     }
-                })
-                .await
-                .and_then(|r| r),
-            };
+                    MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+                    ts if ts < 0 => Err(error_code::INVALID_REQUEST),
+                    ts => Ok(match part.offset_for_timestamp(ts).await? {
+                        Some((offset, found_ts)) => (found_ts, offset),
+                        None => (-1, -1),
+                    }),
+                }
+            })
+            .await;
             partitions.push(match answer {
                 Ok((timestamp, offset)) => ListOffsetsPartitionResponse {
                     partition_index: index,

@@ -179,6 +179,24 @@ where
         .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
 }
 
+/// `on_owner` for a topic that may not exist, with `f`'s own Kafka error code folded in.
+pub async fn on_partition<R, F, Fut>(
+    shard: &Rc<Shard>,
+    topic: Option<&TopicMeta>,
+    index: i32,
+    f: F,
+) -> Result<R, i16>
+where
+    R: Send + Sync + 'static,
+    F: FnOnce(Rc<Partition>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, i16>> + 'static,
+{
+    match topic {
+        None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+        Some(topic) => on_owner(shard, topic, index, f).await?,
+    }
+}
+
 /// Runs a metadata change on the controller (shard 0).
 pub async fn on_controller<R, F, Fut>(shard: &Rc<Shard>, f: F) -> Result<R, (i16, String)>
 where

@@ -9,7 +9,7 @@ use riffle_protocol::messages::offset_for_leader_epoch_response::{
 };
 use riffle_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::on_owner;
+use super::on_partition;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -22,15 +22,13 @@ pub async fn handle(
         let topic = image.topic(&t.topic).cloned();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let result = match &topic {
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(topic) => {
-                    on_owner(shard, topic, p.partition, move |part| async move {
-                        part.log.log_end_offset()
-                    })
-                    .await
-                }
-            };
+            let result = on_partition(
+                shard,
+                topic.as_deref(),
+                p.partition,
+                move |part| async move { Ok(part.log.log_end_offset()) },
+            )
+            .await;
             let current_epoch = topic
                 .as_ref()
                 .and_then(|t| t.partitions.get(p.partition.max(0) as usize))
