@@ -21,6 +21,31 @@ const WRITEV_SLICES_MAX: usize = 16;
 /// How long a data-path connect may take (the broker was reachable during setup).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Time between attempts to reopen a lost data-path connection.
+pub(crate) const RECONNECT_BACKOFF_NS: u64 = 1_000_000_000;
+
+/// Reopens `conn` when it is closed, a retry is due and the run has not ended; a failure is
+/// counted in `iv` and moves the next attempt back by `RECONNECT_BACKOFF_NS`.
+pub(crate) fn reconnect_if_due(
+    conn: &mut Option<Conn>,
+    addr: SocketAddr,
+    reconnect_at_ns: &mut u64,
+    stop_ns: u64,
+    now_ns: u64,
+    iv: &mut crate::stats::Interval,
+) {
+    if conn.is_some() || now_ns < *reconnect_at_ns || now_ns >= stop_ns {
+        return;
+    }
+    match Conn::connect(addr) {
+        Ok(c) => *conn = Some(c),
+        Err(e) => {
+            iv.error(format!("connect to {addr}: {e}"));
+            *reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
+        }
+    }
+}
+
 /// One connection, owned by one worker thread for its whole life.
 pub(crate) struct Conn {
     stream: TcpStream,

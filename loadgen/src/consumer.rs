@@ -11,7 +11,7 @@ use riffle_protocol::messages::fetch_response::FetchResponse;
 use riffle_protocol::record_batch::{batches, parse_records, Compression, Record};
 use riffle_protocol::{decode_response, error_code, Bytes};
 
-use crate::conn::Conn;
+use crate::conn::{reconnect_if_due, Conn, RECONNECT_BACKOFF_NS};
 use crate::stats::{Interval, Kind};
 use crate::worker::{wall_ns, Agent};
 
@@ -21,7 +21,6 @@ const PARTITION_MAX_BYTES: i32 = 4 << 20;
 /// Decompressed size a batch may reach.
 const DECOMPRESSED_MAX_BYTES: usize = 64 << 20;
 const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
-const RECONNECT_BACKOFF_NS: u64 = 1_000_000_000;
 
 /// Settings shared by a run's consumers.
 #[derive(Debug)]
@@ -201,15 +200,14 @@ impl ConsumerAgent {
 
 impl Agent for ConsumerAgent {
     fn poll(&mut self, now_ns: u64, iv: &mut Interval) -> Option<u64> {
-        if self.conn.is_none() && now_ns >= self.reconnect_at_ns && now_ns < self.cfg.stop_ns {
-            match Conn::connect(self.addr) {
-                Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    iv.error(format!("connect to {}: {e}", self.addr));
-                    self.reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
-                }
-            }
-        }
+        reconnect_if_due(
+            &mut self.conn,
+            self.addr,
+            &mut self.reconnect_at_ns,
+            self.cfg.stop_ns,
+            now_ns,
+            iv,
+        );
         if let Err(what) = self.step(now_ns, iv) {
             iv.error(what);
             self.conn = None;

@@ -14,7 +14,7 @@ use riffle_protocol::messages::produce_response::ProduceResponse;
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{decode_response, error_code, Bytes, Records};
 
-use crate::conn::Conn;
+use crate::conn::{reconnect_if_due, Conn, RECONNECT_BACKOFF_NS};
 use crate::schedule::{record_latencies, IntendedTimes, OpenLoop};
 use crate::stats::{Interval, Kind};
 use crate::worker::{Agent, Clock};
@@ -25,7 +25,6 @@ pub(crate) const IN_FLIGHT_MAX: usize = 5;
 const ACKS0_UNSENT_MAX_BYTES: usize = 4 << 20;
 /// A request not answered in this time breaks the connection.
 const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
-const RECONNECT_BACKOFF_NS: u64 = 1_000_000_000;
 /// Upper bound of a record's framing bytes around its value (length, attributes, deltas, key).
 const RECORD_OVERHEAD_BYTES: usize = 16;
 
@@ -304,15 +303,14 @@ impl ProducerAgent {
 
 impl Agent for ProducerAgent {
     fn poll(&mut self, now_ns: u64, iv: &mut Interval) -> Option<u64> {
-        if self.conn.is_none() && now_ns >= self.reconnect_at_ns && now_ns < self.cfg.stop_ns {
-            match Conn::connect(self.addr) {
-                Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    iv.error(format!("connect to {}: {e}", self.addr));
-                    self.reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
-                }
-            }
-        }
+        reconnect_if_due(
+            &mut self.conn,
+            self.addr,
+            &mut self.reconnect_at_ns,
+            self.cfg.stop_ns,
+            now_ns,
+            iv,
+        );
         if let Err(what) = self.step(now_ns, iv) {
             self.fail_connection(iv, now_ns, what);
         }
