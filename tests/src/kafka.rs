@@ -130,13 +130,15 @@ pub fn create_topic(addr: &str, name: &str, partitions: i32) {
     create_topic_with_configs(addr, name, partitions, &[]);
 }
 
-/// Like `create_topic`, with topic configs (Kafka names, e.g. `max.message.bytes`).
-pub fn create_topic_with_configs(
+/// Sends one CreateTopics and returns the topic's result (error code and message), without
+/// waiting for the topic to appear.
+pub fn try_create_topic(
     addr: &str,
     name: &str,
     partitions: i32,
+    replication_factor: i16,
     configs: &[(&str, &str)],
-) {
+) -> (i16, Option<String>) {
     let mut conn = Connection::connect(addr).expect("connect to the broker");
     let response: CreateTopicsResponse = conn
         .request(
@@ -145,7 +147,7 @@ pub fn create_topic_with_configs(
                 topics: vec![CreatableTopic {
                     name: name.to_string(),
                     num_partitions: partitions,
-                    replication_factor: 1,
+                    replication_factor,
                     configs: configs
                         .iter()
                         .map(|(k, v)| CreatableTopicConfig {
@@ -161,12 +163,21 @@ pub fn create_topic_with_configs(
         )
         .expect("CreateTopics round trip");
     let result = &response.topics[0];
+    (result.error_code, result.error_message.clone())
+}
+
+/// Like `create_topic`, with topic configs (Kafka names, e.g. `max.message.bytes`).
+pub fn create_topic_with_configs(
+    addr: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let (code, message) = try_create_topic(addr, name, partitions, 1, configs);
     assert_eq!(
-        result.error_code,
+        code,
         error_code::NONE,
-        "CreateTopics {name}: error {} {:?}",
-        result.error_code,
-        result.error_message
+        "CreateTopics {name}: error {code} {message:?}"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

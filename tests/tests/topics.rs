@@ -4,10 +4,8 @@
 use std::time::{Duration, Instant};
 
 use riffle_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use riffle_protocol::messages::create_topics_request::CreatableTopic;
 use riffle_protocol::messages::{
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{error_code, Bytes};
@@ -24,23 +22,7 @@ fn batch(records: usize) -> Bytes {
 }
 
 fn create(addr: &str, name: &str, partitions: i32, replication_factor: i16) -> i16 {
-    let mut conn = Connection::connect(addr).expect("connect");
-    let response: CreateTopicsResponse = conn
-        .request(
-            4,
-            &CreateTopicsRequest {
-                topics: vec![CreatableTopic {
-                    name: name.to_string(),
-                    num_partitions: partitions,
-                    replication_factor,
-                    ..Default::default()
-                }],
-                timeout_ms: 10_000,
-                validate_only: false,
-            },
-        )
-        .expect("CreateTopics round trip");
-    response.topics[0].error_code
+    kafka::try_create_topic(addr, name, partitions, replication_factor, &[]).0
 }
 
 fn delete(addr: &str, name: &str) -> i16 {
