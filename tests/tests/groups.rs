@@ -1,0 +1,213 @@
+//! Classic consumer groups with real clients: confluent-kafka, kcat (librdkafka 2.0.2, which only
+//! runs its group consumer when JoinGroup v0 is advertised), kafka-python and KafkaJS join,
+//! split partitions, commit, rebalance on leave and on member failure, and find their committed
+//! offsets again after restarts and kill -9. AdminClient/admin list, describe and delete groups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::time::Duration;
+
+use riffle_tests::{js_dir, kafka, kcat_bin, node_bin, python_ok, run_ok, Broker, BrokerOptions};
+
+/// Joining an empty group waits group_initial_rebalance_delay_ms (Kafka's default 3000) for
+/// more members; the tests shorten it, except the kcat one, which keeps every default.
+const GROUP_CONFIG: &str = "group_initial_rebalance_delay_ms = 200\n";
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn group_broker(smp: usize) -> Broker {
+    Broker::start_with(BrokerOptions {
+        smp,
+        config_toml: Some(GROUP_CONFIG.to_string()),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn confluent_group_splits_partitions_rebalances_on_leave_and_resumes_at_committed_offsets() {
+    let broker = group_broker(1);
+    let topic = "groups-confluent";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    python_ok(
+        "confluent_group.py",
+        &[&broker.addr(), topic, "8", "groups-confluent-group"],
+        CLIENT_TIMEOUT,
+    );
+}
+
+#[test]
+fn confluent_group_member_killed_with_sigkill_is_dropped_after_its_session_timeout() {
+    let broker = group_broker(1);
+    let topic = "groups-failover";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    python_ok(
+        "confluent_group_failover.py",
+        &[&broker.addr(), topic, "8", "groups-failover-group"],
+        CLIENT_TIMEOUT,
+    );
+}
+
+/// `kcat -G GROUP -e TOPIC` lines printed as "partition offset key value".
+fn kcat_group_consume(broker: &Broker, group: &str, topic: &str, from_beginning: bool) -> String {
+    let mut cmd = Command::new(kcat_bin());
+    cmd.args(["-b", &broker.addr(), "-G", group, "-e", "-q"])
+        .args(["-f", "%p %o %k %s\\n"]);
+    if from_beginning {
+        cmd.args(["-o", "beginning"]);
+    }
+    cmd.arg(topic);
+    let out = run_ok(&mut cmd, None, Duration::from_secs(60));
+    String::from_utf8(out.stdout).expect("kcat prints UTF-8")
+}
+
+fn kcat_produce(broker: &Broker, topic: &str, keys: std::ops::Range<usize>) {
+    let input: String = keys
+        .map(|i| format!("key-{i:05}\tvalue-{i:05}\n"))
+        .collect();
+    run_ok(
+        Command::new(kcat_bin()).args(["-P", "-b", &broker.addr(), "-t", topic, "-K", "\t"]),
+        Some(input.into_bytes()),
+        Duration::from_secs(60),
+    );
+}
+
+/// Checks kcat's output holds exactly the messages with indexes `want`, each once, with
+/// consecutive offsets per partition starting at `start[partition]` (0 if absent); returns the
+/// next offset of every partition read.
+fn check_kcat_output(
+    stdout: &str,
+    want: std::ops::Range<usize>,
+    start: &BTreeMap<i64, i64>,
+) -> BTreeMap<i64, i64> {
+    let mut next = start.clone();
+    let mut seen: HashMap<usize, (i64, i64)> = HashMap::new();
+    for line in stdout.lines().filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 4, "kcat line {line:?}");
+        let partition: i64 = fields[0].parse().expect("partition");
+        let offset: i64 = fields[1].parse().expect("offset");
+        let i: usize = fields[2]
+            .strip_prefix("key-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected key in {line:?}"));
+        assert_eq!(fields[3], format!("value-{i:05}"), "value of {line:?}");
+        assert!(
+            want.contains(&i),
+            "kcat read key-{i:05} (partition {partition} offset {offset}), want only {want:?}: \
+             the group did not resume at its committed offsets"
+        );
+        if let Some(prev) = seen.insert(i, (partition, offset)) {
+            panic!("key-{i:05} read twice: at {prev:?} and at ({partition}, {offset})");
+        }
+        let expected = next.entry(partition).or_insert(0);
+        assert_eq!(
+            offset, *expected,
+            "partition {partition}: offset {offset} where {expected} was next"
+        );
+        *expected += 1;
+    }
+    assert_eq!(
+        seen.len(),
+        want.len(),
+        "kcat -G read {} of the {} messages {want:?}",
+        seen.len(),
+        want.len()
+    );
+    next
+}
+
+/// kcat's balanced consumer, with every group setting at its default (3 s initial rebalance
+/// delay, librdkafka's 45 s session timeout): it consumes the whole topic, commits on exit, and
+/// a second run in the same group reads only what was produced after the first.
+#[test]
+fn kcat_balanced_consumer_reads_every_partition_and_resumes_at_committed_offsets_with_defaults() {
+    let broker = Broker::start();
+    let topic = "groups-kcat";
+    let group = "groups-kcat-group";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    kcat_produce(&broker, topic, 0..2000);
+    let first = kcat_group_consume(&broker, group, topic, true);
+    let next = check_kcat_output(&first, 0..2000, &BTreeMap::new());
+    assert_eq!(
+        next.len(),
+        8,
+        "2,000 keyed messages land on all 8 partitions and one member reads them all: {next:?}"
+    );
+    kcat_produce(&broker, topic, 2000..2500);
+    let second = kcat_group_consume(&broker, group, topic, false);
+    check_kcat_output(&second, 2000..2500, &next);
+}
+
+#[test]
+fn kafka_python_group_offsets_survive_a_graceful_restart() {
+    let mut broker = group_broker(1);
+    let topic = "groups-kafka-python";
+    kafka::create_topic(&broker.addr(), topic, 4);
+    let addr = broker.addr();
+    let args = [addr.as_str(), topic, "4", "groups-kafka-python-group"];
+    python_ok(
+        "kafka_python_group.py",
+        &[&args[..], &["first", "3000"]].concat(),
+        CLIENT_TIMEOUT,
+    );
+    let status = broker.stop();
+    assert!(
+        status.success(),
+        "riffle exited with {status} after SIGTERM\n{}",
+        broker.log_tail()
+    );
+    broker.restart();
+    python_ok(
+        "kafka_python_group.py",
+        &[&args[..], &["resume", "600"]].concat(),
+        CLIENT_TIMEOUT,
+    );
+}
+
+#[test]
+fn kafka_python_group_offsets_survive_kill9_right_after_the_commit_is_acknowledged() {
+    let mut broker = group_broker(1);
+    let topic = "groups-kafka-python-kill9";
+    kafka::create_topic(&broker.addr(), topic, 4);
+    let addr = broker.addr();
+    let args = [addr.as_str(), topic, "4", "groups-kafka-python-kill9-group"];
+    // The script exits as soon as its commit() returns; the broker is killed right after.
+    python_ok(
+        "kafka_python_group.py",
+        &[&args[..], &["first", "3000"]].concat(),
+        CLIENT_TIMEOUT,
+    );
+    broker.kill9();
+    broker.restart();
+    python_ok(
+        "kafka_python_group.py",
+        &[&args[..], &["resume", "600"]].concat(),
+        CLIENT_TIMEOUT,
+    );
+}
+
+#[test]
+fn kafkajs_group_consumes_everything_once_commits_and_resumes() {
+    let broker = group_broker(1);
+    let topic = "groups-kafkajs";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    run_ok(
+        Command::new(node_bin())
+            .current_dir(js_dir())
+            .arg("kafkajs_group.js")
+            .args([&broker.addr(), topic, "8", "groups-kafkajs-group", "4000"]),
+        None,
+        Duration::from_secs(110),
+    );
+}
+
+#[test]
+fn smp2_six_groups_on_both_coordinator_shards_each_consume_and_commit() {
+    let broker = group_broker(2);
+    let topic = "groups-smp2";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    let groups: Vec<String> = (0..6).map(|n| format!("groups-smp2-{n}")).collect();
+    let addr = broker.addr();
+    let mut args: Vec<&str> = vec![&addr, topic, "8"];
+    args.extend(groups.iter().map(String::as_str));
+    python_ok("confluent_groups_many.py", &args, CLIENT_TIMEOUT);
+}
