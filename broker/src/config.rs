@@ -53,6 +53,16 @@ pub struct BrokerConfig {
     pub log_preallocate_bytes: u64,
     /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
     pub io_memory_bytes: usize,
+    /// `group.initial.rebalance.delay.ms`: the first rebalance of an empty group waits this long
+    /// (restarted by each new member, up to the rebalance timeout) so members join together.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: the shortest session timeout a consumer may ask for.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`: the longest session timeout a consumer may ask for.
+    pub group_max_session_timeout_ms: u64,
+    /// `offsets.retention.minutes`: committed offsets of a group without members expire this
+    /// long after their commit (0 = never).
+    pub offsets_retention_minutes: i64,
 }
 
 impl Default for BrokerConfig {
@@ -78,6 +88,10 @@ impl Default for BrokerConfig {
             log_tail_cache_bytes: 4 * 1024 * 1024,
             log_preallocate_bytes: 16 * 1024 * 1024,
             io_memory_bytes: 1024 * 1024,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }
@@ -125,6 +139,14 @@ impl BrokerConfig {
         anyhow::ensure!(
             self.io_memory_bytes >= 512 * 1024,
             "io_memory_bytes must be at least 512 KiB (glommio refuses less)"
+        );
+        anyhow::ensure!(
+            self.group_min_session_timeout_ms <= self.group_max_session_timeout_ms,
+            "group_min_session_timeout_ms must not exceed group_max_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            self.offsets_retention_minutes >= 0,
+            "offsets_retention_minutes must be 0 (never) or positive"
         );
         if let Some(adv) = &self.advertised {
             anyhow::ensure!(

@@ -109,7 +109,7 @@ async fn read_requests(
         let frame = frame.freeze();
         // 4. decode and start the handler; its task is queued in arrival order
         let response = match decode_request(frame.clone()) {
-            Ok(request) => glommio::spawn_local(handlers::handle(shard.clone(), request)),
+            Ok(request) => glommio::spawn_local(handlers::handle(shard.clone(), request, peer)),
             Err(RequestError::UnsupportedVersion { header }) => {
                 tracing::debug!(%peer, api_key = header.request_api_key, version = header.request_api_version, "unsupported version");
                 glommio::spawn_local(handlers::unsupported_version(header, frame))

@@ -6,6 +6,7 @@
 mod config;
 mod connection;
 mod errors;
+mod groups;
 mod handlers;
 mod metadata;
 mod partition;

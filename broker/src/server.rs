@@ -189,6 +189,14 @@ async fn shard_main(
         stop_process();
         return Err(e);
     }
+    let coordinator = match shard.open_group_coordinator().await {
+        Ok(c) => c,
+        Err(e) => {
+            stop_process();
+            return Err(e);
+        }
+    };
+    glommio::spawn_local(coordinator.clone().run_timers(shutdown.clone())).detach();
 
     let listener = match TcpListener::bind(shared.config.listen) {
         Ok(l) => l,
@@ -248,11 +256,13 @@ async fn shard_main(
     for partition in shard.open_partitions() {
         partition.close().await;
     }
+    coordinator.close().await;
     tracing::debug!(shard = id, "shard stopped");
     Ok(())
 }
 
-/// Segment roll by age, retention and producer-state snapshots, for each open partition.
+/// Segment roll by age, retention and producer-state snapshots, for each open partition; offsets
+/// retention and compaction for the shard's consumer groups.
 async fn housekeeping_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
@@ -265,5 +275,6 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
             }
             partition.snapshot_producer_state().await;
         }
+        shard.group_coordinator().housekeeping().await;
     }
 }

@@ -4,7 +4,7 @@
 //! channel is woken by glommio's own cross-executor notification.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
@@ -19,6 +19,7 @@ use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
 use crate::config::BrokerConfig;
+use crate::groups::GroupCoordinator;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Controller;
 use crate::partition::{Partition, PartitionKey};
@@ -102,6 +103,8 @@ pub struct Shard {
     pub inflight_budget: Rc<Semaphore>,
     /// Only on shard 0: the metadata controller.
     pub controller: Option<Rc<Controller>>,
+    /// The consumer groups whose slots this shard owns (set once at start-up).
+    coordinator: OnceCell<Rc<GroupCoordinator>>,
     /// Per target shard, an in-order local queue that a pump task moves into the shared channel:
     /// queuing never waits, so jobs leave in the order they were submitted.
     outboxes: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
@@ -145,6 +148,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             inflight_budget: Rc::new(Semaphore::new(budget)),
             controller,
+            coordinator: OnceCell::new(),
             outboxes,
             pending: RefCell::new(HashMap::new()),
             next_job_id: Cell::new(0),
@@ -213,6 +217,22 @@ impl Shard {
             .get(target)
             .and_then(Option::as_ref)
             .is_some_and(|q| q.unbounded_send(envelope).is_ok())
+    }
+
+    /// Opens this shard's consumer-group slots (start-up).
+    pub async fn open_group_coordinator(&self) -> anyhow::Result<Rc<GroupCoordinator>> {
+        let coordinator =
+            GroupCoordinator::open(self.id, self.shared.shard_count(), &self.shared.config).await?;
+        let _ = self.coordinator.set(coordinator.clone());
+        Ok(coordinator)
+    }
+
+    /// The group coordinator of this shard.
+    pub fn group_coordinator(&self) -> Rc<GroupCoordinator> {
+        self.coordinator
+            .get()
+            .expect("the group coordinator opens before the listener")
+            .clone()
     }
 
     pub fn config(&self) -> &BrokerConfig {

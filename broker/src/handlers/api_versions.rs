@@ -6,11 +6,20 @@ use riffle_protocol::messages::api_versions_response::ApiVersion;
 use riffle_protocol::messages::ApiVersionsResponse;
 use riffle_protocol::{error_code, ApiKey, RequestHeader};
 
-/// The APIs this broker implements. Consumer groups are not served yet, so JoinGroup and the
-/// other group APIs are not advertised (clients use manual assignment). FindCoordinator is: it
-/// answers COORDINATOR_NOT_AVAILABLE, but librdkafka enables LZ4 only when it is advertised.
+/// The APIs this broker implements, each from the codec's lowest version: librdkafka before 2.11
+/// enables its group consumer only when JoinGroup v0 is advertised, and LZ4 only when
+/// FindCoordinator is.
 const SERVED: &[ApiKey] = &[
     ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,

@@ -5,19 +5,29 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sasl;
+mod sync_group;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -26,6 +36,7 @@ use riffle_protocol::{
     encode_response, error_code, ApiKey, Message, Request, RequestBody, RequestHeader,
 };
 
+use crate::groups::GroupCoordinator;
 use crate::metadata::image::TopicMeta;
 use crate::metadata::NewTopic;
 use crate::partition::{Partition, PartitionKey};
@@ -46,7 +57,7 @@ fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
         })
 }
 
-pub async fn handle(shard: Rc<Shard>, request: Request) -> Outcome {
+pub async fn handle(shard: Rc<Shard>, request: Request, peer: SocketAddr) -> Outcome {
     let h = &request.header;
     let s = &shard;
     match request.body {
@@ -69,13 +80,18 @@ pub async fn handle(shard: Rc<Shard>, request: Request) -> Outcome {
         RequestBody::DeleteRecords(r) => respond(h, &delete_records::handle(s, r).await),
         RequestBody::DescribeCluster(r) => respond(h, &describe_cluster::handle(s, r)),
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
-        RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(r)),
+        RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(s, r)),
+        RequestBody::JoinGroup(r) => respond(h, &join_group::handle(s, h, r, peer).await),
+        RequestBody::SyncGroup(r) => respond(h, &sync_group::handle(s, r).await),
+        RequestBody::Heartbeat(r) => respond(h, &heartbeat::handle(s, r).await),
+        RequestBody::LeaveGroup(r) => respond(h, &leave_group::handle(s, h, r).await),
+        RequestBody::OffsetCommit(r) => respond(h, &offset_commit::handle(s, h, r).await),
+        RequestBody::OffsetFetch(r) => respond(h, &offset_fetch::handle(s, h, r).await),
+        RequestBody::ListGroups(r) => respond(h, &list_groups::handle(s, r).await),
+        RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, r).await),
+        RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
         RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),
-        _ => Err(format!(
-            "{} is not implemented yet (not advertised in ApiVersions)",
-            ApiKey::from_i16(h.request_api_key).map_or("?", |k| k.name())
-        )),
     }
 }
 
@@ -211,4 +227,21 @@ where
         })
         .await
         .map_err(|e| (error_code::BROKER_NOT_AVAILABLE, e.to_string()))?
+}
+
+/// Runs `f` with the coordinator of `group_id` on the shard that owns the group.
+pub async fn on_coordinator<R, F, Fut>(shard: &Rc<Shard>, group_id: &str, f: F) -> Result<R, i16>
+where
+    R: Send + Sync + 'static,
+    F: FnOnce(Rc<GroupCoordinator>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let target = crate::groups::shard_of(group_id, shard.shared.shard_count());
+    shard
+        .submit_to(
+            target,
+            move |s| async move { f(s.group_coordinator()).await },
+        )
+        .await
+        .map_err(|_| error_code::COORDINATOR_NOT_AVAILABLE)
 }

@@ -1,0 +1,511 @@
+//! The classic consumer-group coordinator. Groups are spread over `OFFSET_SLOTS` slots by a hash
+//! of their id, and each slot lives on one shard (slot mod shards): that shard keeps the slot's
+//! groups in memory and their committed offsets in the slot's log. Requests for a group travel to
+//! its shard like partition work does, so no group state is shared between threads.
+
+pub mod group;
+pub mod store;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use riffle_protocol::error_code;
+
+use crate::config::BrokerConfig;
+use crate::errors;
+use crate::Shutdown;
+use group::{
+    CommittedOffset, Group, GroupSettings, GroupState, JoinRequest, JoinResult, MemberDescription,
+    Reply, SyncResult,
+};
+use store::{Entry, GroupRecord, OffsetStore};
+
+/// Slots groups are spread over (Kafka: `offsets.topic.num.partitions`). Fixed: changing it would
+/// move groups away from their stored offsets.
+pub const OFFSET_SLOTS: u32 = 16;
+
+/// How often session and rebalance deadlines are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Compact a slot's log when it holds this many records more than twice the live ones.
+const COMPACT_SLACK_RECORDS: i64 = 10_000;
+
+pub fn slot_of(group_id: &str) -> u32 {
+    crc32c::crc32c(group_id.as_bytes()) % OFFSET_SLOTS
+}
+
+/// The shard that coordinates `group_id`.
+pub fn shard_of(group_id: &str, shards: usize) -> usize {
+    slot_of(group_id) as usize % shards.max(1)
+}
+
+/// A row of ListGroups.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// DescribeGroups of one group.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Committed offsets by topic, then partition (None: nothing committed), as OffsetFetch answers.
+pub type CommittedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// One partition's commit in an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: CommittedOffset,
+}
+
+/// Who commits: Kafka's member id, instance id and generation (-1 and "" for a commit from
+/// outside the group).
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation: i32,
+}
+
+/// The groups of the slots one shard owns.
+pub struct GroupCoordinator {
+    settings: GroupSettings,
+    offsets_retention: Option<Duration>,
+    groups: RefCell<HashMap<String, Group>>,
+    stores: HashMap<u32, OffsetStore>,
+    stopping: Cell<bool>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl GroupCoordinator {
+    /// Opens this shard's slots and rebuilds their groups from the logs.
+    pub async fn open(
+        shard: usize,
+        shards: usize,
+        config: &BrokerConfig,
+    ) -> anyhow::Result<Rc<GroupCoordinator>> {
+        let mut groups = HashMap::new();
+        let mut stores = HashMap::new();
+        for slot in (0..OFFSET_SLOTS).filter(|s| *s as usize % shards == shard) {
+            let store = OffsetStore::open(&config.data_dir, slot, &mut groups)
+                .await
+                .map_err(|e| anyhow::anyhow!("opening consumer offsets slot {slot}: {e}"))?;
+            stores.insert(slot, store);
+        }
+        if !groups.is_empty() {
+            tracing::info!(shard, groups = groups.len(), "loaded consumer groups");
+        }
+        Ok(Rc::new(GroupCoordinator {
+            settings: GroupSettings {
+                min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+                max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+                initial_rebalance_delay: Duration::from_millis(
+                    config.group_initial_rebalance_delay_ms,
+                ),
+            },
+            offsets_retention: (config.offsets_retention_minutes > 0)
+                .then(|| Duration::from_secs(config.offsets_retention_minutes as u64 * 60)),
+            groups: RefCell::new(groups),
+            stores,
+            stopping: Cell::new(false),
+        }))
+    }
+
+    fn store_for(&self, group_id: &str) -> &OffsetStore {
+        self.stores
+            .get(&slot_of(group_id))
+            .expect("requests reach the shard that owns the group's slot")
+    }
+
+    /// Stores the generations that changed, without making the caller wait: a group that loses
+    /// its record comes back at an older generation, which only makes its members rejoin.
+    fn persist_changes(self: &Rc<Self>, group_id: &str) {
+        let record = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(g) = groups.get_mut(group_id) else {
+                return;
+            };
+            if !g.take_dirty() {
+                return;
+            }
+            Entry::Group {
+                group: group_id.to_string(),
+                value: Some(GroupRecord {
+                    generation: g.generation(),
+                    protocol_type: g.protocol_type().map(str::to_string),
+                }),
+            }
+        };
+        let this = self.clone();
+        let group = group_id.to_string();
+        glommio::spawn_local(async move {
+            if let Err(e) = this.store_for(&group).write(&[record]).await {
+                tracing::warn!(%group, error = %e, "cannot store the group's generation");
+            }
+        })
+        .detach();
+    }
+
+    async fn wait<T>(reply: Reply<T>, on_cancel: T) -> T {
+        match reply {
+            Reply::Now(r) => r,
+            Reply::Later(rx) => rx.await.unwrap_or(on_cancel),
+        }
+    }
+
+    pub async fn join(self: &Rc<Self>, group_id: &str, req: JoinRequest) -> JoinResult {
+        if self.stopping.get() {
+            return JoinResult::error(error_code::NOT_COORDINATOR, &req.member_id);
+        }
+        let member_id = req.member_id.clone();
+        let reply = {
+            let mut groups = self.groups.borrow_mut();
+            if !groups.contains_key(group_id) && !req.member_id.is_empty() {
+                return JoinResult::error(error_code::UNKNOWN_MEMBER_ID, &member_id);
+            }
+            groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id.to_string()))
+                .join(req, Instant::now(), &self.settings)
+        };
+        self.persist_changes(group_id);
+        let cancelled = JoinResult::error(error_code::REBALANCE_IN_PROGRESS, &member_id);
+        Self::wait(reply, cancelled).await
+    }
+
+    pub async fn sync(
+        self: &Rc<Self>,
+        group_id: &str,
+        committer: Committer,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        if self.stopping.get() {
+            return SyncResult::error(error_code::NOT_COORDINATOR);
+        }
+        let reply = match self.groups.borrow_mut().get_mut(group_id) {
+            None => return SyncResult::error(error_code::UNKNOWN_MEMBER_ID),
+            Some(g) => g.sync(
+                &committer.member_id,
+                committer.group_instance_id.as_deref(),
+                committer.generation,
+                protocol_type.as_deref(),
+                protocol_name.as_deref(),
+                assignments,
+                Instant::now(),
+            ),
+        };
+        Self::wait(reply, SyncResult::error(error_code::REBALANCE_IN_PROGRESS)).await
+    }
+
+    pub fn heartbeat(&self, group_id: &str, member: Committer) -> i16 {
+        match self.groups.borrow_mut().get_mut(group_id) {
+            None => error_code::UNKNOWN_MEMBER_ID,
+            Some(g) => g.heartbeat(
+                &member.member_id,
+                member.group_instance_id.as_deref(),
+                member.generation,
+                Instant::now(),
+            ),
+        }
+    }
+
+    /// LeaveGroup: one error code per (member id, instance id), or None if the group is unknown.
+    pub fn leave(
+        self: &Rc<Self>,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Option<Vec<i16>> {
+        let codes = self
+            .groups
+            .borrow_mut()
+            .get_mut(group_id)
+            .map(|g| g.leave(members, Instant::now(), &self.settings));
+        self.persist_changes(group_id);
+        codes
+    }
+
+    /// OffsetCommit: checks the committer, then stores the offsets durably. The in-memory state
+    /// changes before the write is issued, so it follows the log's order.
+    pub async fn commit(
+        self: &Rc<Self>,
+        group_id: &str,
+        committer: Committer,
+        commits: Vec<OffsetCommit>,
+        api_version: i16,
+    ) -> Result<(), i16> {
+        if self.stopping.get() {
+            return Err(error_code::NOT_COORDINATOR);
+        }
+        let entries: Vec<Entry> = {
+            let mut groups = self.groups.borrow_mut();
+            let simple = committer.generation < 0
+                && committer.member_id.is_empty()
+                && committer.group_instance_id.is_none();
+            let group = match groups.get_mut(group_id) {
+                Some(g) => g,
+                None if simple => groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Group::new(group_id.to_string())),
+                None if api_version >= 9 => return Err(error_code::GROUP_ID_NOT_FOUND),
+                None => return Err(error_code::ILLEGAL_GENERATION),
+            };
+            group.validate_commit(
+                &committer.member_id,
+                committer.group_instance_id.as_deref(),
+                committer.generation,
+            )?;
+            group.touch(&committer.member_id, Instant::now());
+            commits
+                .into_iter()
+                .map(|c| {
+                    group
+                        .offsets
+                        .entry(c.topic.clone())
+                        .or_default()
+                        .insert(c.partition, c.offset.clone());
+                    Entry::Offset {
+                        group: group_id.to_string(),
+                        topic: c.topic,
+                        partition: c.partition,
+                        value: Some(c.offset),
+                    }
+                })
+                .collect()
+        };
+        self.store_for(group_id).write(&entries).await.map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
+            errors::storage_error_code(&e)
+        })
+    }
+
+    /// OffsetFetch: the committed offset of each requested partition (None: nothing committed),
+    /// or of every partition the group committed when `topics` is None.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> CommittedOffsets {
+        let groups = self.groups.borrow();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let committed = offsets.and_then(|o| o.get(&topic));
+                    let rows = partitions
+                        .into_iter()
+                        .map(|p| (p, committed.and_then(|c| c.get(&p)).cloned()))
+                        .collect();
+                    (topic, rows)
+                })
+                .collect(),
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|(topic, parts)| {
+                    let rows = parts.iter().map(|(p, o)| (*p, Some(o.clone()))).collect();
+                    (topic.clone(), rows)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupListing> {
+        self.groups
+            .borrow()
+            .values()
+            .filter(|g| g.state() != GroupState::Dead)
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type().unwrap_or("").to_string(),
+                state: g.state(),
+            })
+            .collect()
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.borrow();
+        let g = groups.get(group_id)?;
+        Some(GroupDescription {
+            state: g.state(),
+            protocol_type: g.protocol_type().unwrap_or("").to_string(),
+            protocol_name: g.protocol_name().unwrap_or("").to_string(),
+            members: g.describe_members(),
+        })
+    }
+
+    /// DeleteGroups: an empty group and its offsets go, durably.
+    pub async fn delete(self: &Rc<Self>, group_id: &str) -> i16 {
+        let entries = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(g) = groups.get_mut(group_id) else {
+                return error_code::GROUP_ID_NOT_FOUND;
+            };
+            if let Err(code) = g.mark_dead() {
+                return code;
+            }
+            let g = groups.remove(group_id).expect("just seen");
+            tombstones(&g)
+        };
+        match self.store_for(group_id).write(&entries).await {
+            Ok(()) => error_code::NONE,
+            Err(e) => {
+                tracing::error!(group = group_id, error = %e, "cannot delete the group's offsets");
+                errors::storage_error_code(&e)
+            }
+        }
+    }
+
+    /// Session and rebalance deadlines, until the broker stops; then every waiting request is
+    /// answered so that the connections can finish.
+    pub async fn run_timers(self: Rc<Self>, shutdown: Shutdown) {
+        use futures::future::{select, Either};
+        let mut shutdown = shutdown;
+        loop {
+            let sleep = Box::pin(glommio::timer::sleep(TICK));
+            match select(sleep, shutdown).await {
+                Either::Left((_, rest)) => shutdown = rest,
+                Either::Right(_) => break,
+            }
+            let now = Instant::now();
+            let changed: Vec<String> = {
+                let mut groups = self.groups.borrow_mut();
+                groups
+                    .values_mut()
+                    .filter_map(|g| {
+                        g.tick(now, &self.settings);
+                        g.is_dirty().then(|| g.id.clone())
+                    })
+                    .collect()
+            };
+            for id in changed {
+                self.persist_changes(&id);
+            }
+        }
+        self.stopping.set(true);
+        for g in self.groups.borrow_mut().values_mut() {
+            g.shutdown();
+        }
+    }
+
+    /// Offsets retention and log compaction (from the shard's housekeeping).
+    pub async fn housekeeping(self: &Rc<Self>) {
+        self.expire_offsets().await;
+        for (slot, store) in &self.stores {
+            let live: Vec<Entry> = {
+                let groups = self.groups.borrow();
+                let in_slot = groups.values().filter(|g| slot_of(&g.id) == *slot);
+                store::live_entries(in_slot)
+            };
+            if store.record_span() > 2 * live.len() as i64 + COMPACT_SLACK_RECORDS {
+                match store.compact(live).await {
+                    Ok(()) => tracing::debug!(slot, "compacted the consumer offsets log"),
+                    Err(e) => tracing::warn!(slot, error = %e, "compacting consumer offsets"),
+                }
+            }
+        }
+    }
+
+    /// `offsets.retention.minutes`: offsets of an empty group expire that long after their
+    /// commit; a group left with nothing is forgotten.
+    async fn expire_offsets(self: &Rc<Self>) {
+        let Some(retention) = self.offsets_retention else {
+            return;
+        };
+        let cutoff = now_ms() - retention.as_millis() as i64;
+        let mut by_slot: HashMap<u32, Vec<Entry>> = HashMap::new();
+        {
+            let mut groups = self.groups.borrow_mut();
+            for g in groups.values_mut() {
+                if g.state() != GroupState::Empty {
+                    continue;
+                }
+                let mut expired = Vec::new();
+                for (topic, parts) in g.offsets.iter_mut() {
+                    parts.retain(|partition, o| {
+                        let keep = o.commit_timestamp_ms > cutoff;
+                        if !keep {
+                            expired.push(Entry::Offset {
+                                group: g.id.clone(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                                value: None,
+                            });
+                        }
+                        keep
+                    });
+                }
+                g.offsets.retain(|_, parts| !parts.is_empty());
+                if !expired.is_empty() {
+                    by_slot.entry(slot_of(&g.id)).or_default().extend(expired);
+                }
+            }
+            let forgotten: Vec<String> = groups
+                .values()
+                .filter(|g| g.state() == GroupState::Empty && g.offsets.is_empty())
+                .filter(|g| by_slot.contains_key(&slot_of(&g.id)))
+                .map(|g| g.id.clone())
+                .collect();
+            for id in forgotten {
+                groups.remove(&id);
+                by_slot.entry(slot_of(&id)).or_default().push(Entry::Group {
+                    group: id,
+                    value: None,
+                });
+            }
+        }
+        for (slot, entries) in by_slot {
+            if let Some(store) = self.stores.get(&slot) {
+                if let Err(e) = store.write(&entries).await {
+                    tracing::warn!(slot, error = %e, "cannot store expired offsets");
+                }
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        for store in self.stores.values() {
+            store.close().await;
+        }
+    }
+}
+
+/// Everything that deletes a group from its slot's log.
+fn tombstones(g: &Group) -> Vec<Entry> {
+    let mut out: Vec<Entry> = g
+        .offsets
+        .iter()
+        .flat_map(|(topic, parts)| {
+            parts.keys().map(|p| Entry::Offset {
+                group: g.id.clone(),
+                topic: topic.clone(),
+                partition: *p,
+                value: None,
+            })
+        })
+        .collect();
+    out.push(Entry::Group {
+        group: g.id.clone(),
+        value: None,
+    });
+    out
+}

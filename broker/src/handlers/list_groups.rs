@@ -1,0 +1,53 @@
+//! ListGroups: the groups of every shard's coordinator, filtered by state (v4+) and type (v5+).
+
+use std::rc::Rc;
+
+use riffle_protocol::error_code;
+use riffle_protocol::messages::list_groups_response::ListedGroup;
+use riffle_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+
+use crate::shard::Shard;
+
+/// All groups here are classic groups (KIP-848 consumer groups are not served).
+const GROUP_TYPE: &str = "classic";
+
+pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let wanted_state = |s: &str| {
+        request.states_filter.is_empty()
+            || request
+                .states_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(s))
+    };
+    let wanted_type = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    let mut groups = Vec::new();
+    let mut error = error_code::NONE;
+    for target in 0..shard.shared.shard_count() {
+        match shard
+            .submit_to(target, |s| async move { s.group_coordinator().list() })
+            .await
+        {
+            Ok(listed) => groups.extend(listed),
+            Err(_) => error = error_code::COORDINATOR_NOT_AVAILABLE,
+        }
+    }
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    ListGroupsResponse {
+        error_code: error,
+        groups: groups
+            .into_iter()
+            .filter(|g| wanted_type && wanted_state(g.state.name()))
+            .map(|g| ListedGroup {
+                group_id: g.group_id,
+                protocol_type: g.protocol_type,
+                group_state: g.state.name().to_string(),
+                group_type: GROUP_TYPE.to_string(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}

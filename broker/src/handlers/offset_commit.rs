@@ -1,0 +1,112 @@
+//! OffsetCommit: stores a group's consumed positions durably. Partitions of unknown topics and
+//! oversized metadata are refused one by one; the rest are committed together.
+
+use std::rc::Rc;
+
+use riffle_protocol::error_code;
+use riffle_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use riffle_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use riffle_protocol::RequestHeader;
+
+use super::on_coordinator;
+use crate::groups::group::CommittedOffset;
+use crate::groups::{Committer, OffsetCommit};
+use crate::shard::Shard;
+
+/// `offset.metadata.max.bytes`.
+const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let image = shard.image();
+    let now = now_ms();
+    // Per partition: Ok(commit) to store, or the error to answer with.
+    type Row = (i32, Result<OffsetCommit, i16>);
+    let mut rows: Vec<(String, Vec<Row>)> = Vec::new();
+    for topic in request.topics {
+        let meta = image.topic(&topic.name);
+        let parts = topic
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let index = p.partition_index;
+                let known =
+                    meta.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len());
+                let result = if request.group_id.is_empty() {
+                    Err(error_code::INVALID_GROUP_ID)
+                } else if !known {
+                    Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                } else if p
+                    .committed_metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+                {
+                    Err(error_code::OFFSET_METADATA_TOO_LARGE)
+                } else {
+                    Ok(OffsetCommit {
+                        topic: topic.name.clone(),
+                        partition: index,
+                        offset: CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata,
+                            commit_timestamp_ms: now,
+                        },
+                    })
+                };
+                (index, result)
+            })
+            .collect();
+        rows.push((topic.name, parts));
+    }
+    let commits: Vec<OffsetCommit> = rows
+        .iter()
+        .flat_map(|(_, parts)| parts.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()))
+        .collect();
+    let outcome = if commits.is_empty() {
+        Ok(())
+    } else {
+        let group = request.group_id;
+        let committer = Committer {
+            member_id: request.member_id,
+            group_instance_id: request.group_instance_id,
+            generation: request.generation_id_or_member_epoch,
+        };
+        let version = header.request_api_version;
+        on_coordinator(shard, &group.clone(), move |c| async move {
+            c.commit(&group, committer, commits, version).await
+        })
+        .await
+        .and_then(|r| r)
+    };
+    OffsetCommitResponse {
+        topics: rows
+            .into_iter()
+            .map(|(name, parts)| OffsetCommitResponseTopic {
+                name,
+                partitions: parts
+                    .into_iter()
+                    .map(|(partition_index, r)| OffsetCommitResponsePartition {
+                        partition_index,
+                        error_code: match r {
+                            Err(code) => code,
+                            Ok(_) => outcome.err().unwrap_or(error_code::NONE),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
