@@ -1,7 +1,9 @@
 """confluent-kafka, several consumer groups at once (with --smp 2 their coordinators live on
-different shards): one consumer per group reads every message of the topic exactly once and
-commits synchronously; AdminClient lists every group and returns each one's offsets at the log
-ends; after all close, a new consumer per group reads only what was produced since.
+different shards): one consumer per group reads every message produced by this run exactly once
+and commits synchronously; AdminClient lists every group and returns each one's offsets at the
+log ends; after all close, a new consumer per group reads only what was produced since. Run again
+on the same topic and groups (say after a restart), the groups read only this run's messages:
+anything older was committed before.
 
 usage: confluent_groups_many.py BOOTSTRAP TOPIC PARTITIONS GROUP [GROUP...]"""
 

@@ -200,14 +200,83 @@ fn kafkajs_group_consumes_everything_once_commits_and_resumes() {
     );
 }
 
+/// The broker's stderr without the ANSI colours tracing puts around field names.
+fn plain_log(broker: &Broker) -> String {
+    let log = broker.stderr_log();
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skips the escape sequence up to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How many groups each shard loaded at the broker's last start ("loaded consumer groups").
+fn groups_loaded_per_shard(broker: &Broker) -> BTreeMap<usize, usize> {
+    let log = plain_log(broker);
+    let last_start = log
+        .rfind("---- riffle-tests: start #")
+        .expect("the harness marks each start");
+    let field = |line: &str, name: &str| -> usize {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    };
+    log[last_start..]
+        .lines()
+        .filter(|l| l.contains("loaded consumer groups"))
+        .map(|l| (field(l, "shard="), field(l, "groups=")))
+        .collect()
+}
+
+/// Six groups spread over the coordinator shards of --smp 2; each consumes and commits. After a
+/// restart both shards load their groups back and every group resumes at its offsets, and so
+/// it does after a restart with one shard, which then owns every group.
 #[test]
-fn smp2_six_groups_on_both_coordinator_shards_each_consume_and_commit() {
-    let broker = group_broker(2);
+fn smp2_six_groups_on_both_coordinator_shards_consume_commit_and_resume_after_restarts() {
+    let mut broker = group_broker(2);
     let topic = "groups-smp2";
     kafka::create_topic(&broker.addr(), topic, 8);
     let groups: Vec<String> = (0..6).map(|n| format!("groups-smp2-{n}")).collect();
     let addr = broker.addr();
     let mut args: Vec<&str> = vec![&addr, topic, "8"];
     args.extend(groups.iter().map(String::as_str));
+    python_ok("confluent_groups_many.py", &args, CLIENT_TIMEOUT);
+
+    assert!(broker.stop().success(), "SIGTERM\n{}", broker.log_tail());
+    broker.restart();
+    let loaded = groups_loaded_per_shard(&broker);
+    assert_eq!(
+        loaded.values().sum::<usize>(),
+        groups.len(),
+        "groups loaded back per shard: {loaded:?}\n{}",
+        broker.log_tail()
+    );
+    assert_eq!(
+        loaded.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1],
+        "both shards coordinate some of the six groups: {loaded:?}"
+    );
+    python_ok("confluent_groups_many.py", &args, CLIENT_TIMEOUT);
+
+    assert!(broker.stop().success(), "SIGTERM\n{}", broker.log_tail());
+    broker.restart_with_smp(1);
+    let loaded = groups_loaded_per_shard(&broker);
+    assert_eq!(
+        loaded,
+        BTreeMap::from([(0, groups.len())]),
+        "one shard loads every group\n{}",
+        broker.log_tail()
+    );
     python_ok("confluent_groups_many.py", &args, CLIENT_TIMEOUT);
 }
