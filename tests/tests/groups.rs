@@ -5,9 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use riffle_tests::{js_dir, kafka, kcat_bin, node_bin, python_ok, run_ok, Broker, BrokerOptions};
+use riffle_tests::{
+    js_dir, kafka, kcat_bin, node_bin, python_bin, python_ok, python_script, run_ok, scratch_dir,
+    Background, Broker, BrokerOptions,
+};
 
 /// Joining an empty group waits group_initial_rebalance_delay_ms (Kafka's default 3000) for
 /// more members; the tests shorten it, except the kcat one, which keeps every default.
@@ -44,6 +48,54 @@ fn confluent_group_member_killed_with_sigkill_is_dropped_after_its_session_timeo
         &[&broker.addr(), topic, "8", "groups-failover-group"],
         CLIENT_TIMEOUT,
     );
+}
+
+/// A consumer keeps running while the broker is interrupted by `interrupt` and started again on
+/// the same data dir: it rejoins the group and reads what is produced afterwards, without
+/// re-reading what it had committed (synchronously) before.
+fn consumer_rides_through_a_broker_restart(topic: &str, interrupt: fn(&mut Broker)) {
+    let mut broker = group_broker(1);
+    kafka::create_topic(&broker.addr(), topic, 8);
+    let scratch = scratch_dir("riffle-groups-restart-");
+    let ready = scratch.path().join("ready");
+    let restarted = scratch.path().join("restarted");
+    let consumer = Background::spawn(
+        Command::new(python_bin())
+            .arg("-u")
+            .arg(python_script("confluent_group_restart.py"))
+            .args([&broker.addr(), topic, "8", &format!("{topic}-group")])
+            .arg(&ready)
+            .arg(&restarted),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not commit its first messages within 60 s"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&mut broker);
+    broker.restart();
+    std::fs::write(&restarted, b"").expect("tell the consumer the broker is back");
+    consumer.wait_ok(CLIENT_TIMEOUT);
+}
+
+#[test]
+fn confluent_group_consumer_running_across_a_sigterm_restart_resumes_at_committed_offsets() {
+    consumer_rides_through_a_broker_restart("groups-sigterm", |broker| {
+        let status = broker.stop();
+        assert!(
+            status.success(),
+            "riffle exited with {status} after SIGTERM\n{}",
+            broker.log_tail()
+        );
+    });
+}
+
+#[test]
+fn confluent_group_consumer_running_across_a_kill9_resumes_at_committed_offsets() {
+    consumer_rides_through_a_broker_restart("groups-kill9", Broker::kill9);
 }
 
 /// `kcat -G GROUP -e TOPIC` lines printed as "partition offset key value".
