@@ -425,6 +425,36 @@ impl GroupCoordinator {
         }
     }
 
+    /// A deleted topic's committed offsets go from every group of this shard.
+    pub async fn forget_topic(self: &Rc<Self>, topic: &str) {
+        let mut by_slot: HashMap<u32, Vec<Entry>> = HashMap::new();
+        for g in self.groups.borrow_mut().values_mut() {
+            if let Some(parts) = g.offsets.remove(topic) {
+                by_slot
+                    .entry(slot_of(&g.id))
+                    .or_default()
+                    .extend(parts.into_keys().map(|partition| Entry::Offset {
+                        group: g.id.clone(),
+                        topic: topic.to_string(),
+                        partition,
+                        value: None,
+                    }));
+            }
+        }
+        self.write_by_slot(by_slot, "forgetting a deleted topic's offsets")
+            .await;
+    }
+
+    async fn write_by_slot(&self, by_slot: HashMap<u32, Vec<Entry>>, what: &str) {
+        for (slot, entries) in by_slot {
+            if let Some(store) = self.stores.get(&slot) {
+                if let Err(e) = store.write(&entries).await {
+                    tracing::warn!(slot, error = %e, "{what}");
+                }
+            }
+        }
+    }
+
     /// `offsets.retention.minutes`: offsets of an empty group expire that long after their
     /// commit; a group left with nothing is forgotten.
     async fn expire_offsets(self: &Rc<Self>) {
@@ -473,13 +503,8 @@ impl GroupCoordinator {
                 });
             }
         }
-        for (slot, entries) in by_slot {
-            if let Some(store) = self.stores.get(&slot) {
-                if let Err(e) = store.write(&entries).await {
-                    tracing::warn!(slot, error = %e, "cannot store expired offsets");
-                }
-            }
-        }
+        self.write_by_slot(by_slot, "cannot store expired offsets")
+            .await;
     }
 
     pub async fn close(&self) {

@@ -1,5 +1,6 @@
 //! DeleteTopics: the controller removes the topic from the image, then each owner shard closes
-//! the topic's partitions and deletes their files before the answer goes out.
+//! the topic's partitions and deletes their files, and every group coordinator forgets the
+//! offsets committed for it, before the answer goes out.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub async fn handle(
         responses.push(match outcome {
             Ok(topic) => {
                 delete_partition_files(shard, &topic).await;
+                forget_committed_offsets(shard, &topic.name).await;
                 tracing::info!(topic = %topic.name, "deleted topic");
                 DeletableTopicResult {
                     name: Some(topic.name.clone()),
@@ -91,6 +93,18 @@ async fn delete_partition_files(shard: &Rc<Shard>, topic: &Arc<TopicMeta>) {
             if let Err(e) = removed {
                 tracing::error!(topic = %name, partition = key.partition, error = %e, "cannot delete partition files");
             }
+        })
+    });
+    futures::future::join_all(work).await;
+}
+
+/// Removes every group's committed offsets for a deleted topic, on every shard (as Kafka does), so
+/// that a topic created later under the same name starts without them.
+async fn forget_committed_offsets(shard: &Rc<Shard>, topic: &str) {
+    let work = (0..shard.shared.shard_count()).map(|target| {
+        let topic = topic.to_string();
+        shard.submit_to(target, move |s| async move {
+            s.group_coordinator().forget_topic(&topic).await
         })
     });
     futures::future::join_all(work).await;
