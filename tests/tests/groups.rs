@@ -50,6 +50,16 @@ fn confluent_group_member_killed_with_sigkill_is_dropped_after_its_session_timeo
     );
 }
 
+#[test]
+fn confluent_group_offsets_of_a_deleted_topic_do_not_carry_over_to_a_recreated_one() {
+    let broker = group_broker(1);
+    python_ok(
+        "confluent_group_topic_recreate.py",
+        &[&broker.addr(), "groups-recreate", "groups-recreate-group"],
+        CLIENT_TIMEOUT,
+    );
+}
+
 /// A consumer keeps running while the broker is interrupted by `interrupt` and started again on
 /// the same data dir: it rejoins the group and reads what is produced afterwards, without
 /// re-reading what it had committed (synchronously) before.
