@@ -60,6 +60,18 @@ fn confluent_group_offsets_of_a_deleted_topic_do_not_carry_over_to_a_recreated_o
     );
 }
 
+#[test]
+fn confluent_and_kafka_python_in_one_group_agree_on_the_assignor_both_offer() {
+    let broker = group_broker(1);
+    let topic = "groups-mixed";
+    kafka::create_topic(&broker.addr(), topic, 8);
+    python_ok(
+        "mixed_clients_group.py",
+        &[&broker.addr(), topic, "8", "groups-mixed-group"],
+        CLIENT_TIMEOUT,
+    );
+}
+
 /// A consumer keeps running while the broker is interrupted by `interrupt` and started again on
 /// the same data dir: it rejoins the group and reads what is produced afterwards, without
 /// re-reading what it had committed (synchronously) before.
