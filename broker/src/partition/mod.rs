@@ -14,6 +14,7 @@ use riffle_protocol::record_batch::{self, RecordBatchView, TimestampType};
 use riffle_storage::PartitionLog;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::shard::Shard;
@@ -74,12 +75,6 @@ pub struct Partition {
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Partition {
