@@ -569,7 +569,7 @@ fn retention_of_a_just_rolled_segment_leaves_no_orphan_files_and_delete_removes_
 }
 
 #[test]
-fn recovery_trims_the_prefilled_zero_tail_and_keeps_every_durable_batch() {
+fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
     run(|dir| async move {
         let config = LogConfig {
             segment_bytes: 8 << 20,
@@ -583,10 +583,8 @@ fn recovery_trims_the_prefilled_zero_tail_and_keeps_every_durable_batch() {
             let info = log.append_durable(b.clone()).await.unwrap();
             expect.extend(stored(&b, info.base_offset));
         }
-        // Let the background prefill run ahead of the data, as it does under load.
-        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
         // The crash image: the files as they are now, the log still open (no close, so
-        // no trim of the zeros written ahead).
+        // no trim of the zeros pre-allocated ahead of the data).
         let crashed = dir.join("crashed");
         std::fs::create_dir_all(&crashed).unwrap();
         for e in std::fs::read_dir(dir.join("live")).unwrap() {
@@ -597,7 +595,7 @@ fn recovery_trims_the_prefilled_zero_tail_and_keeps_every_durable_batch() {
         let image = std::fs::read(&seg).unwrap();
         assert!(
             image.len() > expect.len() + (512 << 10),
-            "zeros written ahead: file {} bytes, data {}",
+            "zeros ahead of the data: file {} bytes, data {}",
             image.len(),
             expect.len()
         );
@@ -611,7 +609,7 @@ fn recovery_trims_the_prefilled_zero_tail_and_keeps_every_durable_batch() {
             expect.len() as u64,
             "recovery trims the zeros"
         );
-        // Appends continue over fresh zeros after recovery.
+        // Appends continue after recovery.
         let b = batch(1, 999, 100);
         let info = recovered.append_durable(b.clone()).await.unwrap();
         assert_eq!(info.base_offset, 300);
