@@ -3,6 +3,7 @@
 //! `riffle` alone is `riffle serve` with defaults: a single combined node listening on
 //! 127.0.0.1:9092 with its data in ./riffle-data.
 
+mod clock;
 mod config;
 mod connection;
 mod errors;

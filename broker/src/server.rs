@@ -266,9 +266,7 @@ async fn shard_main(
 async fn housekeeping_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::clock::now_ms();
         for partition in shard.open_partitions() {
             if let Err(e) = partition.log.housekeeping(now_ms).await {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "housekeeping failed");

@@ -567,3 +567,57 @@ fn retention_of_a_just_rolled_segment_leaves_no_orphan_files_and_delete_removes_
         assert!(matches!(log.read(10, 100).await, Err(StorageError::Closed)));
     });
 }
+
+#[test]
+fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
+    run(|dir| async move {
+        let config = LogConfig {
+            segment_bytes: 8 << 20,
+            preallocate_bytes: 2 << 20,
+            ..small_config()
+        };
+        let log = open(&dir.join("live"), config.clone()).await;
+        let mut expect = Vec::new();
+        for i in 0..300 {
+            let b = batch(1, i, 3000 + i as usize);
+            let info = log.append_durable(b.clone()).await.unwrap();
+            expect.extend(stored(&b, info.base_offset));
+        }
+        // The crash image: the files as they are now, the log still open (no close, so
+        // no trim of the zeros pre-allocated ahead of the data).
+        let crashed = dir.join("crashed");
+        std::fs::create_dir_all(&crashed).unwrap();
+        for e in std::fs::read_dir(dir.join("live")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), crashed.join(e.file_name())).unwrap();
+        }
+        let seg = crashed.join(format!("{:020}.log", 0));
+        let image = std::fs::read(&seg).unwrap();
+        assert!(
+            image.len() > expect.len() + (512 << 10),
+            "zeros ahead of the data: file {} bytes, data {}",
+            image.len(),
+            expect.len()
+        );
+        assert_eq!(image[..expect.len()], expect[..]);
+        assert!(image[expect.len()..].iter().all(|b| *b == 0));
+        let recovered = open(&crashed, config.clone()).await;
+        assert_eq!(recovered.log_end_offset(), 300);
+        assert_eq!(read_all(&recovered, 0).await, expect);
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            expect.len() as u64,
+            "recovery trims the zeros"
+        );
+        // Appends continue after recovery.
+        let b = batch(1, 999, 100);
+        let info = recovered.append_durable(b.clone()).await.unwrap();
+        assert_eq!(info.base_offset, 300);
+        expect.extend(stored(&b, 300));
+        recovered.close().await.unwrap();
+        let reopened = open(&crashed, config).await;
+        assert_eq!(read_all(&reopened, 0).await, expect);
+        reopened.close().await.unwrap();
+        log.close().await.unwrap();
+    });
+}

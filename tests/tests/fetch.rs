@@ -8,11 +8,13 @@ use riffle_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use riffle_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use riffle_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ProduceRequest,
 };
 use riffle_protocol::record_batch::{batches, Compression, RecordBatchBuilder};
-use riffle_protocol::{error_code, Bytes};
+use riffle_protocol::{error_code, Bytes, Records};
 use riffle_tests::kafka::{self, Connection};
 use riffle_tests::Broker;
 
@@ -282,5 +284,70 @@ fn delete_records_log_start_survives_restarts() {
     assert_eq!(
         kafka::fetch(&mut conn, topic, 0, 5, 0).error_code,
         error_code::OFFSET_OUT_OF_RANGE
+    );
+}
+
+/// acks=0 and acks=1 are answered before the data is durable; consumers see it once it is (the
+/// broker flushes such appends in the background), never past the high watermark, and the high
+/// watermark, ListOffsets "latest" and the records agree.
+#[test]
+fn records_produced_without_acks_all_become_visible_at_the_high_watermark() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-acks-0-1";
+    kafka::create_topic(&addr, topic, 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    for i in 0..20 {
+        let acks = if i % 2 == 0 { 0 } else { 1 };
+        if acks == 0 {
+            // No answer comes for acks=0: send it and go on.
+            let request = conn.encode(
+                kafka::PRODUCE_VERSION,
+                &ProduceRequest {
+                    acks: 0,
+                    timeout_ms: 10_000,
+                    topic_data: vec![TopicProduceData {
+                        name: topic.to_string(),
+                        partition_data: vec![PartitionProduceData {
+                            index: 0,
+                            records: Some(Records::from_bytes(batch(i * 5, 5))),
+                        }],
+                    }],
+                    ..Default::default()
+                },
+            );
+            conn.send_raw(&request).expect("send acks=0 produce");
+        } else {
+            let (code, _) = kafka::produce(&mut conn, topic, 0, batch(i * 5, 5), 1);
+            assert_eq!(code, error_code::NONE);
+        }
+    }
+    let mut consumer = Connection::connect(&addr).expect("connect");
+    let mut next = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while next < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "only {next} of 100 records became visible"
+        );
+        let data = kafka::fetch(&mut consumer, topic, 0, next, 1_000);
+        assert_eq!(data.error_code, error_code::NONE);
+        for (base, count) in batch_spans(&data) {
+            assert_eq!(base, next, "batches arrive in order, whole");
+            next = base + i64::from(count);
+            assert!(
+                next <= data.high_watermark,
+                "a record past the high watermark was sent"
+            );
+        }
+    }
+    assert_eq!(
+        list_offset(&mut consumer, topic, -1),
+        (error_code::NONE, 100)
+    );
+    let at_end = kafka::fetch(&mut consumer, topic, 0, 100, 0);
+    assert_eq!(
+        (at_end.error_code, at_end.high_watermark),
+        (error_code::NONE, 100)
     );
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use riffle_protocol::error_code;
 
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::errors;
 use crate::Shutdown;
@@ -86,12 +87,6 @@ pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
     stores: HashMap<u32, OffsetStore>,
     stopping: Cell<bool>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl GroupCoordinator {

@@ -14,6 +14,7 @@ use riffle_storage::{FlushPolicy, LogConfig, PartitionLog, StorageError};
 use serde::{Deserialize, Serialize};
 
 use super::group::{CommittedOffset, Group};
+use crate::clock::now_ms;
 
 /// What a record is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,12 +177,6 @@ pub fn live_entries<'a>(groups: impl Iterator<Item = &'a Group>) -> Vec<Entry> {
 
 /// Records per batch when many entries are written at once (compaction, group deletion).
 const RECORDS_PER_BATCH: usize = 1000;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 fn encode_batch(entries: &[Entry]) -> Bytes {
     let mut builder = RecordBatchBuilder::new(Compression::None, now_ms());

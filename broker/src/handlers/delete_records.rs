@@ -25,7 +25,8 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
                 topic.as_deref(),
                 p.partition_index,
                 move |part| async move {
-                    let end = part.log.log_end_offset();
+                    // As Kafka: up to the high watermark (-1 means it).
+                    let end = part.high_watermark();
                     let target = if offset == -1 { end } else { offset };
                     if target < 0 || target > end {
                         return Err(error_code::OFFSET_OUT_OF_RANGE);

@@ -1,7 +1,7 @@
-//! Fetch: batch-aligned reads from each partition's owner shard, sent as the stored buffers (no
-//! copy of record data), with long polling woken by appends (never by polling timers): when fewer
-//! than `min_bytes` are available the request waits for an append to any of its partitions, or
-//! for `max_wait_ms`.
+//! Fetch: batch-aligned reads below the high watermark (the durable end of the log) from each
+//! partition's owner shard, sent as the stored buffers (no copy of record data), with long polling
+//! woken by the high watermark moving (never by polling timers): when fewer than `min_bytes` are
+//! visible the request waits for more on any of its partitions, or for `max_wait_ms`.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use riffle_storage::StorageError;
 use super::on_owner;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
+use crate::partition::visible;
 use crate::shard::Shard;
 
 /// Topic-id based fetches start at this version.
@@ -60,17 +61,24 @@ async fn read_partition(
     };
     let offset = p.fetch_offset;
     let result = on_owner(shard, topic, p.partition, move |part| async move {
-        let high_watermark = part.log.log_end_offset();
-        let log_start_offset = part.log.log_start_offset();
-        let mut out = PartitionRead { error_code: error_code::NONE, high_watermark, log_start_offset, ..Default::default() };
-        if offset == high_watermark {
+        let mut out = PartitionRead {
+            error_code: error_code::NONE,
+            high_watermark: part.high_watermark(),
+            log_start_offset: part.log.log_start_offset(),
+            ..Default::default()
+        };
+        // Between the high watermark and the log end nothing is visible yet; past the log end
+        // the read below answers OFFSET_OUT_OF_RANGE.
+        if offset >= out.high_watermark && offset <= part.log.log_end_offset() {
             return out;
         }
         match part.log.read(offset, max_bytes).await {
             Ok(read) => {
-                out.bytes = read.bytes;
-                out.chunks = read.chunks;
-                out.high_watermark = read.log_end_offset;
+                let high_watermark = part.high_watermark();
+                let (chunks, bytes) = visible::cut_at_offset(read.chunks, high_watermark);
+                out.chunks = chunks;
+                out.bytes = bytes;
+                out.high_watermark = high_watermark;
                 out.log_start_offset = read.log_start_offset;
             }
             Err(e) => {
@@ -166,8 +174,8 @@ pub async fn handle(
                     // Bounded on the owner too: it returns by the deadline, so nothing lingers
                     // there once the request is answered.
                     let _ = on_owner(&shard, &topic, index, move |part| async move {
-                        let append = std::pin::pin!(part.log.wait_for_append(seen));
-                        select(append, Box::pin(glommio::timer::sleep(remaining))).await;
+                        let visible = std::pin::pin!(part.wait_for_high_watermark_above(seen));
+                        select(visible, Box::pin(glommio::timer::sleep(remaining))).await;
                     })
                     .await;
                 }))

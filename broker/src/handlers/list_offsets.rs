@@ -31,7 +31,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
             let answer = on_partition(shard, topic.as_deref(), index, move |part| async move {
                 let log = &part.log;
                 match timestamp {
-                    LATEST => Ok((-1, log.log_end_offset())),
+                    LATEST => Ok((-1, part.high_watermark())),
                     EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
                         Ok((-1, log.log_start_offset()))
                     }

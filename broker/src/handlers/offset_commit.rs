@@ -11,18 +11,13 @@ use riffle_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use riffle_protocol::RequestHeader;
 
 use super::on_coordinator;
+use crate::clock::now_ms;
 use crate::groups::group::CommittedOffset;
 use crate::groups::{Committer, OffsetCommit};
 use crate::shard::Shard;
 
 /// `offset.metadata.max.bytes`.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 pub async fn handle(
     shard: &Rc<Shard>,

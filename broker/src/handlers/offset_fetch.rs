@@ -27,12 +27,20 @@ async fn fetch_group(
     .await
 }
 
-/// (offset, leader epoch, metadata) as the response carries them.
-fn fields(o: Option<CommittedOffset>) -> (i64, i32, Option<String>) {
-    match o {
-        Some(o) => (o.offset, o.leader_epoch, o.metadata),
-        None => (-1, -1, Some(String::new())),
-    }
+/// One response row per partition from (partition, offset, leader epoch, metadata); a partition
+/// without a commit gets offset -1 and empty metadata. The response's row type differs before
+/// and after v8, hence `make`.
+fn rows<P>(
+    parts: Vec<(i32, Option<CommittedOffset>)>,
+    make: impl Fn(i32, i64, i32, Option<String>) -> P,
+) -> Vec<P> {
+    parts
+        .into_iter()
+        .map(|(partition, committed)| match committed {
+            Some(o) => make(partition, o.offset, o.leader_epoch, o.metadata),
+            None => make(partition, -1, -1, Some(String::new())),
+        })
+        .collect()
 }
 
 pub async fn handle(
@@ -56,19 +64,15 @@ pub async fn handle(
                 .into_iter()
                 .map(|(name, parts)| OffsetFetchResponseTopic {
                     name,
-                    partitions: parts
-                        .into_iter()
-                        .map(|(partition_index, o)| {
-                            let (committed_offset, committed_leader_epoch, metadata) = fields(o);
-                            OffsetFetchResponsePartition {
-                                partition_index,
-                                committed_offset,
-                                committed_leader_epoch,
-                                metadata,
-                                error_code: error_code::NONE,
-                            }
-                        })
-                        .collect(),
+                    partitions: rows(parts, |partition_index, offset, epoch, metadata| {
+                        OffsetFetchResponsePartition {
+                            partition_index,
+                            committed_offset: offset,
+                            committed_leader_epoch: epoch,
+                            metadata,
+                            error_code: error_code::NONE,
+                        }
+                    }),
                 })
                 .collect(),
             ..Default::default()
@@ -92,19 +96,15 @@ pub async fn handle(
                 .into_iter()
                 .map(|(name, parts)| OffsetFetchResponseTopics {
                     name,
-                    partitions: parts
-                        .into_iter()
-                        .map(|(partition_index, o)| {
-                            let (committed_offset, committed_leader_epoch, metadata) = fields(o);
-                            OffsetFetchResponsePartitions {
-                                partition_index,
-                                committed_offset,
-                                committed_leader_epoch,
-                                metadata,
-                                error_code: error_code::NONE,
-                            }
-                        })
-                        .collect(),
+                    partitions: rows(parts, |partition_index, offset, epoch, metadata| {
+                        OffsetFetchResponsePartitions {
+                            partition_index,
+                            committed_offset: offset,
+                            committed_leader_epoch: epoch,
+                            metadata,
+                            error_code: error_code::NONE,
+                        }
+                    }),
                 })
                 .collect(),
         });

@@ -2,8 +2,9 @@
 //! and the produce path that validates batches and appends them in order.
 
 pub mod producer_state;
+pub mod visible;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -13,6 +14,7 @@ use riffle_protocol::record_batch::{self, RecordBatchView, TimestampType};
 use riffle_storage::PartitionLog;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::shard::Shard;
@@ -67,16 +69,12 @@ pub struct Partition {
     pub log: Rc<PartitionLog>,
     producers: RefCell<ProducerStateTable>,
     settings: RefCell<TopicSettings>,
+    /// A task is making acks=0/1 appends durable (so that the high watermark moves on).
+    flushing: Cell<bool>,
 }
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Partition {
@@ -99,6 +97,7 @@ impl Partition {
             log,
             producers: RefCell::new(ProducerStateTable::default()),
             settings: RefCell::new(settings),
+            flushing: Cell::new(false),
         });
         partition.recover_producer_state().await;
         Ok(partition)
@@ -169,6 +168,49 @@ impl Partition {
             .await;
         if let Err(e) = result {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot write producer state snapshot");
+        }
+    }
+
+    /// The high watermark: the durable end of the log. Consumers read below it, ListOffsets
+    /// "latest" answers it, and acks=all is answered when it passes the request's batches.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.durable_offset()
+    }
+
+    /// Makes acks=0/1 appends durable soon, without the producer waiting: one task per partition
+    /// flushes while the log end is ahead of the high watermark (each flush is group-committed
+    /// with any acks=all waiting at the same time).
+    fn flush_in_background(self: &Rc<Self>) {
+        if self.flushing.replace(true) {
+            return;
+        }
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            while this.log.durable_offset() < this.log.log_end_offset() {
+                if let Err(e) = this.log.flush().await {
+                    tracing::debug!(topic = %this.topic, partition = this.index, error = %e, "background flush stopped");
+                    break;
+                }
+            }
+            this.flushing.set(false);
+        })
+        .detach();
+    }
+
+    /// Resolves once the high watermark is above `offset`, or the log can go no further (closed
+    /// or failed). Callers bound it with their own deadline.
+    pub async fn wait_for_high_watermark_above(&self, offset: i64) {
+        while self.high_watermark() <= offset {
+            if self.log.log_end_offset() > offset {
+                if self.log.flush().await.is_err() {
+                    return;
+                }
+            } else {
+                self.log.wait_for_append(offset).await;
+                if self.log.log_end_offset() <= offset {
+                    return; // closed or failed
+                }
+            }
         }
     }
 
@@ -286,6 +328,8 @@ impl Partition {
                 tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush failed");
                 return ProduceOutcome::error(errors::storage_error_code(&e), Some(e.to_string()));
             }
+        } else if first_offset.is_some() {
+            self.flush_in_background();
         }
         ProduceOutcome {
             error_code: error_code::NONE,

@@ -1,0 +1,109 @@
+//! What consumers may see: the high watermark is the durable end of the log, so a record is never
+//! handed out before a crash could no longer take it away (acks=all is answered at the same
+//! point). Reads come back as whole stored batches, possibly split over several buffers; this
+//! cuts them at the high watermark without copying.
+
+use bytes::Bytes;
+
+/// Base offset (8 bytes) then batch length (4 bytes) start every stored batch; the length
+/// counts the bytes after these 12.
+const BATCH_PREFIX: usize = 12;
+
+/// `len` bytes at `pos` of the logical concatenation of `chunks`, if all are there.
+fn bytes_at(chunks: &[Bytes], mut pos: usize, len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(len);
+    for c in chunks {
+        if pos >= c.len() {
+            pos -= c.len();
+            continue;
+        }
+        let take = (len - out.len()).min(c.len() - pos);
+        out.extend_from_slice(&c[pos..pos + take]);
+        pos = 0;
+        if out.len() == len {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Keeps the batches whose base offset is below `end` (batches are whole: a batch below `end`
+/// ends at or below it, as `end` is a batch boundary). Returns the kept buffers and their size.
+pub fn cut_at_offset(chunks: Vec<Bytes>, end: i64) -> (Vec<Bytes>, usize) {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    let mut cut = 0usize;
+    while cut + BATCH_PREFIX <= total {
+        let Some(prefix) = bytes_at(&chunks, cut, BATCH_PREFIX) else {
+            break;
+        };
+        let base = i64::from_be_bytes(prefix[..8].try_into().expect("8 bytes"));
+        let length = i32::from_be_bytes(prefix[8..].try_into().expect("4 bytes"));
+        if base >= end || length < 0 {
+            break;
+        }
+        cut += BATCH_PREFIX + length as usize;
+    }
+    if cut >= total {
+        return (chunks, total);
+    }
+    let mut kept = Vec::with_capacity(chunks.len());
+    let mut left = cut;
+    for c in chunks {
+        if left == 0 {
+            break;
+        }
+        if c.len() <= left {
+            left -= c.len();
+            kept.push(c);
+        } else {
+            kept.push(c.slice(..left));
+            left = 0;
+        }
+    }
+    (kept, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake stored batch: base offset, length, then `body` bytes.
+    fn batch(base: i64, body: usize) -> Vec<u8> {
+        let mut b = base.to_be_bytes().to_vec();
+        b.extend_from_slice(&(body as i32).to_be_bytes());
+        b.extend(std::iter::repeat_n(0xab, body));
+        b
+    }
+
+    fn split(bytes: &[u8], at: &[usize]) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &a in at {
+            out.push(Bytes::copy_from_slice(&bytes[last..a]));
+            last = a;
+        }
+        out.push(Bytes::copy_from_slice(&bytes[last..]));
+        out
+    }
+
+    #[test]
+    fn keeps_batches_below_the_end_even_when_split_across_buffers() {
+        let mut all = batch(10, 50);
+        all.extend(batch(15, 30));
+        all.extend(batch(20, 40));
+        let first_two = 62 + 42;
+        // Buffers split inside the prefixes and bodies, as the tail cache does.
+        for at in [vec![], vec![5], vec![16, 70], vec![62, 66, 110]] {
+            let chunks = split(&all, &at);
+            let (kept, size) = cut_at_offset(chunks.clone(), 20);
+            assert_eq!(size, first_two);
+            let joined: Vec<u8> = kept.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, all[..first_two]);
+            let (kept, size) = cut_at_offset(chunks.clone(), 21);
+            assert_eq!(size, all.len());
+            assert_eq!(kept.len(), chunks.len());
+            let (kept, size) = cut_at_offset(chunks, 10);
+            assert_eq!((kept.len(), size), (0, 0));
+        }
+    }
+}
