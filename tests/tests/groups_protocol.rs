@@ -1,14 +1,25 @@
 //! Consumer-group rules a client only sees as error codes and coordinator addresses:
 //! FindCoordinator names this broker for a group, JoinGroup refuses session timeouts outside
-//! group_min/max_session_timeout_ms (Kafka's 6000..1800000 by default), and from v4 on a first
-//! JoinGroup without a member id is answered MEMBER_ID_REQUIRED with the id to rejoin with.
+//! group_min/max_session_timeout_ms (Kafka's 6000..1800000 by default), from v4 on a first
+//! JoinGroup without a member id is answered MEMBER_ID_REQUIRED with the id to rejoin with, and
+//! a member whose session expired, or a stale generation, can no longer commit.
 
 use riffle_protocol::error_code;
+use std::thread;
+use std::time::Duration;
+
 use riffle_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use riffle_protocol::messages::{
-    FindCoordinatorRequest, FindCoordinatorResponse, JoinGroupRequest, JoinGroupResponse,
+use riffle_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use riffle_tests::kafka::Connection;
+use riffle_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use riffle_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use riffle_protocol::messages::{
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use riffle_tests::kafka::{self, Connection};
 use riffle_tests::{Broker, BrokerOptions};
 
 /// A consumer-protocol subscription (version 0, no topics, no user data): what the coordinator
@@ -180,4 +191,176 @@ fn join_group_session_timeout_bounds_come_from_the_config_file() {
     assert_session_timeout_refused(&mut conn, "bounds-config", 20_001);
     join_v5(&mut conn, "bounds-config-min", 8_000);
     join_v5(&mut conn, "bounds-config-max", 20_000);
+}
+
+/// SyncGroup v3 for `member` in `generation`; the leader hands every member `ASSIGNMENT`.
+fn sync(conn: &mut Connection, group: &str, generation: i32, member: &str, leader: bool) -> i16 {
+    const ASSIGNMENT: &[u8] = &[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+    let response: SyncGroupResponse = conn
+        .request(
+            3,
+            &SyncGroupRequest {
+                group_id: group.to_string(),
+                generation_id: generation,
+                member_id: member.to_string(),
+                assignments: if leader {
+                    vec![SyncGroupRequestAssignment {
+                        member_id: member.to_string(),
+                        assignment: bytes::Bytes::from_static(ASSIGNMENT),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            },
+        )
+        .expect("SyncGroup");
+    if response.error_code == error_code::NONE {
+        assert_eq!(response.assignment.as_ref(), ASSIGNMENT, "{response:?}");
+    }
+    response.error_code
+}
+
+fn heartbeat(conn: &mut Connection, group: &str, generation: i32, member: &str) -> i16 {
+    let response: HeartbeatResponse = conn
+        .request(
+            3,
+            &HeartbeatRequest {
+                group_id: group.to_string(),
+                generation_id: generation,
+                member_id: member.to_string(),
+                ..Default::default()
+            },
+        )
+        .expect("Heartbeat");
+    response.error_code
+}
+
+/// OffsetCommit v8 of `offset` for partition 0 of `topic`; the partition's error code.
+fn commit(
+    conn: &mut Connection,
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let response: OffsetCommitResponse = conn
+        .request(
+            8,
+            &OffsetCommitRequest {
+                group_id: group.to_string(),
+                generation_id_or_member_epoch: generation,
+                member_id: member.to_string(),
+                topics: vec![OffsetCommitRequestTopic {
+                    name: topic.to_string(),
+                    partitions: vec![OffsetCommitRequestPartition {
+                        partition_index: 0,
+                        committed_offset: offset,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("OffsetCommit");
+    response.topics[0].partitions[0].error_code
+}
+
+fn committed(conn: &mut Connection, group: &str, topic: &str) -> i64 {
+    let response: OffsetFetchResponse = conn
+        .request(
+            7,
+            &OffsetFetchRequest {
+                group_id: group.to_string(),
+                topics: Some(vec![OffsetFetchRequestTopic {
+                    name: topic.to_string(),
+                    partition_indexes: vec![0],
+                }]),
+                ..Default::default()
+            },
+        )
+        .expect("OffsetFetch");
+    assert_eq!(response.error_code, error_code::NONE, "{response:?}");
+    response.topics[0].partitions[0].committed_offset
+}
+
+/// A member that stops heartbeating is dropped after its session timeout; its later commits
+/// (a zombie's) are refused and do not rewind the group, and neither are commits that carry a
+/// generation older than the current one.
+#[test]
+fn expired_members_and_stale_generations_cannot_commit() {
+    const SESSION_MS: i32 = 1000;
+    let broker = Broker::start_with(BrokerOptions {
+        config_toml: Some(
+            "group_initial_rebalance_delay_ms = 0\ngroup_min_session_timeout_ms = 1000\n"
+                .to_string(),
+        ),
+        ..Default::default()
+    });
+    let (group, topic) = ("fencing", "fencing-topic");
+    kafka::create_topic(&broker.addr(), topic, 1);
+    let mut a = Connection::connect(&broker.addr()).expect("connect");
+    let joined = join_v5(&mut a, group, SESSION_MS);
+    let (gen_a, member_a) = (joined.generation_id, joined.member_id.clone());
+    assert_eq!(
+        sync(&mut a, group, gen_a, &member_a, true),
+        error_code::NONE
+    );
+    assert_eq!(heartbeat(&mut a, group, gen_a, &member_a), error_code::NONE);
+    assert_eq!(
+        commit(&mut a, group, gen_a, &member_a, topic, 10),
+        error_code::NONE
+    );
+
+    // No heartbeat for well over the session timeout: the member is gone.
+    thread::sleep(Duration::from_millis(3 * SESSION_MS as u64));
+    assert_eq!(
+        heartbeat(&mut a, group, gen_a, &member_a),
+        error_code::UNKNOWN_MEMBER_ID,
+        "heartbeat of a member whose session expired"
+    );
+    let zombie = commit(&mut a, group, gen_a, &member_a, topic, 5);
+    assert!(
+        [
+            error_code::UNKNOWN_MEMBER_ID,
+            error_code::ILLEGAL_GENERATION
+        ]
+        .contains(&zombie),
+        "a commit from the expired member was answered {zombie}, want UNKNOWN_MEMBER_ID"
+    );
+    assert_eq!(
+        committed(&mut a, group, topic),
+        10,
+        "the zombie's commit rewound the group"
+    );
+
+    let mut b = Connection::connect(&broker.addr()).expect("connect");
+    let joined = join_v5(&mut b, group, 6000);
+    let (gen_b, member_b) = (joined.generation_id, joined.member_id.clone());
+    assert!(gen_b > gen_a, "generation {gen_b} after generation {gen_a}");
+    assert_eq!(
+        sync(&mut b, group, gen_b, &member_b, true),
+        error_code::NONE
+    );
+    let zombie = commit(&mut a, group, gen_a, &member_a, topic, 5);
+    assert!(
+        [
+            error_code::UNKNOWN_MEMBER_ID,
+            error_code::ILLEGAL_GENERATION
+        ]
+        .contains(&zombie),
+        "a commit from the expired member into the new generation was answered {zombie}"
+    );
+    assert_eq!(
+        commit(&mut b, group, gen_a, &member_b, topic, 5),
+        error_code::ILLEGAL_GENERATION,
+        "a member's commit with the previous generation"
+    );
+    assert_eq!(committed(&mut b, group, topic), 10);
+    assert_eq!(
+        commit(&mut b, group, gen_b, &member_b, topic, 20),
+        error_code::NONE
+    );
+    assert_eq!(committed(&mut b, group, topic), 20);
 }
