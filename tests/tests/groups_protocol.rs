@@ -33,12 +33,30 @@ fn join(
     member_id: &str,
     session_timeout_ms: i32,
 ) -> JoinGroupResponse {
+    join_with_rebalance_timeout(
+        conn,
+        version,
+        group,
+        member_id,
+        session_timeout_ms,
+        session_timeout_ms,
+    )
+}
+
+fn join_with_rebalance_timeout(
+    conn: &mut Connection,
+    version: i16,
+    group: &str,
+    member_id: &str,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+) -> JoinGroupResponse {
     conn.request(
         version,
         &JoinGroupRequest {
             group_id: group.to_string(),
             session_timeout_ms,
-            rebalance_timeout_ms: session_timeout_ms,
+            rebalance_timeout_ms,
             member_id: member_id.to_string(),
             protocol_type: "consumer".to_string(),
             protocols: vec![JoinGroupRequestProtocol {
@@ -363,4 +381,87 @@ fn expired_members_and_stale_generations_cannot_commit() {
         error_code::NONE
     );
     assert_eq!(committed(&mut b, group, topic), 20);
+}
+
+/// A member that keeps heartbeating but does not rejoin a rebalance is dropped once the
+/// rebalance timeout has passed (not its much longer session timeout), and the rebalance
+/// completes with the members that did join.
+#[test]
+fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped() {
+    const REBALANCE_MS: i32 = 2000;
+    const SESSION_MS: i32 = 60_000;
+    let broker = Broker::start_with(BrokerOptions {
+        config_toml: Some("group_initial_rebalance_delay_ms = 0\n".to_string()),
+        ..Default::default()
+    });
+    let group = "rebalance-timeout";
+    let mut a = Connection::connect(&broker.addr()).expect("connect");
+    let first = join_with_rebalance_timeout(&mut a, 5, group, "", SESSION_MS, REBALANCE_MS);
+    assert_eq!(
+        first.error_code,
+        error_code::MEMBER_ID_REQUIRED,
+        "{first:?}"
+    );
+    let joined =
+        join_with_rebalance_timeout(&mut a, 5, group, &first.member_id, SESSION_MS, REBALANCE_MS);
+    assert_eq!(joined.error_code, error_code::NONE, "{joined:?}");
+    let (gen_a, member_a) = (joined.generation_id, joined.member_id.clone());
+    assert_eq!(
+        sync(&mut a, group, gen_a, &member_a, true),
+        error_code::NONE
+    );
+
+    let addr = broker.addr();
+    let newcomer = thread::spawn(move || {
+        let mut b = Connection::connect(&addr).expect("connect");
+        let first = join_with_rebalance_timeout(&mut b, 5, group, "", SESSION_MS, REBALANCE_MS);
+        assert_eq!(
+            first.error_code,
+            error_code::MEMBER_ID_REQUIRED,
+            "{first:?}"
+        );
+        let started = std::time::Instant::now();
+        let joined = join_with_rebalance_timeout(
+            &mut b,
+            5,
+            group,
+            &first.member_id,
+            SESSION_MS,
+            REBALANCE_MS,
+        );
+        (joined, started.elapsed())
+    });
+    // `a` heartbeats (and so stays alive) but never rejoins.
+    let mut codes = Vec::new();
+    while !newcomer.is_finished() && codes.len() < 40 {
+        codes.push(heartbeat(&mut a, group, gen_a, &member_a));
+        thread::sleep(Duration::from_millis(250));
+    }
+    let (joined, took) = newcomer.join().expect("the newcomer's thread");
+    assert!(
+        codes.contains(&error_code::REBALANCE_IN_PROGRESS),
+        "a's heartbeats during the rebalance: {codes:?}"
+    );
+    assert_eq!(joined.error_code, error_code::NONE, "{joined:?}");
+    assert!(
+        took < Duration::from_millis(REBALANCE_MS as u64 + 3000),
+        "the rebalance took {took:?}: it waited for the member that did not rejoin longer than \
+         the {REBALANCE_MS} ms rebalance timeout"
+    );
+    assert!(joined.generation_id > gen_a, "{joined:?}");
+    let members: Vec<&str> = joined
+        .members
+        .iter()
+        .map(|m| m.member_id.as_str())
+        .collect();
+    assert_eq!(
+        members,
+        vec![joined.member_id.as_str()],
+        "the member that did not rejoin is out of the new generation"
+    );
+    assert_eq!(
+        heartbeat(&mut a, group, gen_a, &member_a),
+        error_code::UNKNOWN_MEMBER_ID,
+        "the dropped member's heartbeat"
+    );
 }
