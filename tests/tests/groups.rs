@@ -91,8 +91,8 @@ fn confluent_static_member_restart_does_not_rebalance_the_group() {
 /// A consumer keeps running while the broker is interrupted by `interrupt` and started again on
 /// the same data dir: it rejoins the group and reads what is produced afterwards, without
 /// re-reading what it had committed (synchronously) before.
-fn consumer_rides_through_a_broker_restart(topic: &str, interrupt: fn(&mut Broker)) {
-    let mut broker = group_broker(1);
+fn consumer_rides_through_a_broker_restart(topic: &str, smp: usize, interrupt: fn(&mut Broker)) {
+    let mut broker = group_broker(smp);
     kafka::create_topic(&broker.addr(), topic, 8);
     let scratch = scratch_dir("riffle-groups-restart-");
     let ready = scratch.path().join("ready");
@@ -121,7 +121,7 @@ fn consumer_rides_through_a_broker_restart(topic: &str, interrupt: fn(&mut Broke
 
 #[test]
 fn confluent_group_consumer_running_across_a_sigterm_restart_resumes_at_committed_offsets() {
-    consumer_rides_through_a_broker_restart("groups-sigterm", |broker| {
+    consumer_rides_through_a_broker_restart("groups-sigterm", 1, |broker| {
         let status = broker.stop();
         assert!(
             status.success(),
@@ -132,8 +132,8 @@ fn confluent_group_consumer_running_across_a_sigterm_restart_resumes_at_committe
 }
 
 #[test]
-fn confluent_group_consumer_running_across_a_kill9_resumes_at_committed_offsets() {
-    consumer_rides_through_a_broker_restart("groups-kill9", Broker::kill9);
+fn smp2_confluent_group_consumer_running_across_a_kill9_resumes_at_committed_offsets() {
+    consumer_rides_through_a_broker_restart("groups-kill9", 2, Broker::kill9);
 }
 
 /// `kcat -G GROUP -e TOPIC` lines printed as "partition offset key value".
