@@ -303,6 +303,104 @@ fn committed(conn: &mut Connection, group: &str, topic: &str) -> i64 {
     response.topics[0].partitions[0].committed_offset
 }
 
+/// Committed offsets of `group` for partitions 0..n of `topic`.
+fn committed_all(conn: &mut Connection, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let response: OffsetFetchResponse = conn
+        .request(
+            7,
+            &OffsetFetchRequest {
+                group_id: group.to_string(),
+                topics: Some(vec![OffsetFetchRequestTopic {
+                    name: topic.to_string(),
+                    partition_indexes: (0..partitions).collect(),
+                }]),
+                ..Default::default()
+            },
+        )
+        .expect("OffsetFetch");
+    assert_eq!(response.error_code, error_code::NONE, "{response:?}");
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect()
+}
+
+/// Thousands of commits of the same partitions: the offsets log is compacted by the broker's
+/// housekeeping (every 10 s) and only the latest offset of each partition counts, before and
+/// after a kill -9 and a restart.
+#[test]
+fn offsets_log_compaction_keeps_the_latest_offsets_across_kill9() {
+    const COMMITS: i64 = 6_000;
+    const PIPELINE: i64 = 100;
+    let mut broker = Broker::start_with(BrokerOptions {
+        log_level: "info,riffle::groups=debug".to_string(),
+        ..Default::default()
+    });
+    let topic = "compaction";
+    kafka::create_topic(&broker.addr(), topic, 2);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(
+        commit(&mut conn, "compaction-bystander", -1, "", topic, 77),
+        error_code::NONE
+    );
+    let commit_request = |conn: &mut Connection, offset: i64| {
+        conn.encode(
+            8,
+            &OffsetCommitRequest {
+                group_id: "compaction-group".to_string(),
+                generation_id_or_member_epoch: -1,
+                topics: vec![OffsetCommitRequestTopic {
+                    name: topic.to_string(),
+                    partitions: (0..2)
+                        .map(|p| OffsetCommitRequestPartition {
+                            partition_index: p,
+                            committed_offset: offset * (p as i64 + 1),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }],
+                ..Default::default()
+            },
+        )
+    };
+    let started = std::time::Instant::now();
+    for chunk in 0..COMMITS / PIPELINE {
+        let requests: Vec<u8> = (1..=PIPELINE)
+            .flat_map(|n| commit_request(&mut conn, chunk * PIPELINE + n))
+            .collect();
+        conn.send_raw(&requests).expect("send commits");
+        for _ in 0..PIPELINE {
+            let frame = conn.read_frame().expect("an OffsetCommit response");
+            let (_, response) =
+                riffle_protocol::decode_response::<OffsetCommitResponse>(frame, 8).expect("decode");
+            for p in &response.topics[0].partitions {
+                assert_eq!(p.error_code, error_code::NONE, "{response:?}");
+            }
+        }
+    }
+    eprintln!("{COMMITS} commits in {:?}", started.elapsed());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !broker
+        .stderr_log()
+        .contains("compacted the consumer offsets log")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction of the offsets log within 30 s of {COMMITS} commits\n{}",
+            broker.log_tail()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let want = vec![COMMITS, 2 * COMMITS];
+    assert_eq!(committed_all(&mut conn, "compaction-group", topic, 2), want);
+    broker.kill9();
+    broker.restart();
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(committed_all(&mut conn, "compaction-group", topic, 2), want);
+    assert_eq!(committed(&mut conn, "compaction-bystander", topic), 77);
+}
+
 /// A member that stops heartbeating is dropped after its session timeout; its later commits
 /// (a zombie's) are refused and do not rewind the group, and neither are commits that carry a
 /// generation older than the current one.
