@@ -20,6 +20,8 @@ macro_rules! out_raw {
 
 mod conn;
 mod consumer;
+mod consumer_protocol;
+mod group;
 mod hgrm;
 mod kafka;
 mod producer;
