@@ -66,7 +66,7 @@ enum Command {
         common: CommonArgs,
         #[command(flatten)]
         consume: ConsumeArgs,
-        /// Start at the earliest or the latest offset (used without a group coordinator).
+        /// Start at the earliest or the latest offset (in a group: where it has no commit).
         #[arg(long, value_enum, default_value = "earliest")]
         from: From,
     },
@@ -153,7 +153,8 @@ struct ProduceArgs {
 
 #[derive(Args)]
 struct ConsumeArgs {
-    /// Consumer group. Without a group coordinator on the broker, partitions are assigned
+    /// Consumer group: each consumer joins it as a member, and the group assigns the
+    /// partitions. Without a group coordinator on the broker, partitions are assigned
     /// round-robin to this run's consumers instead (and the output says so).
     #[arg(long)]
     group: Option<String>,
