@@ -1,7 +1,9 @@
-//! A consumer connection: one Fetch (long poll) in flight for its assigned partitions; each
+//! A consumer: one Fetch (long poll) in flight per partition leader for its partitions; each
 //! record's end-to-end latency is the receipt time minus the intended send time carried in
-//! the first 8 bytes of its value.
+//! the first 8 bytes of its value. In a consumer group the consumer is one member: a
+//! `GroupMember` on its coordinator connection decides which partitions it fetches, from where.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -9,9 +11,14 @@ use std::sync::Arc;
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use riffle_protocol::messages::fetch_response::FetchResponse;
 use riffle_protocol::record_batch::{batches, parse_records, Compression, Record};
-use riffle_protocol::{decode_response, error_code, Bytes};
+use riffle_protocol::{decode_response, error_code, Bytes, Message};
 
 use crate::conn::{reconnect_if_due, Conn, RECONNECT_BACKOFF_NS};
+use crate::group::{
+    Assigned, GroupApi, GroupMember, GroupRequest, GroupResponse, MemberConfig,
+    REBALANCE_TIMEOUT_MS,
+};
+use crate::kafka::GroupVersions;
 use crate::stats::{Interval, Kind};
 use crate::worker::{wall_ns, Agent};
 
@@ -21,6 +28,8 @@ const PARTITION_MAX_BYTES: i32 = 4 << 20;
 /// Decompressed size a batch may reach.
 const DECOMPRESSED_MAX_BYTES: usize = 64 << 20;
 const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
+/// A JoinGroup may wait for the whole rebalance (Kafka: the rebalance timeout plus 5 s).
+const GROUP_REQUEST_TIMEOUT_NS: u64 = (REBALANCE_TIMEOUT_MS as u64 + 5_000) * 1_000_000;
 
 /// Settings shared by a run's consumers.
 #[derive(Debug)]
@@ -29,11 +38,85 @@ pub(crate) struct ConsumerConfig {
     pub fetch_version: i16,
     pub warmup_end_ns: u64,
     pub stop_ns: u64,
+    /// Each partition's leader, where it is fetched from.
+    pub leaders: BTreeMap<i32, SocketAddr>,
 }
 
 /// Lives on one worker thread for the whole run.
 pub(crate) struct ConsumerAgent {
     cfg: Arc<ConsumerConfig>,
+    /// One per partition leader.
+    fetchers: Vec<Fetcher>,
+    group: Option<GroupSession>,
+}
+
+impl ConsumerAgent {
+    /// A consumer of the given (partition, offset) positions, assigned by the run.
+    pub(crate) fn manual(cfg: Arc<ConsumerConfig>, positions: Vec<(i32, i64)>) -> Self {
+        let mut fetchers: Vec<Fetcher> = Vec::new();
+        assign(&cfg, &mut fetchers, &positions);
+        ConsumerAgent {
+            cfg,
+            fetchers,
+            group: None,
+        }
+    }
+
+    /// A member of a consumer group, whose coordinator is at `coordinator`.
+    pub(crate) fn member(
+        cfg: Arc<ConsumerConfig>,
+        member: Arc<MemberConfig>,
+        coordinator: SocketAddr,
+    ) -> Self {
+        ConsumerAgent {
+            cfg,
+            fetchers: Vec::new(),
+            group: Some(GroupSession {
+                versions: member.versions.clone(),
+                member: GroupMember::new(member),
+                addr: coordinator,
+                conn: None,
+                reconnect_at_ns: 0,
+                in_flight: None,
+                frames: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Points each fetcher at its leader's share of `positions` (others are dropped), adding
+/// fetchers for new leaders.
+fn assign(cfg: &ConsumerConfig, fetchers: &mut Vec<Fetcher>, positions: &[(i32, i64)]) {
+    for f in fetchers.iter_mut() {
+        f.positions.clear();
+    }
+    for &(partition, offset) in positions {
+        let Some(&leader) = cfg.leaders.get(&partition) else {
+            continue; // the run's setup listed every partition; the group may know more
+        };
+        let i = match fetchers.iter().position(|f| f.addr == leader) {
+            Some(i) => i,
+            None => {
+                fetchers.push(Fetcher::new(leader));
+                fetchers.len() - 1
+            }
+        };
+        fetchers[i].positions.push((partition, offset));
+    }
+}
+
+/// (partition, next offset) over all fetchers, sorted.
+fn positions(fetchers: &[Fetcher]) -> Vec<(i32, i64)> {
+    let mut out: Vec<(i32, i64)> = fetchers
+        .iter()
+        .flat_map(|f| f.positions.iter().copied())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A connection to one partition leader, fetching the consumer's partitions there.
+struct Fetcher {
     addr: SocketAddr,
     conn: Option<Conn>,
     reconnect_at_ns: u64,
@@ -43,24 +126,53 @@ pub(crate) struct ConsumerAgent {
     frames: Vec<Bytes>,
 }
 
-impl ConsumerAgent {
-    pub(crate) fn new(
-        cfg: Arc<ConsumerConfig>,
-        addr: SocketAddr,
-        positions: Vec<(i32, i64)>,
-    ) -> Self {
-        ConsumerAgent {
-            cfg,
+impl Fetcher {
+    fn new(addr: SocketAddr) -> Self {
+        Fetcher {
             addr,
             conn: None,
             reconnect_at_ns: 0,
-            positions,
+            positions: Vec::new(),
             in_flight: None,
             frames: Vec::new(),
         }
     }
 
-    fn step(&mut self, now_ns: u64, iv: &mut Interval) -> Result<(), String> {
+    /// `may_fetch`: the partitions are (still) this consumer's. Returns when to run next.
+    fn poll(
+        &mut self,
+        cfg: &ConsumerConfig,
+        now_ns: u64,
+        may_fetch: bool,
+        iv: &mut Interval,
+    ) -> Option<u64> {
+        reconnect_if_due(
+            &mut self.conn,
+            self.addr,
+            &mut self.reconnect_at_ns,
+            cfg.stop_ns,
+            now_ns,
+            iv,
+        );
+        if let Err(what) = self.step(cfg, now_ns, may_fetch, iv) {
+            iv.error(what);
+            self.conn = None;
+            self.in_flight = None;
+            self.reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
+        }
+        if self.conn.is_none() && now_ns < cfg.stop_ns {
+            return Some(self.reconnect_at_ns.max(now_ns));
+        }
+        (now_ns < cfg.stop_ns).then_some(cfg.stop_ns)
+    }
+
+    fn step(
+        &mut self,
+        cfg: &ConsumerConfig,
+        now_ns: u64,
+        may_fetch: bool,
+        iv: &mut Interval,
+    ) -> Result<(), String> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -72,12 +184,12 @@ impl ConsumerAgent {
                 .in_flight
                 .take()
                 .ok_or("response with no fetch in flight")?;
-            let (got, resp) = decode_response::<FetchResponse>(frame, self.cfg.fetch_version)
+            let (got, resp) = decode_response::<FetchResponse>(frame, cfg.fetch_version)
                 .map_err(|e| format!("bad fetch response: {e}"))?;
             if got != corr {
                 return Err(format!("correlation id {got}, expected {corr}"));
             }
-            let measured = now_ns >= self.cfg.warmup_end_ns;
+            let measured = now_ns >= cfg.warmup_end_ns;
             if measured {
                 iv.hist(Kind::Fetch)
                     .saturating_record(((now_ns - sent_ns) / 1000).max(1));
@@ -85,7 +197,7 @@ impl ConsumerAgent {
             if resp.error_code != error_code::NONE {
                 iv.error(format!("fetch: error code {}", resp.error_code));
             }
-            self.take_records(&resp, measured, iv);
+            self.take_records(cfg, &resp, measured, iv);
         }
         if let Some((_, sent_ns)) = self.in_flight {
             if now_ns > sent_ns + REQUEST_TIMEOUT_NS {
@@ -93,7 +205,11 @@ impl ConsumerAgent {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        if self.in_flight.is_none() && now_ns < self.cfg.stop_ns {
+        if self.in_flight.is_none()
+            && now_ns < cfg.stop_ns
+            && may_fetch
+            && !self.positions.is_empty()
+        {
             let request = FetchRequest {
                 replica_id: -1,
                 max_wait_ms: FETCH_MAX_WAIT_MS,
@@ -103,7 +219,7 @@ impl ConsumerAgent {
                 session_id: 0,
                 session_epoch: -1,
                 topics: vec![FetchTopic {
-                    topic: self.cfg.topic.clone(),
+                    topic: cfg.topic.clone(),
                     partitions: self
                         .positions
                         .iter()
@@ -122,7 +238,7 @@ impl ConsumerAgent {
                 ..Default::default()
             };
             let corr = conn
-                .send(self.cfg.fetch_version, &request)
+                .send(cfg.fetch_version, &request)
                 .map_err(|e| format!("encode fetch: {e}"))?;
             self.in_flight = Some((corr, now_ns));
         }
@@ -131,7 +247,13 @@ impl ConsumerAgent {
         Ok(())
     }
 
-    fn take_records(&mut self, resp: &FetchResponse, measured: bool, iv: &mut Interval) {
+    fn take_records(
+        &mut self,
+        cfg: &ConsumerConfig,
+        resp: &FetchResponse,
+        measured: bool,
+        iv: &mut Interval,
+    ) {
         let receipt_wall_ns = wall_ns();
         for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
             let Some(pos) = self
@@ -144,7 +266,7 @@ impl ConsumerAgent {
             if p.error_code != error_code::NONE {
                 iv.error(format!(
                     "fetch {}-{}: error code {}",
-                    self.cfg.topic, p.partition_index, p.error_code
+                    cfg.topic, p.partition_index, p.error_code
                 ));
                 continue;
             }
@@ -188,7 +310,7 @@ impl ConsumerAgent {
                 if let Err(e) = parsed {
                     iv.error(format!(
                         "fetch {}-{}: bad batch at {base}: {e}",
-                        self.cfg.topic, p.partition_index
+                        cfg.topic, p.partition_index
                     ));
                 }
                 pos.1 = batch.last_offset() + 1;
@@ -198,35 +320,203 @@ impl ConsumerAgent {
     }
 }
 
-impl Agent for ConsumerAgent {
-    fn poll(&mut self, now_ns: u64, iv: &mut Interval) -> Option<u64> {
+/// A member's connection to its group coordinator, one request at a time.
+struct GroupSession {
+    member: GroupMember,
+    versions: GroupVersions,
+    addr: SocketAddr,
+    conn: Option<Conn>,
+    reconnect_at_ns: u64,
+    /// (correlation id, sent at)
+    in_flight: Option<(i32, u64)>,
+    frames: Vec<Bytes>,
+}
+
+impl GroupSession {
+    /// Drives the member; returns when to run next and whether the assignment changed.
+    fn poll(
+        &mut self,
+        cfg: &ConsumerConfig,
+        fetchers: &mut Vec<Fetcher>,
+        now_ns: u64,
+        iv: &mut Interval,
+    ) -> (Option<u64>, bool) {
+        let stopping = now_ns >= cfg.stop_ns;
         reconnect_if_due(
             &mut self.conn,
             self.addr,
             &mut self.reconnect_at_ns,
-            self.cfg.stop_ns,
+            cfg.stop_ns,
             now_ns,
             iv,
         );
-        if let Err(what) = self.step(now_ns, iv) {
-            iv.error(what);
+        let mut assigned = false;
+        if self.conn.is_some() {
+            match self.step(cfg, fetchers, now_ns, stopping, iv) {
+                Ok(a) => assigned = a,
+                Err(what) => {
+                    iv.error(what);
+                    self.conn = None;
+                    self.reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
+                    self.in_flight = None;
+                    self.member.on_disconnect(now_ns, stopping);
+                }
+            }
+        } else if stopping {
+            self.member.on_disconnect(now_ns, true);
+        }
+        if self.member.done() {
             self.conn = None;
             self.in_flight = None;
-            self.reconnect_at_ns = now_ns + RECONNECT_BACKOFF_NS;
         }
-        if self.conn.is_none() && now_ns < self.cfg.stop_ns {
-            return Some(self.reconnect_at_ns.max(now_ns));
-        }
-        (now_ns < self.cfg.stop_ns).then_some(self.cfg.stop_ns)
+        let next = match &self.conn {
+            None if !stopping => Some(self.reconnect_at_ns.max(now_ns)),
+            None => None,
+            Some(_) => self.member.next_due_ns().map(|t| t.max(now_ns)),
+        };
+        (next, assigned)
     }
 
-    fn io_interest(&self) -> Option<(RawFd, bool)> {
-        self.conn
-            .as_ref()
-            .map(|c| (c.fd(), c.pending_out_bytes() > 0))
+    fn step(
+        &mut self,
+        cfg: &ConsumerConfig,
+        fetchers: &mut Vec<Fetcher>,
+        now_ns: u64,
+        stopping: bool,
+        iv: &mut Interval,
+    ) -> Result<bool, String> {
+        let conn = self.conn.as_mut().expect("called when connected");
+        conn.read_frames(&mut self.frames)
+            .map_err(|e| format!("coordinator connection to {}: {e}", self.addr))?;
+        let mut assigned = false;
+        for frame in std::mem::take(&mut self.frames) {
+            let (corr, _) = self
+                .in_flight
+                .take()
+                .ok_or("group response with no request in flight")?;
+            let api = self
+                .member
+                .expecting()
+                .ok_or("group response the member does not expect")?;
+            let (got, response) = decode(api, frame, &self.versions)?;
+            if got != corr {
+                return Err(format!("correlation id {got}, expected {corr}"));
+            }
+            match self.member.on_response(now_ns, response) {
+                Ok(Some(a)) => {
+                    assign(cfg, fetchers, &a.positions);
+                    iv.note(assignment_note(self.member.group(), cfg, &a, now_ns));
+                    assigned = true;
+                }
+                Ok(None) => {}
+                Err(what) => iv.error(what),
+            }
+        }
+        if let Some((_, sent_ns)) = self.in_flight {
+            if now_ns > sent_ns + GROUP_REQUEST_TIMEOUT_NS {
+                return Err(format!(
+                    "{:?} request to the coordinator timed out",
+                    self.member.expecting()
+                ));
+            }
+        } else {
+            let fetch_idle = fetchers.iter().all(|f| f.in_flight.is_none());
+            if let Some(request) = self
+                .member
+                .poll(now_ns, stopping, fetch_idle, || positions(fetchers))
+            {
+                let corr = send(conn, &self.versions, &request)
+                    .map_err(|e| format!("encode {:?}: {e}", request.api()))?;
+                self.in_flight = Some((corr, now_ns));
+            }
+        }
+        conn.flush()
+            .map_err(|e| format!("coordinator connection to {}: {e}", self.addr))?;
+        Ok(assigned)
+    }
+}
+
+fn assignment_note(group: &str, cfg: &ConsumerConfig, a: &Assigned, now_ns: u64) -> String {
+    let partitions: Vec<i32> = a.positions.iter().map(|&(p, _)| p).collect();
+    format!(
+        "group {group} joined, generation {}: member {}{} assigned {} partitions {partitions:?} at {:.1} s ({} from committed offsets)",
+        a.generation,
+        a.member_id,
+        if a.leader { " (leader)" } else { "" },
+        cfg.topic,
+        now_ns as f64 / 1e9,
+        a.committed
+    )
+}
+
+fn send(conn: &mut Conn, v: &GroupVersions, request: &GroupRequest) -> std::io::Result<i32> {
+    match request {
+        GroupRequest::Join(r) => conn.send(v.join_group, r),
+        GroupRequest::Sync(r) => conn.send(v.sync_group, r),
+        GroupRequest::OffsetFetch(r) => conn.send(v.offset_fetch, r),
+        GroupRequest::Heartbeat(r) => conn.send(v.heartbeat, r),
+        GroupRequest::OffsetCommit(r) => conn.send(v.offset_commit, r),
+        GroupRequest::Leave(r) => conn.send(v.leave_group, r),
+    }
+}
+
+fn decode(api: GroupApi, frame: Bytes, v: &GroupVersions) -> Result<(i32, GroupResponse), String> {
+    fn typed<R: Message>(
+        frame: Bytes,
+        version: i16,
+        wrap: fn(R) -> GroupResponse,
+    ) -> Result<(i32, GroupResponse), String> {
+        decode_response::<R>(frame, version)
+            .map(|(corr, r)| (corr, wrap(r)))
+            .map_err(|e| format!("bad {:?} response: {e}", R::API_KEY))
+    }
+    match api {
+        GroupApi::Join => typed(frame, v.join_group, GroupResponse::Join),
+        GroupApi::Sync => typed(frame, v.sync_group, GroupResponse::Sync),
+        GroupApi::OffsetFetch => typed(frame, v.offset_fetch, GroupResponse::OffsetFetch),
+        GroupApi::Heartbeat => typed(frame, v.heartbeat, GroupResponse::Heartbeat),
+        GroupApi::OffsetCommit => typed(frame, v.offset_commit, GroupResponse::OffsetCommit),
+        GroupApi::Leave => typed(frame, v.leave_group, GroupResponse::Leave),
+    }
+}
+
+impl Agent for ConsumerAgent {
+    fn poll(&mut self, now_ns: u64, iv: &mut Interval) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        let mut earliest = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        let may_fetch = self.group.as_ref().is_none_or(|g| g.member.assigned());
+        for f in &mut self.fetchers {
+            earliest(f.poll(&self.cfg, now_ns, may_fetch, iv));
+        }
+        if let Some(g) = &mut self.group {
+            let (t, assigned) = g.poll(&self.cfg, &mut self.fetchers, now_ns, iv);
+            earliest(t);
+            if assigned {
+                // Start fetching the new assignment now.
+                let may_fetch = g.member.assigned();
+                for f in &mut self.fetchers {
+                    earliest(f.poll(&self.cfg, now_ns, may_fetch, iv));
+                }
+            }
+        }
+        next
+    }
+
+    fn io_interest(&self, interest: &mut Vec<(RawFd, bool)>) {
+        let fetch = self.fetchers.iter().filter_map(|f| f.conn.as_ref());
+        let coordinator = self.group.as_ref().and_then(|g| g.conn.as_ref());
+        for c in fetch.chain(coordinator) {
+            interest.push((c.fd(), c.pending_out_bytes() > 0));
+        }
     }
 
     fn finished(&self, now_ns: u64) -> bool {
-        now_ns >= self.cfg.stop_ns && self.in_flight.is_none()
+        now_ns >= self.cfg.stop_ns
+            && self.fetchers.iter().all(|f| f.in_flight.is_none())
+            && self.group.as_ref().is_none_or(|g| g.member.done())
     }
 }

@@ -1,5 +1,5 @@
 //! The setup side of the Kafka protocol, blocking with timeouts: bootstrap, ApiVersions
-//! negotiation, Metadata, CreateTopics and ListOffsets. The data path (produce, fetch) lives
+//! negotiation, Metadata, CreateTopics, ListOffsets and FindCoordinator. The data path (produce, fetch) lives
 //! in `conn.rs`; both encode through `riffle-protocol`.
 
 use std::io::{Read, Write};
@@ -11,6 +11,8 @@ use riffle_protocol::messages::api_versions_request::ApiVersionsRequest;
 use riffle_protocol::messages::api_versions_response::ApiVersionsResponse;
 use riffle_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use riffle_protocol::messages::create_topics_response::CreateTopicsResponse;
+use riffle_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use riffle_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
 use riffle_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -35,8 +37,17 @@ const PREFERRED: &[(ApiKey, i16)] = &[
     (ApiKey::ListOffsets, 8),
     (ApiKey::Metadata, 12),
     (ApiKey::CreateTopics, 7),
+    (ApiKey::FindCoordinator, 4),
     (ApiKey::JoinGroup, 9),
+    (ApiKey::SyncGroup, 5),
+    (ApiKey::Heartbeat, 4),
+    (ApiKey::LeaveGroup, 5),
+    (ApiKey::OffsetCommit, 8),
+    // v8+ batch several groups in another shape.
+    (ApiKey::OffsetFetch, 7),
 ];
+/// How long setup waits for a group coordinator to become available.
+const FIND_COORDINATOR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// API versions agreed with the broker.
 #[derive(Debug, Clone)]
@@ -50,6 +61,20 @@ pub(crate) struct Versions {
     pub create_topics: i16,
     /// Whether the broker advertises JoinGroup (a group coordinator).
     pub groups: bool,
+    /// The classic group APIs, when the broker offers a version of each that we speak.
+    pub group_apis: Option<GroupVersions>,
+}
+
+/// API versions of the classic consumer group protocol agreed with the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GroupVersions {
+    pub find_coordinator: i16,
+    pub join_group: i16,
+    pub sync_group: i16,
+    pub heartbeat: i16,
+    pub leave_group: i16,
+    pub offset_commit: i16,
+    pub offset_fetch: i16,
 }
 
 /// A partition's leader address.
@@ -94,6 +119,7 @@ impl SetupClient {
                 metadata: 1,
                 create_topics: 2,
                 groups: false,
+                group_apis: None,
             },
         };
         let resp: ApiVersionsResponse = c
@@ -132,6 +158,17 @@ impl SetupClient {
                 .api_keys
                 .iter()
                 .any(|k| k.api_key == ApiKey::JoinGroup as i16),
+            group_apis: (|| {
+                Some(GroupVersions {
+                    find_coordinator: pick(ApiKey::FindCoordinator)?,
+                    join_group: pick(ApiKey::JoinGroup)?,
+                    sync_group: pick(ApiKey::SyncGroup)?,
+                    heartbeat: pick(ApiKey::Heartbeat)?,
+                    leave_group: pick(ApiKey::LeaveGroup)?,
+                    offset_commit: pick(ApiKey::OffsetCommit)?,
+                    offset_fetch: pick(ApiKey::OffsetFetch)?,
+                })
+            })(),
         };
         Ok(c)
     }
@@ -297,5 +334,50 @@ impl SetupClient {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The address of `group`'s coordinator (FindCoordinator, key type 0). Waits up to 10 s
+    /// while the coordinator is not available yet (Kafka creates its offsets topic on demand).
+    pub(crate) fn find_coordinator(&mut self, group: &str) -> Result<SocketAddr> {
+        let version = self
+            .versions
+            .group_apis
+            .as_ref()
+            .ok_or_else(|| anyhow!("broker offers no usable group API versions"))?
+            .find_coordinator;
+        let deadline = std::time::Instant::now() + FIND_COORDINATOR_TIMEOUT;
+        loop {
+            // v0–3 ask for one key, v4+ for a list (a version has only one of the two).
+            let request = if version >= 4 {
+                FindCoordinatorRequest {
+                    key_type: 0,
+                    coordinator_keys: vec![group.into()],
+                    ..Default::default()
+                }
+            } else {
+                FindCoordinatorRequest {
+                    key: group.into(),
+                    key_type: 0,
+                    ..Default::default()
+                }
+            };
+            let resp: FindCoordinatorResponse = self.call(version, &request)?;
+            let (code, host, port) = match resp.coordinators.first() {
+                Some(c) if version >= 4 => (c.error_code, c.host.clone(), c.port),
+                _ => (resp.error_code, resp.host, resp.port),
+            };
+            match code {
+                error_code::NONE => {
+                    return Ok(resolve(&format!("{host}:{port}")).unwrap_or(self.addr))
+                }
+                error_code::COORDINATOR_NOT_AVAILABLE
+                | error_code::COORDINATOR_LOAD_IN_PROGRESS
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                code => bail!("FindCoordinator for group {group}: error {code}"),
+            }
+        }
     }
 }

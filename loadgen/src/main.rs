@@ -20,6 +20,8 @@ macro_rules! out_raw {
 
 mod conn;
 mod consumer;
+mod consumer_protocol;
+mod group;
 mod hgrm;
 mod kafka;
 mod producer;
@@ -64,7 +66,7 @@ enum Command {
         common: CommonArgs,
         #[command(flatten)]
         consume: ConsumeArgs,
-        /// Start at the earliest or the latest offset (used without a group coordinator).
+        /// Start at the earliest or the latest offset (in a group: where it has no commit).
         #[arg(long, value_enum, default_value = "earliest")]
         from: From,
     },
@@ -151,7 +153,8 @@ struct ProduceArgs {
 
 #[derive(Args)]
 struct ConsumeArgs {
-    /// Consumer group. Without a group coordinator on the broker, partitions are assigned
+    /// Consumer group: each consumer joins it as a member, and the group assigns the
+    /// partitions. Without a group coordinator on the broker, partitions are assigned
     /// round-robin to this run's consumers instead (and the output says so).
     #[arg(long)]
     group: Option<String>,

@@ -365,10 +365,12 @@ impl Agent for ProducerAgent {
         Some(send_ns.min(self.cfg.stop_ns))
     }
 
-    fn io_interest(&self) -> Option<(RawFd, bool)> {
-        self.conn
-            .as_ref()
-            .map(|c| (c.fd(), c.pending_out_bytes() > 0))
+    fn io_interest(&self, interest: &mut Vec<(RawFd, bool)>) {
+        interest.extend(
+            self.conn
+                .as_ref()
+                .map(|c| (c.fd(), c.pending_out_bytes() > 0)),
+        );
     }
 
     fn finished(&self, now_ns: u64) -> bool {

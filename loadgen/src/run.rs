@@ -13,6 +13,10 @@ use riffle_protocol::record_batch::Compression;
 use serde_json::json;
 
 use crate::consumer::{ConsumerAgent, ConsumerConfig};
+use crate::group::{
+    MemberConfig, COMMIT_INTERVAL_NS, HEARTBEAT_INTERVAL_NS, REBALANCE_TIMEOUT_MS,
+    SESSION_TIMEOUT_MS,
+};
 use crate::kafka::{PartitionInfo, SetupClient};
 use crate::producer::{ProducerAgent, ProducerConfig};
 use crate::report;
@@ -85,6 +89,8 @@ pub(crate) fn run(
         );
     }
     let mut positions: Vec<(PartitionInfo, i64)> = Vec::new();
+    // With a group: the members' settings and the coordinator's address.
+    let mut member: Option<(Arc<MemberConfig>, SocketAddr)> = None;
     if let Some(k) = k {
         if versions.fetch < 0 || versions.list_offsets < 0 {
             bail!(
@@ -98,24 +104,51 @@ pub(crate) fn run(
         let offsets = setup.list_offsets(&c.topic, &ids, if k.from_latest { -1 } else { -2 })?;
         let from = if k.from_latest { "latest" } else { "earliest" };
         params.insert("from".into(), json!(from));
-        let why = if versions.groups {
-            "consumer groups are not implemented in riffle-loadgen yet"
-        } else {
-            "the broker has no group coordinator (JoinGroup not advertised)"
+        for (info, (_, offset)) in partitions.iter().zip(offsets) {
+            positions.push((info.clone(), offset));
+        }
+        let note = match (&k.group, &versions.group_apis) {
+            (Some(group), Some(group_versions)) => {
+                let coordinator = setup.find_coordinator(group)?;
+                member = Some((
+                    Arc::new(MemberConfig {
+                        group: group.clone(),
+                        topic: c.topic.clone(),
+                        start_offsets: positions.iter().map(|(i, o)| (i.partition, *o)).collect(),
+                        versions: group_versions.clone(),
+                        session_timeout_ms: SESSION_TIMEOUT_MS,
+                        rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                        heartbeat_interval_ns: HEARTBEAT_INTERVAL_NS,
+                        commit_interval_ns: COMMIT_INTERVAL_NS,
+                    }),
+                    coordinator,
+                ));
+                format!(
+                    "group {group}: {} consumer(s) join as members (coordinator {coordinator}); the \
+                     group assigns the {} partitions (range) and each starts at the group's \
+                     committed offset, else the {from} offset",
+                    k.consumers,
+                    partitions.len(),
+                )
+            }
+            (group, _) => {
+                let why = if versions.groups {
+                    "the broker offers no group API version riffle-loadgen speaks"
+                } else {
+                    "the broker has no group coordinator (JoinGroup not advertised)"
+                };
+                format!(
+                    "{}{why}: reading all {} partitions from the {from} offset, assigned round-robin to {} consumer(s)",
+                    group.as_ref().map(|g| format!("group {g} not joined: ")).unwrap_or_default(),
+                    partitions.len(),
+                    k.consumers
+                )
+            }
         };
-        let note = format!(
-            "{}{why}: reading all {} partitions from the {from} offset, assigned round-robin to {} consumer(s)",
-            k.group.as_ref().map(|g| format!("group {g} not joined: ")).unwrap_or_default(),
-            partitions.len(),
-            k.consumers
-        );
         if !c.quiet || k.group.is_some() {
             eprintln!("riffle-loadgen: {note}");
         }
         notes.push(note);
-        for (info, (_, offset)) in partitions.iter().zip(offsets) {
-            positions.push((info.clone(), offset));
-        }
     }
     drop(setup);
 
@@ -178,19 +211,27 @@ pub(crate) fn run(
             fetch_version: versions.fetch,
             warmup_end_ns,
             stop_ns: consumer_stop,
+            leaders: positions
+                .iter()
+                .map(|(info, _)| (info.partition, info.leader))
+                .collect(),
         });
         let m = k.consumers.max(1);
         for i in 0..m {
-            let mut by_leader: BTreeMap<SocketAddr, Vec<(i32, i64)>> = BTreeMap::new();
-            for (info, offset) in positions.iter().skip(i).step_by(m) {
-                by_leader
-                    .entry(info.leader)
-                    .or_default()
-                    .push((info.partition, *offset));
-            }
-            for (leader, pos) in by_leader {
-                consumer_agents.push(Box::new(ConsumerAgent::new(cfg.clone(), leader, pos)));
-            }
+            consumer_agents.push(Box::new(match &member {
+                Some((member, coordinator)) => {
+                    ConsumerAgent::member(cfg.clone(), member.clone(), *coordinator)
+                }
+                None => ConsumerAgent::manual(
+                    cfg.clone(),
+                    positions
+                        .iter()
+                        .skip(i)
+                        .step_by(m)
+                        .map(|(info, offset)| (info.partition, *offset))
+                        .collect(),
+                ),
+            }));
         }
     }
     // Interleave, so producers and consumers spread over the cores.
@@ -268,7 +309,10 @@ pub(crate) fn run(
         consumer_side: k.is_some(),
         duration_s: c.duration.as_secs_f64(),
         target_rate: p.map_or(0.0, |p| p.rate),
-        notes,
+        notes: notes
+            .into_iter()
+            .chain(collector.total.notes.iter().cloned())
+            .collect(),
     };
     let mut summary = summarize(&result);
     summary.loadgen_cpu_s = loadgen_cpu_s;

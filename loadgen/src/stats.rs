@@ -70,10 +70,14 @@ pub(crate) struct Interval {
     pub backlog_at_stop: u64,
     /// First few error descriptions, for the summary.
     pub error_samples: Vec<String>,
+    /// Events worth a line in the summary's notes (a consumer group assignment).
+    pub notes: Vec<String>,
 }
 
 /// How many distinct error descriptions a run keeps.
 const ERROR_SAMPLES_MAX: usize = 10;
+/// How many notes from the workers a run keeps.
+const NOTES_MAX: usize = 64;
 
 impl Interval {
     pub(crate) fn new() -> Self {
@@ -84,6 +88,7 @@ impl Interval {
             errors: 0,
             backlog_at_stop: 0,
             error_samples: Vec::new(),
+            notes: Vec::new(),
         }
     }
     pub(crate) fn hist(&mut self, kind: Kind) -> &mut Histogram<u64> {
@@ -93,6 +98,11 @@ impl Interval {
         self.errors += 1;
         if self.error_samples.len() < ERROR_SAMPLES_MAX && !self.error_samples.contains(&what) {
             self.error_samples.push(what);
+        }
+    }
+    pub(crate) fn note(&mut self, what: String) {
+        if self.notes.len() < NOTES_MAX {
+            self.notes.push(what);
         }
     }
     pub(crate) fn merge(&mut self, o: &Interval) {
@@ -107,6 +117,9 @@ impl Interval {
             if self.error_samples.len() < ERROR_SAMPLES_MAX && !self.error_samples.contains(e) {
                 self.error_samples.push(e.clone());
             }
+        }
+        for n in &o.notes {
+            self.note(n.clone());
         }
     }
 }

@@ -47,8 +47,8 @@ pub(crate) trait Agent: Send {
     /// Reads responses, sends what is due, flushes. Returns when it next needs to run
     /// (None: only when its socket is ready).
     fn poll(&mut self, now_ns: u64, iv: &mut Interval) -> Option<u64>;
-    /// The socket to wait on, and whether to wait for writability too.
-    fn io_interest(&self) -> Option<(RawFd, bool)>;
+    /// Adds the sockets to wait on, each with whether to wait for writability too.
+    fn io_interest(&self, interest: &mut Vec<(RawFd, bool)>);
     /// True once its run time is over and nothing is in flight.
     fn finished(&self, now_ns: u64) -> bool;
 }
@@ -69,6 +69,7 @@ pub(crate) fn run_worker(
     let mut iv = Interval::new();
     let mut second = clock.now_ns() / NS_PER_S;
     let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(agents.len());
+    let mut interest: Vec<(RawFd, bool)> = Vec::with_capacity(agents.len());
     loop {
         let now = clock.now_ns();
         if now >= (second + 1) * NS_PER_S {
@@ -90,16 +91,18 @@ pub(crate) fn run_worker(
             break;
         }
         next = next.min(hard_stop_ns);
-        pollfds.clear();
+        interest.clear();
         for a in &agents {
-            if let Some((fd, write)) = a.io_interest() {
-                let events = libc::POLLIN | if write { libc::POLLOUT } else { 0 };
-                pollfds.push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
-            }
+            a.io_interest(&mut interest);
+        }
+        pollfds.clear();
+        for &(fd, write) in &interest {
+            let events = libc::POLLIN | if write { libc::POLLOUT } else { 0 };
+            pollfds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
         }
         let wait_ns = next.saturating_sub(now);
         if wait_ns > 0 {

@@ -1,7 +1,8 @@
 //! End to end: starts the real release `riffle` broker (RIFFLE_BIN, or `riffle` next to this
 //! test's target directory), runs riffle-loadgen's produce, consume and e2e against it for a
 //! few seconds each, and checks the files and their numbers against each other and against
-//! the offsets the broker holds. Also: an unreachable broker fails fast.
+//! the offsets the broker holds, and the consumer group's committed offsets. Also: consumers
+//! of one group split the partitions; an unreachable broker fails fast.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,7 +14,11 @@ use riffle_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
 use riffle_protocol::messages::list_offsets_response::ListOffsetsResponse;
-use riffle_protocol::{decode_response, encode_request, ApiKey, Bytes, RequestHeader};
+use riffle_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequest, OffsetFetchRequestTopic,
+};
+use riffle_protocol::messages::offset_fetch_response::OffsetFetchResponse;
+use riffle_protocol::{decode_response, encode_request, Bytes, Message, RequestHeader};
 use serde_json::Value;
 
 const LOADGEN: &str = env!("CARGO_BIN_EXE_riffle-loadgen");
@@ -170,47 +175,56 @@ fn check_latency_files(dir: &Path, s: &Value) {
     assert!(csv.starts_with("second,messages,mb_per_s,"));
 }
 
-/// Sum over partitions of the log end offsets the broker reports (the topics are new: start 0).
-fn broker_message_count(port: u16, topic: &str, partitions: i32) -> u64 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect for ListOffsets");
+/// One request on a new connection, and its response.
+fn call<Req: Message, Resp: Message>(port: u16, version: i16, request: &Req) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let version = 7;
     let header = RequestHeader {
-        request_api_key: ApiKey::ListOffsets as i16,
+        request_api_key: Req::API_KEY as i16,
         request_api_version: version,
         correlation_id: 42,
         client_id: Some("e2e-test".into()),
     };
-    let req = ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: vec![ListOffsetsTopic {
-            name: topic.into(),
-            partitions: (0..partitions)
-                .map(|p| ListOffsetsPartition {
-                    partition_index: p,
-                    timestamp: -1,
-                    ..Default::default()
-                })
-                .collect(),
-        }],
-        timeout_ms: 5000,
-    };
-    for c in encode_request(&header, &req).unwrap() {
+    for c in encode_request(&header, request).unwrap() {
         s.write_all(&c).unwrap();
     }
     let mut size = [0u8; 4];
     s.read_exact(&mut size).unwrap();
     let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
     s.read_exact(&mut frame).unwrap();
-    let (corr, resp) = decode_response::<ListOffsetsResponse>(Bytes::from(frame), version).unwrap();
+    let (corr, resp) = decode_response::<Resp>(Bytes::from(frame), version).unwrap();
     assert_eq!(corr, 42);
-    let parts: Vec<_> = resp
+    resp
+}
+
+/// The log end offset of each partition, in partition order.
+fn log_end_offsets(port: u16, topic: &str, partitions: i32) -> Vec<i64> {
+    let resp: ListOffsetsResponse = call(
+        port,
+        7,
+        &ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: vec![ListOffsetsTopic {
+                name: topic.into(),
+                partitions: (0..partitions)
+                    .map(|p| ListOffsetsPartition {
+                        partition_index: p,
+                        timestamp: -1,
+                        ..Default::default()
+                    })
+                    .collect(),
+            }],
+            timeout_ms: 5000,
+        },
+    );
+    let mut parts: Vec<_> = resp
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
         .collect();
     assert_eq!(parts.len(), partitions as usize);
+    parts.sort_by_key(|p| p.partition_index);
     parts
         .iter()
         .map(|p| {
@@ -219,9 +233,63 @@ fn broker_message_count(port: u16, topic: &str, partitions: i32) -> u64 {
                 "ListOffsets error on partition {}",
                 p.partition_index
             );
-            p.offset as u64
+            p.offset
         })
+        .collect()
+}
+
+/// Sum over partitions of the log end offsets the broker reports (the topics are new: start 0).
+fn broker_message_count(port: u16, topic: &str, partitions: i32) -> u64 {
+    log_end_offsets(port, topic, partitions)
+        .iter()
+        .map(|&o| o as u64)
         .sum()
+}
+
+/// The offsets `group` committed for each partition, in partition order (-1: none).
+fn committed_offsets(port: u16, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let resp: OffsetFetchResponse = call(
+        port,
+        7,
+        &OffsetFetchRequest {
+            group_id: group.into(),
+            topics: Some(vec![OffsetFetchRequestTopic {
+                name: topic.into(),
+                partition_indexes: (0..partitions).collect(),
+            }]),
+            ..Default::default()
+        },
+    );
+    assert_eq!(resp.error_code, 0, "OffsetFetch for group {group}");
+    let mut parts: Vec<_> = resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .collect();
+    assert_eq!(parts.len(), partitions as usize);
+    parts.sort_by_key(|p| p.partition_index);
+    parts.iter().map(|p| p.committed_offset).collect()
+}
+
+/// The partitions of each assignment a run's notes report for `group`:
+/// "group G joined, generation N: member M assigned T partitions [0, 2] at …".
+fn assignments(stdout: &str, group: &str) -> Vec<Vec<i32>> {
+    let prefix = format!("note: group {group} joined, generation ");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| {
+            let list = l
+                .split_once(" partitions [")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .unwrap_or_else(|| panic!("no partition list in {l:?}"))
+                .0;
+            list.split(", ")
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().expect("partition number"))
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -269,7 +337,8 @@ fn produce_consume_e2e_numbers_agree_with_the_broker() {
     assert_eq!(u(&p, &["bytes"]), 200 * u(&p, &["messages"]));
     assert_eq!(broker_message_count(broker.port, "lg-e2e", 3), produced);
 
-    // consume: everything produced above, from the earliest offsets, no group coordinator.
+    // consume: everything produced above, as the only member of group g1 (whose first
+    // rebalance waits out the broker's 3 s group.initial.rebalance.delay.ms).
     let consume_dir = d("consume");
     let stdout = run_ok(&[
         "consume",
@@ -282,18 +351,34 @@ fn produce_consume_e2e_numbers_agree_with_the_broker() {
         "--warmup",
         "0s",
         "--duration",
-        "3s",
+        "6s",
         "--out",
         &path(&consume_dir),
         "--quiet",
     ]);
-    assert!(stdout.contains("group g1 not joined"), "{stdout}");
+    assert_eq!(
+        assignments(&stdout, "g1"),
+        vec![vec![0, 1, 2]],
+        "joined once, assigned every partition: {stdout}"
+    );
     let c = summary(&consume_dir);
     check_latency_files(&consume_dir, &c);
     assert_eq!(u(&c, &["errors"]), 0, "{c}");
     assert_eq!(u(&c, &["consumed", "messages_total"]), produced);
     assert_eq!(u(&c, &["messages"]), produced);
     assert_eq!(u(&c, &["latency_us", "count"]), produced);
+    assert!(
+        c["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("group g1 joined, generation")),
+        "{c}"
+    );
+    assert_eq!(
+        committed_offsets(broker.port, "g1", "lg-e2e", 3),
+        log_end_offsets(broker.port, "lg-e2e", 3),
+        "the group committed the consumed end"
+    );
 
     // e2e: producers and consumers together on a new topic.
     let e2e_dir = d("e2e");
@@ -350,6 +435,100 @@ fn produce_consume_e2e_numbers_agree_with_the_broker() {
     ]);
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn consumers_in_one_group_split_the_partitions_and_resume_from_its_commits() {
+    let broker = start_broker();
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    run_ok(&[
+        "produce",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "lg-split",
+        "--create-partitions",
+        "4",
+        "--size",
+        "100",
+        "--rate",
+        "2000",
+        "--warmup",
+        "0s",
+        "--duration",
+        "2s",
+        "--quiet",
+    ]);
+    let produced = broker_message_count(broker.port, "lg-split", 4);
+    assert!(produced > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let consume = |name: &str, consumers: &str| {
+        let out = dir.path().join(name);
+        let child = Command::new(LOADGEN)
+            .args([
+                "consume",
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                "lg-split",
+                "--group",
+                "gs",
+                "--consumers",
+                consumers,
+                "--warmup",
+                "0s",
+                "--duration",
+                "6s",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start riffle-loadgen");
+        (child, out)
+    };
+    let finish = |(child, out): (Child, PathBuf)| {
+        let o = child.wait_with_output().expect("output");
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{stdout}");
+        (stdout, summary(&out))
+    };
+
+    // Two processes, one consumer each, in one group.
+    let a = consume("a", "1");
+    let b = consume("b", "1");
+    let (a, b) = (finish(a), finish(b));
+    let mut all = Vec::new();
+    for (stdout, s) in [&a, &b] {
+        assert_eq!(u(s, &["errors"]), 0, "{s}");
+        let last = assignments(stdout, "gs")
+            .pop()
+            .unwrap_or_else(|| panic!("group gs not joined: {stdout}"));
+        assert!(!last.is_empty(), "each member gets a share: {stdout}");
+        all.extend(last);
+    }
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 1, 2, 3], "together all partitions, each once");
+    let consumed =
+        u(&a.1, &["consumed", "messages_total"]) + u(&b.1, &["consumed", "messages_total"]);
+    assert!(consumed >= produced, "{consumed} of {produced}");
+    assert_eq!(
+        committed_offsets(broker.port, "gs", "lg-split", 4),
+        log_end_offsets(broker.port, "lg-split", 4)
+    );
+
+    // Two members in one process: they split the partitions too, and start where the group
+    // left off (nothing new to read).
+    let (stdout, s) = finish(consume("c", "2"));
+    assert_eq!(u(&s, &["errors"]), 0, "{s}");
+    let shares = assignments(&stdout, "gs");
+    assert_eq!(shares.len(), 2, "{stdout}");
+    assert!(shares.iter().all(|p| !p.is_empty()), "{stdout}");
+    assert_eq!(shares.concat().len(), 4, "{stdout}");
+    assert_eq!(u(&s, &["consumed", "messages_total"]), 0, "{s}");
+    assert!(stdout.contains("(2 from committed offsets)"), "{stdout}");
 }
 
 #[test]

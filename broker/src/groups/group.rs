@@ -385,18 +385,12 @@ impl Group {
     ) -> Reply<JoinResult> {
         let member_id = format!("{}-{}", req.client_id, random_uuid());
         if let Some(iid) = req.group_instance_id.as_deref() {
-            // A static member that restarted: its old incarnation is fenced and replaced.
-            if let Some(old) = self
+            if let Some(index) = self
                 .members
                 .iter()
                 .position(|m| m.instance_id.as_deref() == Some(iid))
             {
-                let mut old = self.members.remove(old);
-                old.answer_join(JoinResult::error(error_code::FENCED_INSTANCE_ID, &old.id));
-                old.answer_sync(SyncResult::error(error_code::FENCED_INSTANCE_ID));
-                if self.leader.as_deref() == Some(old.id.as_str()) {
-                    self.leader = Some(member_id.clone());
-                }
+                return self.replace_static_member(index, member_id, req, now, cfg);
             }
         } else if req.require_known_member_id {
             let session = Duration::from_millis(req.session_timeout_ms as u64);
@@ -407,6 +401,54 @@ impl Group {
             ));
         }
         self.add_member(member_id, req, now, cfg)
+    }
+
+    /// A static member that restarted (its instance id is known, its member id is new): the new
+    /// incarnation takes the old one's place and assignment, and the old id is fenced. A Stable
+    /// group whose protocol would not change does not rebalance (KIP-345): the member gets the
+    /// current generation, with the old leader named so that it does not assign.
+    fn replace_static_member(
+        &mut self,
+        index: usize,
+        member_id: String,
+        req: JoinRequest,
+        now: Instant,
+        cfg: &GroupSettings,
+    ) -> Reply<JoinResult> {
+        let current_leader = self.leader.clone().unwrap_or_default();
+        let m = &mut self.members[index];
+        m.answer_join(JoinResult::error(
+            error_code::FENCED_INSTANCE_ID,
+            &m.id.clone(),
+        ));
+        m.answer_sync(SyncResult::error(error_code::FENCED_INSTANCE_ID));
+        let old_id = std::mem::replace(&mut m.id, member_id.clone());
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(member_id.clone());
+        }
+        let rx = self.update_member(index, req, now);
+        match self.state {
+            GroupState::Stable if self.select_protocol() == self.protocol_name => {
+                let result = JoinResult {
+                    error_code: error_code::NONE,
+                    generation_id: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol_name.clone(),
+                    leader: current_leader,
+                    member_id,
+                    members: Vec::new(),
+                };
+                let m = &mut self.members[index];
+                m.synced = true;
+                m.answer_join(result);
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(now),
+            _ => {
+                self.prepare_rebalance(now, cfg);
+                self.maybe_complete_join(now);
+            }
+        }
+        Reply::Later(rx)
     }
 
     fn join_known_member(

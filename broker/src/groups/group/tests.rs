@@ -39,6 +39,14 @@ fn later<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
     }
 }
 
+/// The answer, given at once or already sent to the receiver.
+fn answered<T>(reply: Reply<T>) -> T {
+    match reply {
+        Reply::Now(v) => v,
+        Reply::Later(mut rx) => ready(&mut rx).expect("answered already"),
+    }
+}
+
 fn ready<T>(rx: &mut oneshot::Receiver<T>) -> Option<T> {
     rx.try_recv().expect("the group keeps its promise")
 }
@@ -337,21 +345,47 @@ fn offset_commits_follow_kafkas_membership_rules() {
 }
 
 #[test]
-fn a_restarted_static_member_fences_its_old_incarnation() {
+fn a_restarted_static_member_fences_its_old_incarnation_without_a_rebalance() {
     let cfg = settings(0);
     let now = Instant::now();
     let mut g = Group::new("g".into());
-    let mut first = join_req("", &["range"]);
-    first.group_instance_id = Some("host-1".into());
-    let mut rx = later(g.join(first.clone(), now, &cfg));
-    let old = ready(&mut rx).unwrap().member_id;
-    let mut rx = later(g.join(first, now, &cfg));
-    let new = ready(&mut rx).unwrap();
-    assert_ne!(new.member_id, old);
-    assert_eq!(new.leader, new.member_id);
+    let mut static_req = join_req("", &["range"]);
+    static_req.group_instance_id = Some("host-1".into());
+    let mut rx = later(g.join(static_req.clone(), now, &cfg));
+    let old = ready(&mut rx).unwrap();
+    let assignment = vec![(old.member_id.clone(), Bytes::from_static(b"mine"))];
+    let mut synced = later(g.sync(
+        &old.member_id,
+        Some("host-1"),
+        1,
+        None,
+        None,
+        assignment,
+        now,
+    ));
+    assert_eq!(ready(&mut synced).unwrap().error_code, error_code::NONE);
+    assert_eq!(g.state(), GroupState::Stable);
+
+    // The same instance restarts (no member id) while the group is Stable.
+    let mut rx = later(g.join(static_req, now, &cfg));
+    let new = ready(&mut rx).expect("answered at once, no rebalance");
+    assert_eq!(new.error_code, error_code::NONE);
+    assert_ne!(new.member_id, old.member_id);
+    assert_eq!(new.generation_id, 1, "same generation");
     assert_eq!(
-        g.heartbeat(&old, Some("host-1"), new.generation_id, now),
+        new.leader, old.member_id,
+        "the old leader is named, so it does not assign"
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    let synced = answered(g.sync(&new.member_id, Some("host-1"), 1, None, None, vec![], now));
+    assert_eq!(synced.assignment, Bytes::from_static(b"mine"));
+    assert_eq!(
+        g.heartbeat(&old.member_id, Some("host-1"), 1, now),
         error_code::FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        g.heartbeat(&new.member_id, Some("host-1"), 1, now),
+        error_code::NONE
     );
 }
 
