@@ -75,8 +75,6 @@ fn confluent_and_kafka_python_in_one_group_agree_on_the_assignor_both_offer() {
 /// KIP-345: a static member (group.instance.id) that restarts within its session timeout takes
 /// its partitions back without a rebalance of the other members.
 #[test]
-#[ignore = "broker bug: a static member rejoining a Stable group with its group.instance.id \
-            rebalances the whole group (Kafka hands it the old assignment without a rebalance)"]
 fn confluent_static_member_restart_does_not_rebalance_the_group() {
     let broker = group_broker(1);
     let topic = "groups-static";
