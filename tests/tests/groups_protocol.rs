@@ -15,9 +15,10 @@ use riffle_protocol::messages::offset_commit_request::{
 use riffle_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use riffle_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use riffle_protocol::messages::{
-    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use riffle_tests::kafka::{self, Connection};
 use riffle_tests::{Broker, BrokerOptions};
@@ -562,4 +563,65 @@ fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped() {
         error_code::UNKNOWN_MEMBER_ID,
         "the dropped member's heartbeat"
     );
+}
+
+fn listed_groups(conn: &mut Connection) -> Vec<String> {
+    let response: ListGroupsResponse = conn
+        .request(4, &ListGroupsRequest::default())
+        .expect("ListGroups");
+    assert_eq!(response.error_code, error_code::NONE, "{response:?}");
+    let mut groups: Vec<String> = response.groups.into_iter().map(|g| g.group_id).collect();
+    groups.sort();
+    groups
+}
+
+/// DeleteGroups is durable: after a kill -9 and a restart the deleted group does not come back
+/// with its old offsets, while a group that was not deleted keeps them.
+#[test]
+fn deleted_groups_stay_deleted_after_kill9() {
+    let mut broker = Broker::start();
+    let topic = "deleted-groups";
+    kafka::create_topic(&broker.addr(), topic, 1);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    for (group, offset) in [("deleted-group", 11), ("kept-group", 22)] {
+        assert_eq!(
+            commit(&mut conn, group, -1, "", topic, offset),
+            error_code::NONE
+        );
+    }
+    assert_eq!(
+        listed_groups(&mut conn),
+        vec!["deleted-group", "kept-group"]
+    );
+    let response: DeleteGroupsResponse = conn
+        .request(
+            2,
+            &DeleteGroupsRequest {
+                groups_names: vec!["deleted-group".to_string(), "never-existed".to_string()],
+            },
+        )
+        .expect("DeleteGroups");
+    let results: Vec<(&str, i16)> = response
+        .results
+        .iter()
+        .map(|r| (r.group_id.as_str(), r.error_code))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("deleted-group", error_code::NONE),
+            ("never-existed", error_code::GROUP_ID_NOT_FOUND)
+        ]
+    );
+    assert_eq!(committed(&mut conn, "deleted-group", topic), -1);
+    broker.kill9();
+    broker.restart();
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert_eq!(listed_groups(&mut conn), vec!["kept-group"]);
+    assert_eq!(
+        committed(&mut conn, "deleted-group", topic),
+        -1,
+        "the deleted group's offset came back after kill -9"
+    );
+    assert_eq!(committed(&mut conn, "kept-group", topic), 22);
 }
