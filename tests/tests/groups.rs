@@ -72,6 +72,20 @@ fn confluent_and_kafka_python_in_one_group_agree_on_the_assignor_both_offer() {
     );
 }
 
+/// Members join and leave every few hundred milliseconds while a producer writes: the group
+/// never gets stuck, loses no message, and its offsets reach the log ends once the churn stops.
+#[test]
+fn confluent_group_under_membership_churn_loses_nothing_and_settles() {
+    let broker = group_broker(1);
+    let topic = "groups-churn";
+    kafka::create_topic(&broker.addr(), topic, 12);
+    python_ok(
+        "confluent_group_churn.py",
+        &[&broker.addr(), topic, "12", "groups-churn-group", "1"],
+        CLIENT_TIMEOUT,
+    );
+}
+
 /// KIP-345: a static member (group.instance.id) that restarts within its session timeout takes
 /// its partitions back without a rebalance of the other members.
 #[test]
