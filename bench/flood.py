@@ -98,11 +98,15 @@ def main():
 
     measuring[0] = True
     cpu0 = cpu_s(args.broker_pid)
+    client0 = os.times()
     t0 = time.monotonic()
     sent = produce(args.messages, t0 + args.max_seconds)
     left = producer.flush(30)
     elapsed = time.monotonic() - t0
     cpu1 = cpu_s(args.broker_pid)
+    client1 = os.times()
+    # this process: the Python produce loop and librdkafka's threads
+    client_cpu = (client1.user - client0.user) + (client1.system - client0.system)
 
     latencies.sort()
     delivered_n = len(latencies)
@@ -122,6 +126,8 @@ def main():
         "max_ms": round(latencies[-1] * 1000, 3) if latencies else None,
         "broker_cpu_s": round(cpu1 - cpu0, 2),
         "broker_cpu_s_per_gb": round((cpu1 - cpu0) / gb, 2) if gb else None,
+        "broker_cpu_util": round((cpu1 - cpu0) / elapsed, 2),
+        "client_cpu_util": round(client_cpu / elapsed, 2),
         "client_settings": conf | {"bootstrap.servers": "-"},
     }))
 
