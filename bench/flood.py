@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -43,6 +43,9 @@ def main():
     ap.add_argument("--broker-pid", type=int, required=True)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra librdkafka producer setting (same for every broker)")
+    ap.add_argument("--consume", action="store_true",
+                    help="then read the whole topic back with a consumer (manual assignment) and "
+                         "report its msgs/s and the broker's CPU s/GB for it")
     args = ap.parse_args()
 
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
@@ -111,6 +114,7 @@ def main():
     latencies.sort()
     delivered_n = len(latencies)
     gb = delivered_n * args.size / 1e9
+    consumed = consume_all(args) if args.consume else None
     print(json.dumps({
         "bootstrap": args.bootstrap,
         "messages_sent": sent,
@@ -129,7 +133,49 @@ def main():
         "broker_cpu_util": round((cpu1 - cpu0) / elapsed, 2),
         "client_cpu_util": round(client_cpu / elapsed, 2),
         "client_settings": conf | {"bootstrap.servers": "-"},
+        "consume": consumed,
     }))
+
+
+def consume_all(args):
+    """Reads every partition of the topic from the beginning to its end as it is now, with one
+    librdkafka consumer (manual assignment, no group): msgs/s and the broker's CPU s/GB."""
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": "flood-reader",  # required by librdkafka; nothing is committed
+        "enable.auto.commit": False,
+        "fetch.max.bytes": 52428800,
+        "max.partition.fetch.bytes": 8388608,
+    })
+    ends = {}
+    for p in range(args.partitions):
+        _, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=10)
+        ends[p] = high
+    total = sum(ends.values())
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in range(args.partitions)])
+    cpu0 = cpu_s(args.broker_pid)
+    t0 = time.monotonic()
+    got = 0
+    nbytes = 0
+    deadline = t0 + args.max_seconds
+    while got < total and time.monotonic() < deadline:
+        for m in consumer.consume(num_messages=10000, timeout=1.0):
+            if m.error() is None:
+                got += 1
+                nbytes += len(m.value())
+    elapsed = time.monotonic() - t0
+    cpu1 = cpu_s(args.broker_pid)
+    consumer.close()
+    gb = nbytes / 1e9
+    return {
+        "messages": got,
+        "expected": total,
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(got / elapsed, 1),
+        "mb_per_s": round(nbytes / elapsed / 1e6, 2),
+        "broker_cpu_s": round(cpu1 - cpu0, 2),
+        "broker_cpu_s_per_gb": round((cpu1 - cpu0) / gb, 2) if gb else None,
+    }
 
 
 if __name__ == "__main__":
