@@ -26,6 +26,8 @@ pub struct BrokerOptions {
     pub log_level: String,
     /// More `riffle serve` arguments (e.g. `--config FILE`, `--advertised HOST:PORT`).
     pub extra_args: Vec<String>,
+    /// A TOML config file's contents: written beside the data dir and passed with `--config`.
+    pub config_toml: Option<String>,
 }
 
 impl Default for BrokerOptions {
@@ -34,6 +36,7 @@ impl Default for BrokerOptions {
             smp: 1,
             log_level: "info".to_string(),
             extra_args: Vec::new(),
+            config_toml: None,
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct Broker {
     port: u16,
     data_dir: tempfile::TempDir,
     stderr_path: PathBuf,
+    config_path: PathBuf,
     child: Option<Child>,
     starts: usize,
 }
@@ -57,11 +61,16 @@ impl Broker {
     pub fn start_with(options: BrokerOptions) -> Broker {
         let data_dir = scratch_dir("riffle-test-");
         let stderr_path = data_dir.path().with_extension("stderr.log");
+        let config_path = data_dir.path().with_extension("config.toml");
+        if let Some(toml) = &options.config_toml {
+            std::fs::write(&config_path, toml).expect("write the broker's config file");
+        }
         let mut broker = Broker {
             options,
             port: 0,
             data_dir,
             stderr_path,
+            config_path,
             child: None,
             starts: 0,
         };
@@ -92,7 +101,8 @@ impl Broker {
             self.starts, self.port
         )
         .expect("write the stderr log");
-        let mut child = Command::new(riffle_bin())
+        let mut command = Command::new(riffle_bin());
+        command
             .env_remove("RUST_LOG")
             .arg("serve")
             .arg("--listen")
@@ -103,7 +113,11 @@ impl Broker {
             .arg(self.options.smp.to_string())
             .arg("--log-level")
             .arg(&self.options.log_level)
-            .args(&self.options.extra_args)
+            .args(&self.options.extra_args);
+        if self.options.config_toml.is_some() {
+            command.arg("--config").arg(&self.config_path);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -241,5 +255,6 @@ impl Drop for Broker {
             let _ = child.wait();
         }
         let _ = std::fs::remove_file(&self.stderr_path);
+        let _ = std::fs::remove_file(&self.config_path);
     }
 }
