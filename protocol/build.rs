@@ -108,6 +108,10 @@ const APIS: &[ApiSpec] = &[
         min_version: 0,
     },
     ApiSpec {
+        name: "OffsetDelete",
+        min_version: 0,
+    },
+    ApiSpec {
         name: "IncrementalAlterConfigs",
         min_version: 0,
     },

@@ -382,3 +382,15 @@ fn smp2_six_groups_on_both_coordinator_shards_consume_commit_and_resume_after_re
     );
     python_ok("confluent_groups_many.py", &args, CLIENT_TIMEOUT);
 }
+
+#[test]
+fn kafka_python_admin_deletes_group_offsets_except_for_topics_the_members_subscribe_to() {
+    let broker = group_broker(1);
+    let topic = "groups-offset-delete";
+    kafka::create_topic(&broker.addr(), topic, 2);
+    python_ok(
+        "mixed_offset_delete.py",
+        &[&broker.addr(), topic, "groups-offset-delete-group"],
+        CLIENT_TIMEOUT,
+    );
+}

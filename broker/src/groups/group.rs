@@ -906,6 +906,32 @@ impl Group {
         }
     }
 
+    /// OffsetDelete's check (Kafka's rules): offsets of an empty group can go; a group with
+    /// members keeps the offsets of topics its members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC),
+    /// and a non-consumer group with members keeps them all (NON_EMPTY_GROUP).
+    pub fn check_offset_delete(&self, topic: &str) -> Result<(), i16> {
+        match self.state {
+            GroupState::Dead => Err(error_code::GROUP_ID_NOT_FOUND),
+            GroupState::Empty => Ok(()),
+            _ if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) => {
+                Err(error_code::NON_EMPTY_GROUP)
+            }
+            _ => {
+                let protocol = self.protocol_name.as_deref().unwrap_or("");
+                let subscribed = self.members.iter().any(|m| {
+                    // A subscription that does not parse counts as subscribed: keep the offsets.
+                    subscribed_topics(&m.metadata_for(protocol))
+                        .is_none_or(|topics| topics.iter().any(|t| t == topic))
+                });
+                if subscribed {
+                    Err(error_code::GROUP_SUBSCRIBED_TO_TOPIC)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
     /// DeleteGroups: only an empty group can go.
     pub fn mark_dead(&mut self) -> Result<(), i16> {
         match self.state {
@@ -927,6 +953,29 @@ impl Group {
             m.answer_sync(SyncResult::error(error_code::NOT_COORDINATOR));
         }
     }
+}
+
+/// The protocol type of Kafka consumers, whose member metadata is a ConsumerProtocolSubscription.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The topics of a ConsumerProtocolSubscription (every version starts with an int16 version and
+/// the topic names as an int32-counted array of int16-length strings), or None if it is not one.
+fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut rest = metadata.get(2..)?;
+    let take = |rest: &mut &[u8], n: usize| -> Option<Vec<u8>> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        *rest = tail;
+        Some(head.to_vec())
+    };
+    let count = i32::from_be_bytes(take(&mut rest, 4)?.try_into().ok()?);
+    let count = usize::try_from(count).ok()?;
+    let mut topics = Vec::with_capacity(count.min(rest.len() / 2));
+    for _ in 0..count {
+        let len = i16::from_be_bytes(take(&mut rest, 2)?.try_into().ok()?);
+        let name = take(&mut rest, usize::try_from(len).ok()?)?;
+        topics.push(String::from_utf8(name).ok()?);
+    }
+    Some(topics)
 }
 
 /// A version-4 UUID in its usual text form, for member ids.

@@ -348,6 +348,71 @@ impl GroupCoordinator {
         })
     }
 
+    /// OffsetDelete: removes committed offsets, durably, where Kafka's rules allow it. Err is the
+    /// group-level error; otherwise one code per requested partition.
+    pub async fn delete_offsets(
+        self: &Rc<Self>,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
+        if self.stopping.get() {
+            return Err(error_code::NOT_COORDINATOR);
+        }
+        let mut entries = Vec::new();
+        let results = {
+            let mut groups = self.groups.borrow_mut();
+            let group = groups
+                .get_mut(group_id)
+                .ok_or(error_code::GROUP_ID_NOT_FOUND)?;
+            if group.state() == GroupState::Dead {
+                return Err(error_code::GROUP_ID_NOT_FOUND);
+            }
+            // A non-consumer group with members refuses every topic: a group-level error.
+            if group.check_offset_delete("") == Err(error_code::NON_EMPTY_GROUP) {
+                return Err(error_code::NON_EMPTY_GROUP);
+            }
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let allowed = group.check_offset_delete(&topic);
+                    let codes = partitions
+                        .into_iter()
+                        .map(|partition| {
+                            if let Err(code) = allowed {
+                                return (partition, code);
+                            }
+                            let removed = group
+                                .offsets
+                                .get_mut(&topic)
+                                .and_then(|parts| parts.remove(&partition));
+                            if removed.is_some() {
+                                entries.push(Entry::Offset {
+                                    group: group_id.to_string(),
+                                    topic: topic.clone(),
+                                    partition,
+                                    value: None,
+                                });
+                            }
+                            (partition, error_code::NONE)
+                        })
+                        .collect();
+                    (topic, codes)
+                })
+                .collect::<Vec<_>>()
+        };
+        if let Some(g) = self.groups.borrow_mut().get_mut(group_id) {
+            g.offsets.retain(|_, parts| !parts.is_empty());
+        }
+        self.store_for(group_id)
+            .write(&entries)
+            .await
+            .map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "cannot delete committed offsets");
+                errors::storage_error_code(&e)
+            })?;
+        Ok(results)
+    }
+
     /// DeleteGroups: an empty group and its offsets go, durably.
     pub async fn delete(self: &Rc<Self>, group_id: &str) -> i16 {
         let entries = {

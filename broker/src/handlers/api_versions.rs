@@ -17,6 +17,7 @@ const SERVED: &[ApiKey] = &[
     ApiKey::LeaveGroup,
     ApiKey::OffsetCommit,
     ApiKey::OffsetFetch,
+    ApiKey::OffsetDelete,
     ApiKey::ListGroups,
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,

@@ -20,6 +20,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -87,6 +88,7 @@ pub async fn handle(shard: Rc<Shard>, request: Request, peer: SocketAddr) -> Out
         RequestBody::LeaveGroup(r) => respond(h, &leave_group::handle(s, h, r).await),
         RequestBody::OffsetCommit(r) => respond(h, &offset_commit::handle(s, h, r).await),
         RequestBody::OffsetFetch(r) => respond(h, &offset_fetch::handle(s, h, r).await),
+        RequestBody::OffsetDelete(r) => respond(h, &offset_delete::handle(s, r).await),
         RequestBody::ListGroups(r) => respond(h, &list_groups::handle(s, r).await),
         RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, r).await),
         RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),

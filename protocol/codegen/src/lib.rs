@@ -440,7 +440,8 @@ fn parse_message(src: &str) -> Result<Message> {
     let kind = str_attr(&v, "type").ok_or("no type")?;
     let api_key = v.get("apiKey").and_then(Value::as_i64).ok_or("no apiKey")? as i16;
     let valid = Range::parse(str_attr(&v, "validVersions").ok_or("no validVersions")?)?;
-    let flexible = Range::parse(str_attr(&v, "flexibleVersions").ok_or("no flexibleVersions")?)?;
+    // Absent means no flexible version (OffsetDeleteResponse at Kafka 4.0 leaves it out).
+    let flexible = Range::parse(str_attr(&v, "flexibleVersions").unwrap_or("none"))?;
     let latest_unstable = v
         .get("latestVersionUnstable")
         .and_then(Value::as_bool)

@@ -404,3 +404,38 @@ fn shutdown_answers_every_waiting_member() {
         error_code::NOT_COORDINATOR
     );
 }
+
+/// A ConsumerProtocolSubscription v0 for `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = vec![0u8, 0];
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // null user data
+    Bytes::from(b)
+}
+
+#[test]
+fn offsets_of_topics_the_members_subscribe_to_cannot_be_deleted() {
+    assert_eq!(
+        subscribed_topics(&subscription(&["a", "bb"])),
+        Some(vec!["a".to_string(), "bb".to_string()])
+    );
+    assert_eq!(subscribed_topics(b"\0\0\0\0\0\x09"), None, "truncated");
+    let cfg = settings(0);
+    let now = Instant::now();
+    let mut g = Group::new("g".into());
+    assert_eq!(g.check_offset_delete("a"), Ok(()), "an empty group");
+    let mut req = join_req("", &[]);
+    req.protocols = vec![("range".into(), subscription(&["a"]))];
+    req.require_known_member_id = false;
+    let mut rx = later(g.join(req, now, &cfg));
+    assert_eq!(ready(&mut rx).unwrap().error_code, error_code::NONE);
+    assert_eq!(
+        g.check_offset_delete("a"),
+        Err(error_code::GROUP_SUBSCRIBED_TO_TOPIC)
+    );
+    assert_eq!(g.check_offset_delete("other"), Ok(()));
+}
