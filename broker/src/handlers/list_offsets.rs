@@ -30,17 +30,22 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
             let timestamp = p.timestamp;
             let answer = on_partition(shard, topic.as_deref(), index, move |part| async move {
                 let log = &part.log;
+                // A record found by timestamp counts only below the high watermark (as Kafka).
+                let visible = |found: Option<(i64, i64)>| match found {
+                    Some((ts, offset)) if offset < part.high_watermark() => (ts, offset),
+                    _ => (-1, -1),
+                };
                 match timestamp {
                     LATEST => Ok((-1, part.high_watermark())),
                     EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
                         Ok((-1, log.log_start_offset()))
                     }
-                    MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+                    MAX_TIMESTAMP => Ok(visible(log.max_timestamp())),
                     ts if ts < 0 => Err(error_code::INVALID_REQUEST),
-                    ts => Ok(match part.offset_for_timestamp(ts).await? {
-                        Some((offset, found_ts)) => (found_ts, offset),
-                        None => (-1, -1),
-                    }),
+                    ts => {
+                        let found = part.offset_for_timestamp(ts).await?;
+                        Ok(visible(found.map(|(offset, found_ts)| (found_ts, offset))))
+                    }
                 }
             })
             .await;
