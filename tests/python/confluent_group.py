@@ -15,10 +15,10 @@ import sys
 import time
 
 from confluent_kafka import (OFFSET_INVALID, Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions,
-                             KafkaError, KafkaException, Producer)
+                             KafkaError, KafkaException)
 from confluent_kafka.admin import AdminClient
 
-from common import Deadline, check, fail, key, value
+from common import NumberedProducer, Deadline, check, fail, key, value
 
 bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ALL = set(range(partitions))
@@ -27,36 +27,9 @@ SESSION_TIMEOUT_MS = 6000
 LEAVE_SECONDS = 4.0
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
-producer = Producer({
-    "bootstrap.servers": bootstrap,
-    "enable.idempotence": True,
-    "acks": "all",
-    "linger.ms": 5,
-})
-produced = {}  # (partition, offset) -> i
-next_i = [0]
-
-
-def produce(count):
-    """Produces messages next_i .. next_i+count-1 round-robin and returns their indexes."""
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            produced[(msg.partition(), msg.offset())] = int(msg.key()[4:])
-
-    first = next_i[0]
-    for i in range(first, first + count):
-        producer.produce(topic, key=key(i), value=value(i), partition=i % partitions,
-                         on_delivery=on_delivery)
-        producer.poll(0)
-    remaining = producer.flush(30)
-    check(remaining == 0, f"{remaining} messages undelivered after flush")
-    check(not errors, f"delivery errors: {errors[:5]}")
-    next_i[0] += count
-    return set(range(first, first + count))
+numbered = NumberedProducer(bootstrap, topic, partitions)
+produced = numbered.produced  # (partition, offset) -> i
+produce = numbered.produce
 
 
 def end_offsets():

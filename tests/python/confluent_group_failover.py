@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
-from common import Deadline, check, fail, key, value
+from common import NumberedProducer, Deadline, check, fail, key, value
 
 SESSION_TIMEOUT_MS = 6000
 VICTIM_HEARTBEAT_MS = 1000
@@ -71,30 +71,9 @@ if sys.argv[1] == "--victim":
 bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ALL = set(range(partitions))
 admin = AdminClient({"bootstrap.servers": bootstrap})
-producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5})
-produced = {}  # (partition, offset) -> i
-next_i = [0]
-
-
-def produce(count):
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            produced[(msg.partition(), msg.offset())] = int(msg.key()[4:])
-
-    first = next_i[0]
-    for i in range(first, first + count):
-        producer.produce(topic, key=key(i), value=value(i), partition=i % partitions,
-                         on_delivery=on_delivery)
-        producer.poll(0)
-    check(producer.flush(30) == 0, "messages undelivered after flush")
-    check(not errors, f"delivery errors: {errors[:5]}")
-    next_i[0] += count
-    return set(range(first, first + count))
+numbered = NumberedProducer(bootstrap, topic, partitions)
+produced = numbered.produced  # (partition, offset) -> i
+produce = numbered.produce
 
 
 def end_offsets(parts):

@@ -10,40 +10,19 @@ import os
 import sys
 import time
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError
 from confluent_kafka.admin import AdminClient
 
-from common import Deadline, check, fail, key, value
+from common import NumberedProducer, Deadline, check, fail, key, value
 
 bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ready_file, restarted_file = sys.argv[5], sys.argv[6]
 # Reconnect quickly once the broker is back.
 QUICK_RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 500}
 
-produced = {}  # (partition, offset) -> i
-next_i = [0]
-
-
-def produce(count):
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 5, "message.timeout.ms": 30000})
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            produced[(msg.partition(), msg.offset())] = int(msg.key()[4:])
-
-    first = next_i[0]
-    for i in range(first, first + count):
-        producer.produce(topic, key=key(i), value=value(i), partition=i % partitions,
-                         on_delivery=on_delivery)
-        producer.poll(0)
-    check(producer.flush(30) == 0, "messages undelivered after flush")
-    check(not errors, f"delivery errors: {errors[:5]}")
-    next_i[0] += count
-    return set(range(first, first + count))
+numbered = NumberedProducer(bootstrap, topic, partitions, fresh_client=True)
+produced = numbered.produced  # (partition, offset) -> i
+produce = numbered.produce
 
 
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "riffle-restart",

@@ -9,38 +9,17 @@ usage: confluent_groups_many.py BOOTSTRAP TOPIC PARTITIONS GROUP [GROUP...]"""
 
 import sys
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
-from common import Deadline, check, fail, key, value
+from common import NumberedProducer, Deadline, check, fail, key, value
 
 bootstrap, topic, partitions, groups = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 check(len(set(groups)) == len(groups) > 1, f"want several distinct groups, got {groups}")
 admin = AdminClient({"bootstrap.servers": bootstrap})
-producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5})
-produced = {}  # (partition, offset) -> i
-next_i = [0]
-
-
-def produce(count):
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            produced[(msg.partition(), msg.offset())] = int(msg.key()[4:])
-
-    first = next_i[0]
-    for i in range(first, first + count):
-        producer.produce(topic, key=key(i), value=value(i), partition=i % partitions,
-                         on_delivery=on_delivery)
-        producer.poll(0)
-    check(producer.flush(30) == 0, "messages undelivered after flush")
-    check(not errors, f"delivery errors: {errors[:5]}")
-    next_i[0] += count
-    return set(range(first, first + count))
+numbered = NumberedProducer(bootstrap, topic, partitions)
+produced = numbered.produced  # (partition, offset) -> i
+produce = numbered.produce
 
 
 def end_offsets():
