@@ -26,7 +26,12 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet durable). Default 4 MiB.
     pub tail_cache_bytes: usize,
-    /// fallocate step for the active segment (capped by segment_bytes). Default 64 MiB.
+    /// Most bytes of zeros written ahead of the data in the active segment (capped by
+    /// segment_bytes). A background task fallocates and writes zeros ahead of the log end
+    /// (between half and all of the segment's size so far, at least 1 MiB, at most this),
+    /// so appends overwrite written blocks: io_uring issues those writes inline, and their
+    /// fdatasync carries no extent conversion. Sealing or closing a segment trims the
+    /// zeros; recovery trims them after a crash. Default 16 MiB.
     pub preallocate_bytes: u64,
 }
 
@@ -42,7 +47,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush: FlushPolicy::EveryBatch,
             tail_cache_bytes: 4 << 20,
-            preallocate_bytes: 64 << 20,
+            preallocate_bytes: 16 << 20,
         }
     }
 }

@@ -1051,7 +1051,8 @@ pub(crate) async fn create_segment(
         .preallocate_bytes
         .min(config.segment_bytes)
         .max(crate::segment::ALIGN);
-    file.reserve(step, step).await?;
+    // Starts writing the first step of zeros in the background.
+    file.reserve(0, step).await?;
     // Index files left by an earlier segment of the same base would be stale; removing
     // them also syncs the directory, making the new file's entry durable.
     remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;

@@ -2,7 +2,8 @@
 //! (create, scan, aligned reads) the log uses. Shard-local, lives as long as the segment.
 
 use crate::batch::{self, BatchHeader, ScanStop};
-use crate::error::StorageError;
+use crate::error::{Failure, StorageError};
+use crate::event::Event;
 use crate::index::SegmentIndex;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
@@ -32,14 +33,41 @@ pub(crate) fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
 }
 
+/// Zeros are written ahead of the data in writes of this size.
+const PREFILL_WRITE_BYTES: usize = 256 << 10;
+/// Zeros kept ahead of a segment's data at least (up to the step): a new or idle
+/// partition's segment does not cost a whole step of zeros.
+const PREFILL_AHEAD_MIN_BYTES: u64 = 1 << 20;
+
 /// A segment's open file, shared by the log, in-flight writes and reads.
+///
+/// Data is only ever written over blocks that were already written (with zeros, ahead of
+/// the data, by a background prefill task): on ext4 an O_DIRECT write that touches an
+/// unwritten (fallocate'd) extent, or both a written and an unwritten one, is not a pure
+/// overwrite, so io_uring cannot issue it without blocking and punts it to an io-wq
+/// worker thread, and its fdatasync must commit the extent conversion in the journal.
+/// The log's writes always start at the block holding the previous partial block, so
+/// with fallocate alone nearly every write was punted (see bench/RESULTS.md).
 pub(crate) struct SegFile {
     pub file: DmaFile,
     pub path: PathBuf,
-    /// Bytes reserved with fallocate so far.
+    /// Bytes of the file written (data, or zeros ahead of it); the file may be longer.
     pub allocated: Cell<u64>,
     /// The segment was deleted: a pending seal must not recreate its index files.
     pub deleted: Cell<bool>,
+    prefill: Cell<Prefill>,
+    /// Failure of the last prefill, reported by the next `reserve`.
+    prefill_failure: std::cell::RefCell<Option<Failure>>,
+    /// Notified when the prefill advances `allocated` or stops.
+    prefill_progress: Event,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefill {
+    Idle,
+    Running,
+    /// Running, asked to stop at its next write (a truncate is waiting).
+    Stopping,
 }
 
 impl SegFile {
@@ -60,26 +88,116 @@ impl SegFile {
             path,
             allocated: Cell::new(size),
             deleted: Cell::new(false),
+            prefill: Cell::new(Prefill::Idle),
+            prefill_failure: Default::default(),
+            prefill_progress: Event::default(),
         }))
     }
 
-    /// Makes sure at least `end` bytes are allocated, growing in `step` increments.
-    pub async fn reserve(&self, end: u64, step: u64) -> Result<(), StorageError> {
-        if end <= self.allocated.get() {
+    /// Makes sure the first `end` bytes are written (so a write below `end` is a pure
+    /// overwrite), and keeps zeros written ahead of `end` by a background task: between
+    /// half and all of `end` itself, at least 1 MiB and at most `step` (so the zeros on
+    /// disk stay below `step`). Waits only when the data caught up with the zeros.
+    pub async fn reserve(self: &Rc<Self>, end: u64, step: u64) -> Result<(), StorageError> {
+        let ahead = end.clamp(PREFILL_AHEAD_MIN_BYTES, step.max(PREFILL_AHEAD_MIN_BYTES));
+        loop {
+            let progress = self.prefill_progress.listen();
+            if let Some(f) = self.prefill_failure.borrow_mut().take() {
+                return Err(f.to_error());
+            }
+            if end <= self.allocated.get() {
+                break;
+            }
+            if self.prefill.get() == Prefill::Idle {
+                self.start_prefill(align_up(end + ahead));
+            }
+            progress.await;
+        }
+        if self.prefill.get() == Prefill::Idle && self.allocated.get() < end + ahead / 2 {
+            self.start_prefill(align_up(end + ahead));
+        }
+        Ok(())
+    }
+
+    fn start_prefill(self: &Rc<Self>, target: u64) {
+        debug_assert!(self.prefill.get() == Prefill::Idle);
+        self.prefill.set(Prefill::Running);
+        let file = self.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = file.prefill_to(target).await {
+                *file.prefill_failure.borrow_mut() = Some(Failure::from_error(&e));
+            }
+            file.prefill.set(Prefill::Idle);
+            file.prefill_progress.notify();
+        })
+        .detach();
+    }
+
+    /// Writes zeros from `allocated` up to `target`: fallocate first (one extent
+    /// allocation, and the writes below stay inside the file size so none of them is an
+    /// extending write, which would lock the inode and wait for the data's writes), then
+    /// zeros over it, then an fdatasync so that the extent conversions are committed here
+    /// rather than by the data's next fdatasync. Each write advances `allocated`.
+    async fn prefill_to(&self, target: u64) -> Result<(), StorageError> {
+        // A partial last block (after recovery) holds data and is written already.
+        let mut pos = align_up(self.allocated.get());
+        if pos >= target {
             return Ok(());
         }
-        let target = align_up(end.max(self.allocated.get() + step));
-        // keep_size = false: the file size moves once per step, so fdatasync of ordinary
-        // appends does not carry a size change. Recovery trims the zero tail.
+        // keep_size = false: the file size moves once per step, not with each write.
         self.file
             .pre_allocate(target, false)
             .await
             .map_err(|e| StorageError::glommio("fallocate", &self.path, e))?;
-        self.allocated.set(target);
-        Ok(())
+        let zeros = Rc::new({
+            let mut b = glommio::allocate_dma_buffer(PREFILL_WRITE_BYTES);
+            b.as_bytes_mut().fill(0);
+            b
+        });
+        while pos < target {
+            if self.prefill.get() == Prefill::Stopping || self.deleted.get() {
+                return Ok(());
+            }
+            let buf = if target - pos >= PREFILL_WRITE_BYTES as u64 {
+                zeros.clone()
+            } else {
+                let mut b = glommio::allocate_dma_buffer((target - pos) as usize);
+                b.as_bytes_mut().fill(0);
+                Rc::new(b)
+            };
+            let n = self
+                .file
+                .write_rc_at(buf, pos)
+                .await
+                .map_err(|e| StorageError::glommio("write zeros", &self.path, e))?;
+            let n = align_down(n as u64);
+            if n == 0 {
+                let e = std::io::ErrorKind::WriteZero.into();
+                return Err(StorageError::io("write zeros", &self.path, e));
+            }
+            pos += n;
+            self.allocated.set(pos);
+            self.prefill_progress.notify();
+        }
+        self.sync().await
+    }
+
+    /// Stops a running prefill and waits until it has.
+    async fn stop_prefill(&self) {
+        loop {
+            let progress = self.prefill_progress.listen();
+            match self.prefill.get() {
+                Prefill::Idle => return,
+                Prefill::Running => self.prefill.set(Prefill::Stopping),
+                Prefill::Stopping => {}
+            }
+            progress.await;
+        }
     }
 
     pub async fn truncate(&self, size: u64) -> Result<(), StorageError> {
+        // A prefill write landing after the truncate would grow the file again.
+        self.stop_prefill().await;
         self.file
             .truncate(size)
             .await
