@@ -621,3 +621,69 @@ fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
+    run(|dir| async move {
+        let config = LogConfig {
+            segment_bytes: 256 << 10,
+            preallocate_bytes: 128 << 10,
+            ..small_config()
+        };
+        let dir = dir.join("log");
+        let log = open(&dir, config.clone()).await;
+        let mut expect = Vec::new();
+        for i in 0..1500 {
+            let b = batch(1, i, 700 + (i as usize * 13) % 900);
+            let info = log.append_durable(b.clone()).await.unwrap();
+            expect.extend(stored(&b, info.base_offset));
+            if i == 700 {
+                // A truncate stops the prefill of the active segment; appends restart it.
+                log.truncate_to(650).await.unwrap();
+                expect = read_all(&log, 0).await;
+            }
+        }
+        let mut segs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        segs.sort();
+        assert!(segs.len() >= 4, "{} segments", segs.len());
+        let (active, sealed) = segs.split_last().unwrap();
+        let mut sealed_bytes = 0;
+        for p in sealed {
+            let image = std::fs::read(p).unwrap();
+            // A sealed segment holds its batches only: its last block is not zeros.
+            assert!(
+                image.len() <= (256 << 10) + 2048,
+                "{}: {}",
+                p.display(),
+                image.len()
+            );
+            assert!(
+                image[image.len() - 64..].iter().any(|b| *b != 0),
+                "{}",
+                p.display()
+            );
+            sealed_bytes += image.len();
+        }
+        let active_data = expect.len() - sealed_bytes;
+        let active_len = std::fs::metadata(active).unwrap().len() as usize;
+        // Zeros ahead of the active segment's data: at most the step (at least 1 MiB), plus a block.
+        assert!(
+            active_len <= active_data + (1 << 20) + 4096,
+            "active file {active_len} bytes for {active_data} bytes of data"
+        );
+        assert_eq!(read_all(&log, 0).await, expect);
+        log.close().await.unwrap();
+        assert_eq!(
+            std::fs::metadata(active).unwrap().len() as usize,
+            active_data,
+            "close trims the zeros"
+        );
+        let reopened = open(&dir, config).await;
+        assert_eq!(read_all(&reopened, 0).await, expect);
+        reopened.close().await.unwrap();
+    });
+}
