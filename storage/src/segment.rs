@@ -114,11 +114,7 @@ impl SegFile {
             }
             progress.await;
         }
-        // Topped up as the data advances, about one write of zeros at a time (not in bursts
-        // of half the distance): each fdatasync of the data then flushes at most that many
-        // zeros from the device's cache besides its own bytes.
-        let low = end + ahead - (ahead / 2).min(PREFILL_WRITE_BYTES as u64);
-        if self.prefill.get() == Prefill::Idle && self.allocated.get() < low {
+        if self.prefill.get() == Prefill::Idle && self.allocated.get() < end + ahead / 2 {
             self.start_prefill(align_up(end + ahead));
         }
         Ok(())
@@ -141,9 +137,8 @@ impl SegFile {
     /// Writes zeros from `allocated` up to `target`: fallocate first (one extent
     /// allocation, and the writes below stay inside the file size so none of them is an
     /// extending write, which would lock the inode and wait for the data's writes), then
-    /// zeros over it, each write followed by an fdatasync so that its extent conversion is
-    /// committed here rather than by the data's next fdatasync. Each synced write advances
-    /// `allocated`: the data only overwrites zeros whose conversion is durable.
+    /// zeros over it, then an fdatasync so that the extent conversions are committed here
+    /// rather than by the data's next fdatasync. Each write advances `allocated`.
     async fn prefill_to(&self, target: u64) -> Result<(), StorageError> {
         // A partial last block (after recovery) holds data and is written already.
         let mut pos = align_up(self.allocated.get());
@@ -181,15 +176,11 @@ impl SegFile {
                 let e = std::io::ErrorKind::WriteZero.into();
                 return Err(StorageError::io("write zeros", &self.path, e));
             }
-            // Each write's extent conversion committed at once, before the data's next
-            // fdatasync has to (the zeros need not be durable: this only takes the inode
-            // write off the data's path).
-            self.sync().await?;
             pos += n;
             self.allocated.set(pos);
             self.prefill_progress.notify();
         }
-        Ok(())
+        self.sync().await
     }
 
     /// Stops a running prefill and waits until it has.
