@@ -46,7 +46,9 @@ const PREFILL_AHEAD_MIN_BYTES: u64 = 1 << 20;
 /// the data, by a background prefill task): on ext4 an O_DIRECT write that touches an
 /// unwritten (fallocate'd) extent, or both a written and an unwritten one, is not a pure
 /// overwrite, so io_uring cannot issue it without blocking and punts it to an io-wq
-/// worker thread, and its fdatasync must commit the extent conversion in the journal.
+/// worker thread, and its fdatasync must also make the extent conversion durable (a
+/// journal commit, or without a journal a synchronous write of the inode table block,
+/// which ext4 serializes on that block's lock).
 /// The log's writes always start at the block holding the previous partial block, so
 /// with fallocate alone nearly every write was punted (see bench/RESULTS.md).
 pub(crate) struct SegFile {
