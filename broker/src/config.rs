@@ -48,8 +48,9 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     /// Per-partition in-memory cache of the log tail.
     pub log_tail_cache_bytes: usize,
-    /// Disk reserved ahead of the active segment's end, so that fdatasync rarely carries metadata.
-    /// Each partition holds up to this much unused space.
+    /// Disk reserved and zero-filled ahead of the active segment's data, so that appends overwrite
+    /// written blocks and fdatasync rarely carries metadata. Each partition holds up to this much
+    /// unused space.
     pub log_preallocate_bytes: u64,
     /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
     pub io_memory_bytes: usize,
