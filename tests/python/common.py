@@ -79,3 +79,20 @@ class NumberedProducer:
         check(not errors, f"delivery errors: {errors[:5]}")
         self.next_i += count
         return set(range(first, first + count))
+
+    def end_offsets(self, parts=None):
+        """{partition: offset after the last message produced to it} for `parts` (default all)."""
+        ends = {p: 0 for p in (range(self.partitions) if parts is None else parts)}
+        for (p, o) in self.produced:
+            if p in ends:
+                ends[p] = max(ends[p], o + 1)
+        return ends
+
+    def number_of(self, msg, who):
+        """The number of a consumed message, checked to be one produced here, content intact."""
+        p, o = msg.partition(), msg.offset()
+        i = self.produced.get((p, o))
+        check(i is not None, f"{who}: partition {p} offset {o} was never produced")
+        check(msg.key() == key(i) and msg.value() == value(i),
+              f"{who}: partition {p} offset {o}: content differs from message {i}")
+        return i

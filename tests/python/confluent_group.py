@@ -18,7 +18,7 @@ from confluent_kafka import (OFFSET_INVALID, Consumer, ConsumerGroupState, Consu
                              KafkaError, KafkaException)
 from confluent_kafka.admin import AdminClient
 
-from common import NumberedProducer, Deadline, check, fail, key, value
+from common import Deadline, NumberedProducer, check, fail
 
 bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ALL = set(range(partitions))
@@ -28,15 +28,10 @@ LEAVE_SECONDS = 4.0
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
 numbered = NumberedProducer(bootstrap, topic, partitions)
-produced = numbered.produced  # (partition, offset) -> i
 produce = numbered.produce
 
 
-def end_offsets():
-    ends = {p: 0 for p in range(partitions)}
-    for (p, o) in produced:
-        ends[p] = max(ends[p], o + 1)
-    return ends
+end_offsets = numbered.end_offsets
 
 
 def consumer(name):
@@ -74,10 +69,7 @@ def pump(members, until, seconds, what):
                     fail(f"{name}: consumer error {msg.error()}")
                 p, o = msg.partition(), msg.offset()
                 check(p in mine, f"{name}: message from partition {p}, assigned {sorted(mine)}")
-                i = produced.get((p, o))
-                check(i is not None, f"{name}: partition {p} offset {o} was never produced")
-                check(msg.key() == key(i) and msg.value() == value(i),
-                      f"{name}: partition {p} offset {o}: content differs from message {i}")
+                i = numbered.number_of(msg, name)
                 check(i not in got, f"message {i} (partition {p} offset {o}) consumed twice: "
                                     f"by {got.get(i)} and by {name}")
                 got[i] = name

@@ -19,7 +19,7 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
-from common import NumberedProducer, Deadline, check, fail, key, value
+from common import Deadline, NumberedProducer, check, fail
 
 SESSION_TIMEOUT_MS = 6000
 VICTIM_HEARTBEAT_MS = 1000
@@ -72,16 +72,10 @@ bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ALL = set(range(partitions))
 admin = AdminClient({"bootstrap.servers": bootstrap})
 numbered = NumberedProducer(bootstrap, topic, partitions)
-produced = numbered.produced  # (partition, offset) -> i
 produce = numbered.produce
 
 
-def end_offsets(parts):
-    ends = {p: 0 for p in parts}
-    for (p, o) in produced:
-        if p in ends:
-            ends[p] = max(ends[p], o + 1)
-    return ends
+end_offsets = numbered.end_offsets
 
 
 child = subprocess.Popen([sys.executable, "-u", __file__, "--victim", bootstrap, topic, group],
@@ -129,10 +123,7 @@ def pump(until, seconds, what):
                 fail(f"survivor: consumer error {msg.error()}")
             p, o = msg.partition(), msg.offset()
             check(p in mine, f"survivor: message from partition {p}, assigned {sorted(mine)}")
-            i = produced.get((p, o))
-            check(i is not None, f"survivor: partition {p} offset {o} was never produced")
-            check(msg.key() == key(i) and msg.value() == value(i),
-                  f"survivor: partition {p} offset {o}: content differs from message {i}")
+            i = numbered.number_of(msg, "survivor")
             check(i not in got, f"survivor: message {i} (partition {p} offset {o}) read twice")
             got[i] = p
         if msgs:

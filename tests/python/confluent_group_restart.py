@@ -13,7 +13,7 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError
 from confluent_kafka.admin import AdminClient
 
-from common import NumberedProducer, Deadline, check, fail, key, value
+from common import Deadline, NumberedProducer, check, fail
 
 bootstrap, topic, partitions, group = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ready_file, restarted_file = sys.argv[5], sys.argv[6]
@@ -21,7 +21,6 @@ ready_file, restarted_file = sys.argv[5], sys.argv[6]
 QUICK_RECONNECT = {"reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 500}
 
 numbered = NumberedProducer(bootstrap, topic, partitions, fresh_client=True)
-produced = numbered.produced  # (partition, offset) -> i
 produce = numbered.produce
 
 
@@ -46,9 +45,7 @@ def pump(until, seconds, what):
                     continue
                 fail(f"consumer error {msg.error()}")
             p, o = msg.partition(), msg.offset()
-            i = produced.get((p, o))
-            check(i is not None, f"partition {p} offset {o} was never produced")
-            check(msg.key() == key(i) and msg.value() == value(i), f"partition {p} offset {o}: content differs")
+            i = numbered.number_of(msg, "consumer")
             check(i not in got, f"message {i} (partition {p} offset {o}) read twice")
             got.add(i)
             read += 1
@@ -75,9 +72,7 @@ admin = AdminClient({"bootstrap.servers": bootstrap})
 res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
                                         request_timeout=10)[group].result(timeout=15)
 committed = {tp.partition: tp.offset for tp in res.topic_partitions if tp.topic == topic}
-ends = {p: 0 for p in range(partitions)}
-for (p, o) in produced:
-    ends[p] = max(ends[p], o + 1)
+ends = numbered.end_offsets()
 check(committed == ends, f"committed {committed}, want the log ends {ends}")
 consumer.close()
 print("OK", flush=True)

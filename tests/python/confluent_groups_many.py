@@ -12,21 +12,16 @@ import sys
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
-from common import NumberedProducer, Deadline, check, fail, key, value
+from common import Deadline, NumberedProducer, check, fail
 
 bootstrap, topic, partitions, groups = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 check(len(set(groups)) == len(groups) > 1, f"want several distinct groups, got {groups}")
 admin = AdminClient({"bootstrap.servers": bootstrap})
 numbered = NumberedProducer(bootstrap, topic, partitions)
-produced = numbered.produced  # (partition, offset) -> i
 produce = numbered.produce
 
 
-def end_offsets():
-    ends = {p: 0 for p in range(partitions)}
-    for (p, o) in produced:
-        ends[p] = max(ends[p], o + 1)
-    return ends
+end_offsets = numbered.end_offsets
 
 
 def consume_in_every_group(want, seconds):
@@ -48,10 +43,7 @@ def consume_in_every_group(want, seconds):
                 if msg.error():
                     fail(f"group {g}: consumer error {msg.error()}")
                 p, o = msg.partition(), msg.offset()
-                i = produced.get((p, o))
-                check(i is not None, f"group {g}: partition {p} offset {o} was never produced")
-                check(msg.key() == key(i) and msg.value() == value(i),
-                      f"group {g}: partition {p} offset {o}: content differs")
+                i = numbered.number_of(msg, f"group {g}")
                 check(i in want, f"group {g}: read message {i} (partition {p} offset {o}), "
                                  f"which the group had already committed")
                 check(i not in got[g], f"group {g}: message {i} read twice")
