@@ -75,9 +75,15 @@ async fn read_partition(
         match part.log.read(offset, max_bytes).await {
             Ok(read) => {
                 let high_watermark = part.high_watermark();
-                let (chunks, bytes) = visible::cut_at_offset(read.chunks, high_watermark);
-                out.chunks = chunks;
-                out.bytes = bytes;
+                if read.log_end_offset <= high_watermark {
+                    // All of it is durable: nothing to cut.
+                    out.chunks = read.chunks;
+                    out.bytes = read.bytes;
+                } else {
+                    let (chunks, bytes) = visible::cut_at_offset(read.chunks, high_watermark);
+                    out.chunks = chunks;
+                    out.bytes = bytes;
+                }
                 out.high_watermark = high_watermark;
                 out.log_start_offset = read.log_start_offset;
             }

@@ -9,18 +9,28 @@ use bytes::Bytes;
 /// counts the bytes after these 12.
 const BATCH_PREFIX: usize = 12;
 
-/// `len` bytes at `pos` of the logical concatenation of `chunks`, if all are there.
-fn bytes_at(chunks: &[Bytes], mut pos: usize, len: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(len);
-    for c in chunks {
-        if pos >= c.len() {
-            pos -= c.len();
-            continue;
-        }
-        let take = (len - out.len()).min(c.len() - pos);
-        out.extend_from_slice(&c[pos..pos + take]);
-        pos = 0;
-        if out.len() == len {
+/// The 12-byte batch prefix at `pos` of the logical concatenation of `chunks`, if all there.
+/// `first` is the index of the chunk holding `pos` and `skipped` the bytes of the chunks before it,
+/// so that a walk over many batches never starts over from the first chunk.
+fn prefix_at(
+    chunks: &[Bytes],
+    first: &mut usize,
+    skipped: &mut usize,
+    pos: usize,
+) -> Option<[u8; BATCH_PREFIX]> {
+    while *first < chunks.len() && *skipped + chunks[*first].len() <= pos {
+        *skipped += chunks[*first].len();
+        *first += 1;
+    }
+    let mut out = [0u8; BATCH_PREFIX];
+    let mut filled = 0;
+    let mut at = pos - *skipped;
+    for c in &chunks[(*first).min(chunks.len())..] {
+        let take = (BATCH_PREFIX - filled).min(c.len() - at);
+        out[filled..filled + take].copy_from_slice(&c[at..at + take]);
+        filled += take;
+        at = 0;
+        if filled == BATCH_PREFIX {
             return Some(out);
         }
     }
@@ -31,9 +41,10 @@ fn bytes_at(chunks: &[Bytes], mut pos: usize, len: usize) -> Option<Vec<u8>> {
 /// ends at or below it, as `end` is a batch boundary). Returns the kept buffers and their size.
 pub fn cut_at_offset(chunks: Vec<Bytes>, end: i64) -> (Vec<Bytes>, usize) {
     let total: usize = chunks.iter().map(Bytes::len).sum();
+    let (mut first, mut skipped) = (0usize, 0usize);
     let mut cut = 0usize;
     while cut + BATCH_PREFIX <= total {
-        let Some(prefix) = bytes_at(&chunks, cut, BATCH_PREFIX) else {
+        let Some(prefix) = prefix_at(&chunks, &mut first, &mut skipped, cut) else {
             break;
         };
         let base = i64::from_be_bytes(prefix[..8].try_into().expect("8 bytes"));
