@@ -906,29 +906,37 @@ impl Group {
         }
     }
 
-    /// OffsetDelete's check (Kafka's rules): offsets of an empty group can go; a group with
-    /// members keeps the offsets of topics its members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC),
-    /// and a non-consumer group with members keeps them all (NON_EMPTY_GROUP).
-    pub fn check_offset_delete(&self, topic: &str) -> Result<(), i16> {
+    /// OffsetDelete's group-level check: a deleted group is not found, and a non-consumer group
+    /// with members keeps every offset (NON_EMPTY_GROUP).
+    pub fn check_offset_delete_group(&self) -> Result<(), i16> {
         match self.state {
             GroupState::Dead => Err(error_code::GROUP_ID_NOT_FOUND),
             GroupState::Empty => Ok(()),
             _ if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) => {
                 Err(error_code::NON_EMPTY_GROUP)
             }
-            _ => {
-                let protocol = self.protocol_name.as_deref().unwrap_or("");
-                let subscribed = self.members.iter().any(|m| {
-                    // A subscription that does not parse counts as subscribed: keep the offsets.
-                    subscribed_topics(&m.metadata_for(protocol))
-                        .is_none_or(|topics| topics.iter().any(|t| t == topic))
-                });
-                if subscribed {
-                    Err(error_code::GROUP_SUBSCRIBED_TO_TOPIC)
-                } else {
-                    Ok(())
-                }
-            }
+            _ => Ok(()),
+        }
+    }
+
+    /// OffsetDelete's check for one topic (Kafka's rules): offsets of an empty group can go; a
+    /// group with members keeps the offsets of topics its members subscribe to
+    /// (GROUP_SUBSCRIBED_TO_TOPIC).
+    pub fn check_offset_delete(&self, topic: &str) -> Result<(), i16> {
+        self.check_offset_delete_group()?;
+        if self.state == GroupState::Empty {
+            return Ok(());
+        }
+        let protocol = self.protocol_name.as_deref().unwrap_or("");
+        let subscribed = self.members.iter().any(|m| {
+            // A subscription that does not parse counts as subscribed: keep the offsets.
+            subscribed_topics(&m.metadata_for(protocol))
+                .is_none_or(|topics| topics.iter().any(|t| t == topic))
+        });
+        if subscribed {
+            Err(error_code::GROUP_SUBSCRIBED_TO_TOPIC)
+        } else {
+            Ok(())
         }
     }
 

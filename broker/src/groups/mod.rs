@@ -364,13 +364,7 @@ impl GroupCoordinator {
             let group = groups
                 .get_mut(group_id)
                 .ok_or(error_code::GROUP_ID_NOT_FOUND)?;
-            if group.state() == GroupState::Dead {
-                return Err(error_code::GROUP_ID_NOT_FOUND);
-            }
-            // A non-consumer group with members refuses every topic: a group-level error.
-            if group.check_offset_delete("") == Err(error_code::NON_EMPTY_GROUP) {
-                return Err(error_code::NON_EMPTY_GROUP);
-            }
+            group.check_offset_delete_group()?;
             topics
                 .into_iter()
                 .map(|(topic, partitions)| {
