@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     pub log_preallocate_bytes: u64,
     /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
     pub io_memory_bytes: usize,
+    /// Threads per shard that run fdatasync (and file truncates, renames, deletes), so the
+    /// partitions of a shard sync side by side.
+    pub sync_threads_per_shard: usize,
     /// `group.initial.rebalance.delay.ms`: the first rebalance of an empty group waits this long
     /// (restarted by each new member, up to the rebalance timeout) so members join together.
     pub group_initial_rebalance_delay_ms: u64,
@@ -89,6 +92,7 @@ impl Default for BrokerConfig {
             log_tail_cache_bytes: 4 * 1024 * 1024,
             log_preallocate_bytes: 16 * 1024 * 1024,
             io_memory_bytes: 1024 * 1024,
+            sync_threads_per_shard: 4,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -140,6 +144,10 @@ impl BrokerConfig {
         anyhow::ensure!(
             self.io_memory_bytes >= 512 * 1024,
             "io_memory_bytes must be at least 512 KiB (glommio refuses less)"
+        );
+        anyhow::ensure!(
+            self.sync_threads_per_shard >= 1,
+            "sync_threads_per_shard must be at least 1"
         );
         anyhow::ensure!(
             self.group_min_session_timeout_ms <= self.group_max_session_timeout_ms,

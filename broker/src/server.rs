@@ -17,7 +17,7 @@ use futures::channel::oneshot;
 use futures::future::{select, Either, FutureExt};
 use glommio::net::TcpListener;
 use glommio::sync::Gate;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 use crate::config::BrokerConfig;
 use crate::metadata::{store, Controller};
@@ -120,6 +120,10 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             .name(&format!("riffle-shard-{id}"))
             .io_memory(shared.config.io_memory_bytes)
             .preempt_timer(Duration::from_millis(10))
+            // Unbound: sync threads sleep in the disk, and should not queue behind the shard.
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(
+                shared.config.sync_threads_per_shard,
+            ))
             .spawn(move || shard_main(id, shared, links, shutdown, ready))
             .with_context(|| format!("starting shard {id}"))?;
         handles.push(handle);

@@ -209,11 +209,23 @@ impl SegFile {
         Ok(())
     }
 
+    /// fdatasync, on the executor's blocking thread pool rather than through io_uring:
+    /// io_uring punts an fdatasync to its io-wq, which ran every fdatasync of a shard on
+    /// one worker thread, one after the other, so one partition's sync waited for every
+    /// other partition's (bench/RESULTS.md). The pool runs them side by side.
     pub async fn sync(&self) -> Result<(), StorageError> {
-        self.file
-            .fdatasync()
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        // SAFETY: the fd belongs to `self.file`, open for as long as `self` is borrowed.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
+        // A descriptor of its own, so the call stays valid even if this future is dropped.
+        let file = std::fs::File::from(
+            fd.try_clone_to_owned()
+                .map_err(|e| StorageError::io("dup", &self.path, e))?,
+        );
+        glommio::executor()
+            .spawn_blocking(move || file.sync_data())
             .await
-            .map_err(|e| StorageError::glommio("fdatasync", &self.path, e))
+            .map_err(|e| StorageError::io("fdatasync", &self.path, e))
     }
 
     /// Reads `[pos, pos + len)` (clipped at end of file) and copies it once into `Bytes`.
