@@ -40,6 +40,20 @@ const PREFILL_WRITE_BYTES: usize = 1 << 20;
 /// partition's segment does not cost a whole step of zeros.
 const PREFILL_AHEAD_MIN_BYTES: u64 = 1 << 20;
 
+thread_local! {
+    /// One buffer of zeros per shard for every prefill (filled once: zeroing a fresh buffer
+    /// per prefill run cost the shard a memset of PREFILL_WRITE_BYTES each time).
+    static ZEROS: Rc<glommio::io::DmaBuffer> = Rc::new({
+        let mut b = glommio::allocate_dma_buffer_global(PREFILL_WRITE_BYTES);
+        b.as_bytes_mut().fill(0);
+        b
+    });
+}
+
+fn shard_zeros() -> Rc<glommio::io::DmaBuffer> {
+    ZEROS.with(Rc::clone)
+}
+
 /// A segment's open file, shared by the log, in-flight writes and reads.
 ///
 /// Data is only ever written over blocks that were already written (with zeros, ahead of
@@ -152,11 +166,7 @@ impl SegFile {
             .pre_allocate(target, false)
             .await
             .map_err(|e| StorageError::glommio("fallocate", &self.path, e))?;
-        let zeros = Rc::new({
-            let mut b = glommio::allocate_dma_buffer(PREFILL_WRITE_BYTES);
-            b.as_bytes_mut().fill(0);
-            b
-        });
+        let zeros = shard_zeros();
         while pos < target {
             if self.prefill.get() == Prefill::Stopping || self.deleted.get() {
                 return Ok(());
