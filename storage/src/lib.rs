@@ -17,6 +17,8 @@ mod writer;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod runtime_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
