@@ -183,6 +183,16 @@ mod tests {
     }
 
     #[test]
+    fn sync_threads_per_shard_is_read_and_zero_is_refused() {
+        let cfg: BrokerConfig = toml::from_str("sync_threads_per_shard = 2\n").unwrap();
+        assert_eq!(cfg.sync_threads_per_shard, 2);
+        assert!(cfg.validate().is_ok());
+        let cfg: BrokerConfig = toml::from_str("sync_threads_per_shard = 0\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("sync_threads_per_shard"), "{err}");
+    }
+
+    #[test]
     fn advertised_defaults_to_listen_address() {
         let mut cfg = BrokerConfig::default();
         assert_eq!(cfg.advertised_host_port(), ("127.0.0.1".to_string(), 9092));
