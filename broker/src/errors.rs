@@ -1,8 +1,56 @@
-//! The one place where internal errors become Kafka error codes.
+//! The one place where internal errors become Kafka error codes: one function per layer's error.
 
 use riffle_protocol::error_code;
 use riffle_protocol::record_batch::BatchError;
 use riffle_storage::StorageError;
+
+use crate::metadata::ControllerError;
+use crate::partition::error::{PartitionError, PartitionErrorKind};
+use crate::partition::producer_state::SequenceError;
+
+pub fn partition_error_code(e: &PartitionError) -> i16 {
+    match &e.kind {
+        PartitionErrorKind::UnknownTopicOrPartition => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        PartitionErrorKind::NotOwner { .. } | PartitionErrorKind::ShardUnavailable { .. } => {
+            error_code::NOT_LEADER_OR_FOLLOWER
+        }
+        PartitionErrorKind::Storage { source, .. } => storage_error_code(source),
+        PartitionErrorKind::InvalidBatch { source, .. } => batch_error_code(source),
+        PartitionErrorKind::MessageTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
+        PartitionErrorKind::CorruptRequest { .. } => error_code::CORRUPT_MESSAGE,
+        PartitionErrorKind::Sequence { source, .. } => sequence_error_code(source),
+        PartitionErrorKind::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
+        PartitionErrorKind::UnknownLeaderEpoch { .. } => error_code::UNKNOWN_LEADER_EPOCH,
+        PartitionErrorKind::InvalidTimestamp { .. } => error_code::INVALID_REQUEST,
+    }
+}
+
+fn sequence_error_code(e: &SequenceError) -> i16 {
+    match e {
+        SequenceError::MissingSequence => error_code::INVALID_RECORD,
+        SequenceError::FencedEpoch { .. } => error_code::INVALID_PRODUCER_EPOCH,
+        SequenceError::OutOfOrder { .. } => error_code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+    }
+}
+
+/// A controller error as a response carries it: the Kafka code and the error's own message.
+pub fn controller_answer(e: ControllerError) -> (i16, String) {
+    (controller_error_code(&e), e.to_string())
+}
+
+pub fn controller_error_code(e: &ControllerError) -> i16 {
+    match e {
+        ControllerError::TopicExists { .. } => error_code::TOPIC_ALREADY_EXISTS,
+        ControllerError::UnknownTopic { .. } => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        ControllerError::UnknownTopicId { .. } => error_code::UNKNOWN_TOPIC_ID,
+        ControllerError::InvalidTopicName { .. } => error_code::INVALID_TOPIC_EXCEPTION,
+        ControllerError::InvalidPartitions { .. } => error_code::INVALID_PARTITIONS,
+        ControllerError::InvalidReplicationFactor { .. } => error_code::INVALID_REPLICATION_FACTOR,
+        ControllerError::InvalidConfig { .. } => error_code::INVALID_CONFIG,
+        ControllerError::Persist { .. } => error_code::KAFKA_STORAGE_ERROR,
+        ControllerError::Unavailable { .. } => error_code::BROKER_NOT_AVAILABLE,
+    }
+}
 
 pub fn storage_error_code(e: &StorageError) -> i16 {
     match e {

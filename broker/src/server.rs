@@ -93,6 +93,8 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     };
     let mut image = store::load(&config.data_dir)?;
     image.fit_to_shards(shards);
+    // Finishes any topic deletion a crash interrupted, before a shard can open a partition.
+    crate::partition::sweep_orphaned_partition_dirs(&config.data_dir, &image)?;
 
     let shared = Arc::new(Shared {
         config,
@@ -261,7 +263,7 @@ async fn shard_main(
         partition.close().await;
     }
     coordinator.close().await;
-    tracing::debug!(shard = id, "shard stopped");
+    tracing::debug!(shard = id, cross_shard_requests = %shard.request_counts, "shard stopped");
     Ok(())
 }
 
@@ -272,10 +274,7 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
         let now_ms = crate::clock::now_ms();
         for partition in shard.open_partitions() {
-            if let Err(e) = partition.log.housekeeping(now_ms).await {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "housekeeping failed");
-            }
-            partition.snapshot_producer_state().await;
+            partition.housekeeping(now_ms).await;
         }
         shard.group_coordinator().housekeeping().await;
     }

@@ -1,44 +1,113 @@
 //! A shard: one glommio executor pinned to one core, owning its partitions outright. Other shards
-//! reach it only by sending it jobs over glommio's shared channels (`submit_to`), so nothing on the
-//! data path is shared mutable state, and no task waker ever crosses a thread: each side of a
-//! channel is woken by glommio's own cross-executor notification.
+//! reach it only by typed requests (`ShardRequest`) over glommio's shared channels, so nothing on
+//! the data path is shared mutable state, and no task waker ever crosses a thread: each side of a
+//! channel is woken by glommio's own cross-executor notification. The requests in flight from one
+//! shard to another are bounded (`CALLS_IN_FLIGHT_MAX`): a sender waits for a slot, in order.
 
-use std::any::Any;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use futures::channel::{mpsc, oneshot};
-use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
 use crate::config::BrokerConfig;
-use crate::groups::GroupCoordinator;
+use crate::groups::request::{GroupRequest, GroupResponse};
+use crate::groups::{GroupCoordinator, GroupListing};
 use crate::metadata::image::MetadataImage;
-use crate::metadata::Controller;
+use crate::metadata::{Controller, ControllerError, ControllerRequest, ControllerResponse};
+use crate::partition::error::{PartitionError, PartitionErrorKind};
+use crate::partition::remove_partition_dir;
+use crate::partition::request::{PartitionRequest, PartitionResponse};
 use crate::partition::{Partition, PartitionKey};
 use crate::Shutdown;
 
-/// A job's result, boxed to cross shards; `submit_to` downcasts it back. (Sync because glommio's
-/// shared channel asks for it, though each item is only ever owned by one thread.)
-type Reply = Box<dyn Any + Send + Sync>;
+/// Everything one shard may ask of another.
+#[derive(Debug)]
+pub enum ShardRequest {
+    Partition {
+        key: PartitionKey,
+        request: PartitionRequest,
+    },
+    Group {
+        group_id: String,
+        request: GroupRequest,
+    },
+    ListGroups,
+    Controller(ControllerRequest),
+    /// Take the current metadata image: close and delete the partitions of deleted topics, apply
+    /// changed topic configs, forget the committed offsets of deleted topics. Idempotent.
+    ApplyMetadata,
+}
 
-/// Work sent to a shard: built on the sender, run on the target shard.
-type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Reply> + Send + Sync>;
+/// The answer to a `ShardRequest`, one variant per request.
+#[derive(Debug)]
+pub enum ShardResponse {
+    Partition(Result<PartitionResponse, PartitionError>),
+    Group(GroupResponse),
+    Groups(Vec<GroupListing>),
+    Controller(ControllerResponse),
+    MetadataApplied,
+}
+
+/// The kinds of cross-shard requests, counted per shard (sent and served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Partition,
+    Group,
+    ListGroups,
+    Controller,
+    ApplyMetadata,
+}
+
+impl RequestKind {
+    pub const ALL: [RequestKind; 5] = [
+        RequestKind::Partition,
+        RequestKind::Group,
+        RequestKind::ListGroups,
+        RequestKind::Controller,
+        RequestKind::ApplyMetadata,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Partition => "partition",
+            RequestKind::Group => "group",
+            RequestKind::ListGroups => "list_groups",
+            RequestKind::Controller => "controller",
+            RequestKind::ApplyMetadata => "apply_metadata",
+        }
+    }
+}
+
+impl ShardRequest {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            ShardRequest::Partition { .. } => RequestKind::Partition,
+            ShardRequest::Group { .. } => RequestKind::Group,
+            ShardRequest::ListGroups => RequestKind::ListGroups,
+            ShardRequest::Controller(_) => RequestKind::Controller,
+            ShardRequest::ApplyMetadata => RequestKind::ApplyMetadata,
+        }
+    }
+}
 
 /// What travels between two shards.
 pub enum Envelope {
-    Job { id: u64, job: Job },
-    Reply { id: u64, value: Reply },
+    Request { id: u64, request: ShardRequest },
+    Response { id: u64, response: ShardResponse },
 }
 
-/// Jobs and replies queued between two shards before the channel applies backpressure.
+/// Requests one shard may have in flight to another; a sender past it waits (in order) for an
+/// answer to free a slot. Long polls count, so it is generous.
+const CALLS_IN_FLIGHT_MAX: u64 = 8192;
+
+/// Requests and responses queued in one shared channel before it applies backpressure.
 const SHARD_CHANNEL_CAPACITY: usize = 1024;
 
 /// The channel ends of one shard: `to[j]` sends to shard j, `from[j]` receives from it.
@@ -91,6 +160,44 @@ impl Shared {
 #[error("shard {0} is shut down")]
 pub struct ShardGone(pub usize);
 
+/// Cross-shard requests of each kind this shard sent and served.
+#[derive(Default)]
+pub struct RequestCounts {
+    sent: [Cell<u64>; RequestKind::ALL.len()],
+    served: [Cell<u64>; RequestKind::ALL.len()],
+}
+
+impl RequestCounts {
+    fn count(cells: &[Cell<u64>], kind: RequestKind) {
+        let cell = &cells[kind as usize];
+        cell.set(cell.get() + 1);
+    }
+
+    /// (kind, sent, served) for every kind.
+    pub fn snapshot(&self) -> Vec<(RequestKind, u64, u64)> {
+        RequestKind::ALL
+            .iter()
+            .map(|&k| {
+                (
+                    k,
+                    self.sent[k as usize].get(),
+                    self.served[k as usize].get(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for RequestCounts {
+    /// `kind sent/served` for each kind, as a log line shows them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (kind, sent, served) in self.snapshot() {
+            write!(f, "{} {sent}/{served} ", kind.name())?;
+        }
+        Ok(())
+    }
+}
+
 /// One shard's state. Lives on its own core from start to shutdown.
 pub struct Shard {
     pub id: usize,
@@ -105,12 +212,20 @@ pub struct Shard {
     pub controller: Option<Rc<Controller>>,
     /// The consumer groups whose slots this shard owns (set once at start-up).
     coordinator: OnceCell<Rc<GroupCoordinator>>,
-    /// Per target shard, an in-order local queue that a pump task moves into the shared channel:
-    /// queuing never waits, so jobs leave in the order they were submitted.
-    outboxes: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
-    /// Submitted jobs waiting for their reply, by id.
-    pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
-    next_job_id: Cell<u64>,
+    /// Per target shard, an in-order local queue that a pump task moves into the shared channel,
+    /// and the slots that bound what is in flight there.
+    outboxes: Vec<Option<Outbox>>,
+    /// Sent requests waiting for their response, by id.
+    pending: RefCell<HashMap<u64, oneshot::Sender<ShardResponse>>>,
+    next_request_id: Cell<u64>,
+    pub request_counts: RequestCounts,
+}
+
+/// The sending side towards one other shard: queuing never waits once a slot is held, so requests
+/// leave in the order their slots were granted (glommio's semaphore is first come, first served).
+struct Outbox {
+    queue: mpsc::UnboundedSender<Envelope>,
+    slots: Rc<Semaphore>,
 }
 
 /// A partition being opened or open. The semaphore makes concurrent first users wait for one open.
@@ -135,7 +250,10 @@ impl Shard {
             match to {
                 Some(sender) => {
                     let (tx, rx) = mpsc::unbounded();
-                    outboxes.push(Some(tx));
+                    outboxes.push(Some(Outbox {
+                        queue: tx,
+                        slots: Rc::new(Semaphore::new(CALLS_IN_FLIGHT_MAX)),
+                    }));
                     pumps.push((target, sender, rx));
                 }
                 None => outboxes.push(None),
@@ -151,19 +269,31 @@ impl Shard {
             coordinator: OnceCell::new(),
             outboxes,
             pending: RefCell::new(HashMap::new()),
-            next_job_id: Cell::new(0),
+            next_request_id: Cell::new(0),
+            request_counts: RequestCounts::default(),
         });
-        // Every end must connect on its own executor, and a connect waits for its peer: connect
-        // all of them concurrently.
+        shard.clone().connect(pumps, links.from).await;
+        shard
+    }
+
+    /// Connects every channel end (each must connect on its own executor, and a connect waits for
+    /// its peer, so all at once), then starts the pumps and the receivers.
+    async fn connect(
+        self: Rc<Self>,
+        pumps: Vec<(
+            usize,
+            SharedSender<Envelope>,
+            mpsc::UnboundedReceiver<Envelope>,
+        )>,
+        from: Vec<Option<SharedReceiver<Envelope>>>,
+    ) {
         let senders = futures::future::join_all(
             pumps
                 .into_iter()
                 .map(|(target, sender, rx)| async move { (target, sender.connect().await, rx) }),
         );
         let receivers = futures::future::join_all(
-            links
-                .from
-                .into_iter()
+            from.into_iter()
                 .enumerate()
                 .filter_map(|(source, r)| r.map(|r| async move { (source, r.connect().await) })),
         );
@@ -180,12 +310,11 @@ impl Shard {
             .detach();
         }
         for (source, receiver) in receivers {
-            glommio::spawn_local(shard.clone().receive_from(source, receiver)).detach();
+            glommio::spawn_local(self.clone().receive_from(source, receiver)).detach();
         }
-        shard
     }
 
-    /// Runs the jobs shard `source` sends and completes the replies it returns.
+    /// Serves the requests shard `source` sends and completes the responses it returns.
     async fn receive_from(
         self: Rc<Self>,
         source: usize,
@@ -193,19 +322,19 @@ impl Shard {
     ) {
         while let Some(envelope) = receiver.recv().await {
             match envelope {
-                Envelope::Job { id, job } => {
-                    // Spawned in arrival order: jobs from one sender are first polled in the order
-                    // sent, which keeps one connection's appends to a partition in order.
+                Envelope::Request { id, request } => {
+                    // Spawned in arrival order: requests from one sender are first polled in the
+                    // order sent, which keeps one connection's appends to a partition in order.
                     let shard = self.clone();
                     glommio::spawn_local(async move {
-                        let value = job(shard.clone()).await;
-                        shard.send_envelope(source, Envelope::Reply { id, value });
+                        let response = shard.clone().serve(request).await;
+                        shard.send_envelope(source, Envelope::Response { id, response });
                     })
                     .detach();
                 }
-                Envelope::Reply { id, value } => {
+                Envelope::Response { id, response } => {
                     if let Some(waiter) = self.pending.borrow_mut().remove(&id) {
-                        let _ = waiter.send(value);
+                        let _ = waiter.send(response);
                     }
                 }
             }
@@ -216,13 +345,116 @@ impl Shard {
         self.outboxes
             .get(target)
             .and_then(Option::as_ref)
-            .is_some_and(|q| q.unbounded_send(envelope).is_ok())
+            .is_some_and(|o| o.queue.unbounded_send(envelope).is_ok())
     }
 
-    /// Opens this shard's consumer-group slots (start-up).
+    /// Sends `request` to shard `target` and returns its response. Runs inline when `target` is
+    /// this shard, so callers see the same ordering either way: the request is started (local) or
+    /// queued (remote, once a slot is free) before this future first yields.
+    pub async fn call(
+        self: &Rc<Self>,
+        target: usize,
+        request: ShardRequest,
+    ) -> Result<ShardResponse, ShardGone> {
+        RequestCounts::count(&self.request_counts.sent, request.kind());
+        if target == self.id {
+            return Ok(self.clone().serve(request).await);
+        }
+        let outbox = self
+            .outboxes
+            .get(target)
+            .and_then(Option::as_ref)
+            .ok_or(ShardGone(target))?;
+        let _slot = outbox
+            .slots
+            .acquire_static_permit(1)
+            .await
+            .map_err(|_| ShardGone(target))?;
+        let id = self.next_request_id.get();
+        self.next_request_id.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        if !self.send_envelope(target, Envelope::Request { id, request }) {
+            self.pending.borrow_mut().remove(&id);
+            return Err(ShardGone(target));
+        }
+        rx.await.map_err(|_| ShardGone(target))
+    }
+
+    /// Serves one request on this shard.
+    async fn serve(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
+        RequestCounts::count(&self.request_counts.served, request.kind());
+        match request {
+            ShardRequest::Partition { key, request } => {
+                ShardResponse::Partition(match self.partition(&key).await {
+                    Ok(p) => p.serve(request).await,
+                    Err(e) => Err(e),
+                })
+            }
+            ShardRequest::Group { group_id, request } => {
+                ShardResponse::Group(self.group_coordinator().serve(&group_id, request).await)
+            }
+            ShardRequest::ListGroups => ShardResponse::Groups(self.group_coordinator().list()),
+            ShardRequest::Controller(request) => {
+                ShardResponse::Controller(match &self.controller {
+                    Some(c) => c.clone().serve(&self, request).await,
+                    None => ControllerResponse::refused(
+                        &request,
+                        ControllerError::Unavailable {
+                            reason: format!("shard {} runs no controller", self.id),
+                        },
+                    ),
+                })
+            }
+            ShardRequest::ApplyMetadata => {
+                self.apply_metadata().await;
+                ShardResponse::MetadataApplied
+            }
+        }
+    }
+
+    /// Has every shard (this one included) apply the current metadata image.
+    pub async fn apply_metadata_everywhere(self: &Rc<Self>) {
+        let all = (0..self.shared.shard_count()).map(|s| self.call(s, ShardRequest::ApplyMetadata));
+        for result in futures::future::join_all(all).await {
+            if let Err(gone) = result {
+                tracing::warn!(error = %gone, "a shard did not apply the metadata change");
+            }
+        }
+    }
+
+    /// Takes the current image: the partitions of deleted topics are closed and their files
+    /// removed, the others take their topic's configs and leader epoch, and the group coordinator
+    /// forgets the offsets of deleted topics.
+    pub async fn apply_metadata(self: &Rc<Self>) {
+        let image = self.image();
+        for (key, partition) in self.open_partitions_by_key() {
+            match image.topic_by_id(&riffle_protocol::Uuid(key.topic_id)) {
+                Some(topic) => partition.apply_metadata(topic, self.config()),
+                None => self.delete_partition(&key, partition).await,
+            }
+        }
+        if let Some(coordinator) = self.coordinator.get() {
+            coordinator.forget_topics_not_in(&image).await;
+        }
+    }
+
+    async fn delete_partition(&self, key: &PartitionKey, partition: Rc<Partition>) {
+        self.partitions.borrow_mut().remove(key);
+        partition.close().await;
+        if let Err(e) = remove_partition_dir(partition.dir.clone()).await {
+            // Start-up removes it (and opening a new topic of the same name never reads it).
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "cannot delete partition files");
+        }
+        tracing::info!(shard = self.id, topic = %partition.topic, partition = partition.index, "deleted partition");
+    }
+
+    /// Opens this shard's consumer-group slots (start-up), dropping the offsets of topics that a
+    /// crash deleted before their offsets were.
     pub async fn open_group_coordinator(&self) -> anyhow::Result<Rc<GroupCoordinator>> {
         let coordinator =
             GroupCoordinator::open(self.id, self.shared.shard_count(), &self.shared.config).await?;
+        coordinator.forget_topics_not_in(&self.image()).await;
         let _ = self.coordinator.set(coordinator.clone());
         Ok(coordinator)
     }
@@ -243,37 +475,20 @@ impl Shard {
         self.shared.image.load_full()
     }
 
-    /// Runs `f` on shard `target` and returns its result. Runs inline when `target` is this shard,
-    /// so callers see the same ordering either way: the job is started (local) or queued (remote)
-    /// before this future first yields.
-    pub async fn submit_to<R, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> Result<R, ShardGone>
-    where
-        R: Send + Sync + 'static,
-        F: FnOnce(Rc<Shard>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + 'static,
-    {
-        if target == self.id {
-            return Ok(f(self.clone()).await);
-        }
-        let id = self.next_job_id.get();
-        self.next_job_id.set(id + 1);
-        let job: Job =
-            Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as Reply }));
-        let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
-        if !self.send_envelope(target, Envelope::Job { id, job }) {
-            self.pending.borrow_mut().remove(&id);
-            return Err(ShardGone(target));
-        }
-        let value = rx.await.map_err(|_| ShardGone(target))?;
-        Ok(*value
-            .downcast::<R>()
-            .expect("a reply has the type of its job"))
+    fn partition_error(&self, key: &PartitionKey, kind: PartitionErrorKind) -> PartitionError {
+        let id = riffle_protocol::Uuid(key.topic_id);
+        let topic = self
+            .image()
+            .topic_by_id(&id)
+            .map_or_else(|| format!("(topic id {id})"), |t| t.name.clone());
+        PartitionError::new(&topic, key.partition, kind)
     }
 
     /// The open partition `key` if this shard owns it per the current image, opening it on first use.
-    /// `Err` carries the Kafka error code to answer with.
-    pub async fn partition(self: &Rc<Self>, key: &PartitionKey) -> Result<Rc<Partition>, i16> {
+    pub async fn partition(
+        self: &Rc<Self>,
+        key: &PartitionKey,
+    ) -> Result<Rc<Partition>, PartitionError> {
         let slot = {
             let mut parts = self.partitions.borrow_mut();
             if let Some(slot) = parts.get(key) {
@@ -291,55 +506,65 @@ impl Shard {
                 })
                 .clone()
         };
-        let _guard = slot
-            .opening
-            .acquire_permit(1)
-            .await
-            .map_err(|_| riffle_protocol::error_code::UNKNOWN_SERVER_ERROR)?;
+        let _guard = slot.opening.acquire_permit(1).await.map_err(|_| {
+            self.partition_error(key, PartitionErrorKind::ShardUnavailable { shard: self.id })
+        })?;
         if let Some(p) = slot.partition.borrow().as_ref() {
             return Ok(p.clone());
         }
+        let partition = self.open_partition(key).await?;
+        *slot.partition.borrow_mut() = Some(partition.clone());
+        Ok(partition)
+    }
+
+    async fn open_partition(
+        self: &Rc<Self>,
+        key: &PartitionKey,
+    ) -> Result<Rc<Partition>, PartitionError> {
         let image = self.image();
+        let unknown = || self.partition_error(key, PartitionErrorKind::UnknownTopicOrPartition);
         let topic = image
             .topic_by_id(&riffle_protocol::Uuid(key.topic_id))
-            .ok_or(riffle_protocol::error_code::UNKNOWN_TOPIC_OR_PARTITION)?;
+            .ok_or_else(unknown)?;
         let meta = topic
             .partitions
             .get(key.partition as usize)
-            .ok_or(riffle_protocol::error_code::UNKNOWN_TOPIC_OR_PARTITION)?;
+            .ok_or_else(unknown)?;
         if meta.shard as usize != self.id {
-            return Err(riffle_protocol::error_code::NOT_LEADER_OR_FOLLOWER);
+            let kind = PartitionErrorKind::NotOwner {
+                owner: meta.shard as usize,
+                asked: self.id,
+            };
+            return Err(self.partition_error(key, kind));
         }
-        let partition = Partition::open(self.clone(), topic, key.partition).await?;
+        let partition = Partition::open(self.config(), topic, key.partition).await?;
         tracing::info!(
             shard = self.id,
             topic = %topic.name,
             partition = key.partition,
-            log_end_offset = partition.log.log_end_offset(),
+            log_end_offset = partition.log_end_offset(),
             "shard {} opened partition {}-{}",
             self.id,
             topic.name,
             key.partition
         );
-        *slot.partition.borrow_mut() = Some(partition.clone());
         Ok(partition)
+    }
+
+    fn open_partitions_by_key(&self) -> Vec<(PartitionKey, Rc<Partition>)> {
+        self.partitions
+            .borrow()
+            .iter()
+            .filter_map(|(k, s)| s.partition.borrow().clone().map(|p| (k.clone(), p)))
+            .collect()
     }
 
     /// Open partitions of this shard.
     pub fn open_partitions(&self) -> Vec<Rc<Partition>> {
-        self.partitions
-            .borrow()
-            .values()
-            .filter_map(|s| s.partition.borrow().clone())
+        self.open_partitions_by_key()
+            .into_iter()
+            .map(|(_, p)| p)
             .collect()
-    }
-
-    /// Removes a partition from this shard (topic deleted); the caller deletes its files.
-    pub fn forget_partition(&self, key: &PartitionKey) -> Option<Rc<Partition>> {
-        self.partitions
-            .borrow_mut()
-            .remove(key)
-            .and_then(|s| s.partition.borrow_mut().take())
     }
 
     /// Opens every partition the image places on this shard (recovery at start-up).
@@ -352,12 +577,7 @@ impl Shard {
                         topic_id: topic.id,
                         partition: index as i32,
                     };
-                    self.partition(&key).await.map_err(|code| {
-                        anyhow::anyhow!(
-                            "opening partition {}-{index} failed (Kafka error {code})",
-                            topic.name
-                        )
-                    })?;
+                    self.partition(&key).await?;
                 }
             }
         }

@@ -4,10 +4,11 @@
 //! its shard like partition work does, so no group state is shared between threads.
 
 pub mod group;
+pub mod request;
 pub mod store;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use riffle_protocol::error_code;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::errors;
+use crate::metadata::image::MetadataImage;
 use crate::Shutdown;
 use group::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinRequest, JoinResult, MemberDescription,
@@ -479,8 +481,24 @@ impl GroupCoordinator {
         }
     }
 
+    /// The committed offsets of topics that are not in `image` (deleted) go from every group of
+    /// this shard. Idempotent: runs at start-up and on every metadata change.
+    pub async fn forget_topics_not_in(self: &Rc<Self>, image: &MetadataImage) {
+        let gone: BTreeSet<String> = self
+            .groups
+            .borrow()
+            .values()
+            .flat_map(|g| g.offsets.keys())
+            .filter(|t| image.topic(t).is_none())
+            .cloned()
+            .collect();
+        for topic in gone {
+            self.forget_topic(&topic).await;
+        }
+    }
+
     /// A deleted topic's committed offsets go from every group of this shard.
-    pub async fn forget_topic(self: &Rc<Self>, topic: &str) {
+    async fn forget_topic(self: &Rc<Self>, topic: &str) {
         let mut by_slot: HashMap<u32, Vec<Entry>> = HashMap::new();
         for g in self.groups.borrow_mut().values_mut() {
             if let Some(parts) = g.offsets.remove(topic) {

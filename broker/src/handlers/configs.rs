@@ -1,10 +1,9 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (broker configs are
-//! described read-only). A change is validated and stored by the controller, then applied to the
-//! open logs of the topic on their owner shards.
+//! described read-only). A change is validated and stored by the controller, which has every
+//! shard apply it to the topic's open partitions.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use riffle_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use riffle_protocol::messages::describe_configs_response::{
@@ -17,8 +16,8 @@ use riffle_protocol::messages::{
 };
 use riffle_protocol::{error_code, RequestHeader};
 
-use super::{on_controller, on_owner};
-use crate::metadata::image::TopicMeta;
+use crate::errors;
+use crate::metadata::calls;
 use crate::shard::Shard;
 use crate::topic_config;
 
@@ -158,34 +157,18 @@ pub fn describe(
     }
 }
 
-/// Stores a topic's new overrides and applies them to its open partitions.
+/// Stores a topic's new overrides; the controller has every shard apply them to the topic's
+/// open partitions before it answers.
 async fn set_topic_configs(
     shard: &Rc<Shard>,
     name: String,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    let topic = on_controller(shard, move |s, controller| async move {
-        controller
-            .set_topic_configs(&s, &name, configs, validate_only)
-            .await
-    })
-    .await?;
-    if !validate_only {
-        apply_to_partitions(shard, &topic).await;
-    }
-    Ok(())
-}
-
-async fn apply_to_partitions(shard: &Rc<Shard>, topic: &Arc<TopicMeta>) {
-    let settings = topic_config::settings(&topic.configs, shard.config());
-    let work = (0..topic.partitions.len() as i32).map(|index| {
-        let settings = settings.clone();
-        on_owner(shard, topic, index, move |p| async move {
-            p.apply_settings(settings)
-        })
-    });
-    futures::future::join_all(work).await;
+    calls::set_topic_configs(shard, name, configs, validate_only)
+        .await
+        .map(|_| ())
+        .map_err(errors::controller_answer)
 }
 
 fn non_topic_error(resource_type: i8) -> (i16, String) {

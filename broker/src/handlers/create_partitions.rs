@@ -6,7 +6,8 @@ use riffle_protocol::error_code;
 use riffle_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use riffle_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::on_controller;
+use crate::errors;
+use crate::metadata::calls;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -24,12 +25,9 @@ pub async fn handle(
                 "manual replica assignment is not supported yet".to_string(),
             ))
         } else {
-            on_controller(shard, move |s, controller| async move {
-                controller
-                    .create_partitions(&s, &name, count, validate_only)
-                    .await
-            })
-            .await
+            calls::create_partitions(shard, name, count, validate_only)
+                .await
+                .map_err(errors::controller_answer)
         };
         results.push(match outcome {
             Ok(()) => CreatePartitionsTopicResult {

@@ -9,8 +9,8 @@ use riffle_protocol::messages::create_topics_response::{
 use riffle_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use riffle_protocol::{error_code, RequestHeader};
 
-use super::on_controller;
-use crate::metadata::NewTopic;
+use crate::errors;
+use crate::metadata::{calls, NewTopic};
 use crate::shard::Shard;
 use crate::topic_config;
 
@@ -44,10 +44,9 @@ pub async fn handle(
                     .filter_map(|c| Some((c.name, c.value?)))
                     .collect(),
             };
-            on_controller(shard, move |s, controller| async move {
-                controller.create_topic(&s, topic, validate_only).await
-            })
-            .await
+            calls::create_topic(shard, topic, validate_only)
+                .await
+                .map_err(errors::controller_answer)
         };
         results.push(match outcome {
             Ok(meta) => CreatableTopicResult {

@@ -5,20 +5,15 @@ use std::rc::Rc;
 use riffle_protocol::messages::delete_groups_response::DeletableGroupResult;
 use riffle_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::on_coordinator;
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let id = group_id.clone();
-        let code = on_coordinator(
-            shard,
-            &group_id,
-            move |c| async move { c.delete(&id).await },
-        )
-        .await
-        .unwrap_or_else(|code| code);
+        let code = group_request::delete(shard, &group_id)
+            .await
+            .unwrap_or_else(|code| code);
         results.push(DeletableGroupResult {
             group_id,
             error_code: code,

@@ -1,4 +1,5 @@
-//! DeleteRecords: move a partition's log start offset forward (-1: up to the high watermark).
+//! DeleteRecords: each partition's log start moves on its owner shard
+//! (`Partition::delete_records_before`).
 
 use std::rc::Rc;
 
@@ -8,8 +9,8 @@ use riffle_protocol::messages::delete_records_response::{
 };
 use riffle_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::on_partition;
 use crate::errors;
+use crate::partition::request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -19,36 +20,17 @@ pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteR
         let topic = image.topic(&t.name).cloned();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let offset = p.offset;
-            let result = on_partition(
-                shard,
-                topic.as_deref(),
-                p.partition_index,
-                move |part| async move {
-                    // As Kafka: up to the high watermark (-1 means it).
-                    let end = part.high_watermark();
-                    let target = if offset == -1 { end } else { offset };
-                    if target < 0 || target > end {
-                        return Err(error_code::OFFSET_OUT_OF_RANGE);
-                    }
-                    part.log
-                        .delete_records_before(target)
-                        .await
-                        .map_err(|e| errors::storage_error_code(&e))
-                },
-            )
-            .await;
-            partitions.push(match result {
-                Ok(low_watermark) => DeleteRecordsPartitionResult {
-                    partition_index: p.partition_index,
-                    low_watermark,
-                    error_code: error_code::NONE,
-                },
-                Err(code) => DeleteRecordsPartitionResult {
-                    partition_index: p.partition_index,
-                    low_watermark: -1,
-                    error_code: code,
-                },
+            let index = p.partition_index;
+            let result = match &topic {
+                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) => request::delete_records_before(shard, topic, index, p.offset)
+                    .await
+                    .map_err(|e| errors::partition_error_code(&e)),
+            };
+            partitions.push(DeleteRecordsPartitionResult {
+                partition_index: index,
+                low_watermark: *result.as_ref().unwrap_or(&-1),
+                error_code: result.err().unwrap_or(error_code::NONE),
             });
         }
         topics.push(DeleteRecordsTopicResult {

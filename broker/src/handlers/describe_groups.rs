@@ -6,16 +6,14 @@ use riffle_protocol::error_code;
 use riffle_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use riffle_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::on_coordinator;
 use crate::groups::group::GroupState;
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
-        let id = group_id.clone();
-        let described =
-            on_coordinator(shard, &group_id, move |c| async move { c.describe(&id) }).await;
+        let described = group_request::describe(shard, &group_id).await;
         groups.push(match described {
             Err(code) => DescribedGroup {
                 error_code: code,

@@ -8,23 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::{select, select_all, Either};
-use riffle_protocol::messages::fetch_request::FetchPartition;
+use futures::future::{select, select_all};
+use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use riffle_protocol::messages::{FetchRequest, FetchResponse};
 use riffle_protocol::{error_code, Records, RequestHeader, Uuid};
-use riffle_storage::StorageError;
 
-use super::on_owner;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
-use crate::partition::visible;
+use crate::partition::request;
 use crate::shard::Shard;
 
 /// Topic-id based fetches start at this version.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
-/// One partition's read, as the owner shard returns it.
+/// One partition's part of the response.
 #[derive(Debug, Default)]
 struct PartitionRead {
     error_code: i16,
@@ -32,6 +30,17 @@ struct PartitionRead {
     log_start_offset: i64,
     chunks: Vec<Bytes>,
     bytes: usize,
+}
+
+impl PartitionRead {
+    fn error(code: i16) -> Self {
+        PartitionRead {
+            error_code: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            ..Default::default()
+        }
+    }
 }
 
 struct TopicTarget {
@@ -50,70 +59,24 @@ async fn read_partition(
 ) -> PartitionRead {
     let topic = match &target.topic {
         Ok(t) => t,
-        Err(code) => {
-            return PartitionRead {
-                error_code: *code,
-                high_watermark: -1,
-                log_start_offset: -1,
-                ..Default::default()
-            }
-        }
+        Err(code) => return PartitionRead::error(*code),
     };
-    let offset = p.fetch_offset;
-    let result = on_owner(shard, topic, p.partition, move |part| async move {
-        let mut out = PartitionRead {
+    match request::read(shard, topic, p.partition, p.fetch_offset, max_bytes).await {
+        Ok(read) => PartitionRead {
             error_code: error_code::NONE,
-            high_watermark: part.high_watermark(),
-            log_start_offset: part.log.log_start_offset(),
-            ..Default::default()
-        };
-        // Between the high watermark and the log end nothing is visible yet; past the log end
-        // the read below answers OFFSET_OUT_OF_RANGE.
-        if offset >= out.high_watermark && offset <= part.log.log_end_offset() {
-            return out;
-        }
-        match part.log.read(offset, max_bytes).await {
-            Ok(read) => {
-                let high_watermark = part.high_watermark();
-                if read.log_end_offset <= high_watermark {
-                    // All of it is durable: nothing to cut.
-                    out.chunks = read.chunks;
-                    out.bytes = read.bytes;
-                } else {
-                    let (chunks, bytes) = visible::cut_at_offset(read.chunks, high_watermark);
-                    out.chunks = chunks;
-                    out.bytes = bytes;
-                }
-                out.high_watermark = high_watermark;
-                out.log_start_offset = read.log_start_offset;
-            }
-            Err(e) => {
-                if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
-                    tracing::error!(topic = %part.topic, partition = part.index, offset, error = %e, "fetch read failed");
-                }
-                out.error_code = errors::storage_error_code(&e);
-            }
-        }
-        out
-    })
-    .await;
-    result.unwrap_or_else(|code| PartitionRead {
-        error_code: code,
-        high_watermark: -1,
-        log_start_offset: -1,
-        ..Default::default()
-    })
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            chunks: read.chunks,
+            bytes: read.bytes,
+        },
+        Err(e) => PartitionRead::error(errors::partition_error_code(&e)),
+    }
 }
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    header: &RequestHeader,
-    request: FetchRequest,
-) -> FetchResponse {
-    let by_id = header.request_api_version >= TOPIC_IDS_FROM_VERSION;
+fn resolve_topics(shard: &Rc<Shard>, version: i16, request: Vec<FetchTopic>) -> Vec<TopicTarget> {
+    let by_id = version >= TOPIC_IDS_FROM_VERSION;
     let image = shard.image();
-    let targets: Vec<TopicTarget> = request
-        .topics
+    request
         .into_iter()
         .map(|t| {
             let topic = if by_id {
@@ -134,9 +97,15 @@ pub async fn handle(
                 partitions: t.partitions,
             }
         })
-        .collect();
-    drop(image);
+        .collect()
+}
 
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> FetchResponse {
+    let targets = resolve_topics(shard, header.request_api_version, request.topics);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64)
         .min(Duration::from_millis(shard.config().fetch_max_wait_ms));
     let deadline = Instant::now() + max_wait;
@@ -146,16 +115,11 @@ pub async fn handle(
     } else {
         request.max_bytes as usize
     };
-
     loop {
         let reads = futures::future::join_all(targets.iter().flat_map(|t| {
             t.partitions.iter().map(move |p| {
-                read_partition(
-                    shard,
-                    t,
-                    p,
-                    (p.partition_max_bytes.max(0) as usize).min(max_bytes),
-                )
+                let partition_max_bytes = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
+                read_partition(shard, t, p, partition_max_bytes)
             })
         }))
         .await;
@@ -165,39 +129,45 @@ pub async fn handle(
         if total >= min_bytes || any_error || now >= deadline || shard.shared.is_shutting_down() {
             return build_response(&targets, reads, max_bytes);
         }
-        // Wait for an append past what each partition had, or the deadline.
-        let waits: Vec<_> = targets
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
-            .zip(&reads)
-            .filter_map(|((t, p), r)| {
-                let topic = t.topic.as_ref().ok()?.clone();
-                let seen = r.high_watermark.max(p.fetch_offset);
-                let index = p.partition;
-                let shard = shard.clone();
-                let remaining = deadline - now;
-                Some(Box::pin(async move {
-                    // Bounded on the owner too: it returns by the deadline, so nothing lingers
-                    // there once the request is answered.
-                    let _ = on_owner(&shard, &topic, index, move |part| async move {
-                        let visible = std::pin::pin!(part.wait_for_high_watermark_above(seen));
-                        select(visible, Box::pin(glommio::timer::sleep(remaining))).await;
-                    })
-                    .await;
-                }))
-            })
-            .collect();
-        if waits.is_empty() {
-            glommio::timer::sleep(deadline - now).await;
-            continue;
-        }
-        let timer = Box::pin(glommio::timer::sleep(deadline - now));
-        let limit = select(timer, shard.shutdown.clone());
-        if let Either::Right(_) = select(select_all(waits), limit).await {
-            // deadline: one last read below answers with what there is
-            continue;
-        }
+        wait_for_data(shard, &targets, &reads, deadline - now).await;
     }
+}
+
+/// Waits until any partition's high watermark passes what its read saw, for at most `remaining`,
+/// or until shutdown; the caller then reads again.
+async fn wait_for_data(
+    shard: &Rc<Shard>,
+    targets: &[TopicTarget],
+    reads: &[PartitionRead],
+    remaining: Duration,
+) {
+    let waits: Vec<_> = targets
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .zip(reads)
+        .filter_map(|((t, p), r)| {
+            let topic = t.topic.as_ref().ok()?;
+            let seen = r.high_watermark.max(p.fetch_offset);
+            // Bounded on the owner too: it returns by the deadline, so nothing lingers there
+            // once the request is answered.
+            Some(Box::pin(request::wait_for_data(
+                shard,
+                topic,
+                p.partition,
+                seen,
+                remaining,
+            )))
+        })
+        .collect();
+    let limit = select(
+        Box::pin(glommio::timer::sleep(remaining)),
+        shard.shutdown.clone(),
+    );
+    if waits.is_empty() {
+        limit.await;
+        return;
+    }
+    select(select_all(waits), limit).await;
 }
 
 fn build_response(

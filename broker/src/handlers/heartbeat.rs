@@ -5,7 +5,7 @@ use std::rc::Rc;
 use riffle_protocol::error_code;
 use riffle_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use super::on_coordinator;
+use crate::groups::request as group_request;
 use crate::groups::Committer;
 use crate::shard::Shard;
 
@@ -19,11 +19,9 @@ pub async fn handle(shard: &Rc<Shard>, request: HeartbeatRequest) -> HeartbeatRe
             group_instance_id: request.group_instance_id,
             generation: request.generation_id,
         };
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.heartbeat(&group, member)
-        })
-        .await
-        .unwrap_or_else(|code| code)
+        group_request::heartbeat(shard, &group, member)
+            .await
+            .unwrap_or_else(|code| code)
     };
     HeartbeatResponse {
         error_code: code,

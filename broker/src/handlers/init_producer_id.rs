@@ -5,7 +5,8 @@ use std::rc::Rc;
 use riffle_protocol::error_code;
 use riffle_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
-use super::on_controller;
+use crate::errors;
+use crate::metadata::calls;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -29,21 +30,17 @@ pub async fn handle(shard: &Rc<Shard>, request: InitProducerIdRequest) -> InitPr
             ..Default::default()
         };
     }
-    match on_controller(shard, |s, controller| async move {
-        controller.allocate_producer_id(&s).await
-    })
-    .await
-    {
+    match calls::allocate_producer_id(shard).await {
         Ok(id) => InitProducerIdResponse {
             error_code: error_code::NONE,
             producer_id: id,
             producer_epoch: 0,
             ..Default::default()
         },
-        Err((code, message)) => {
-            tracing::warn!(code, message, "InitProducerId failed");
+        Err(e) => {
+            tracing::warn!(error = %e, "InitProducerId failed");
             InitProducerIdResponse {
-                error_code: code,
+                error_code: errors::controller_error_code(&e),
                 producer_id: -1,
                 producer_epoch: -1,
                 ..Default::default()

@@ -7,8 +7,8 @@ use riffle_protocol::messages::join_group_response::JoinGroupResponseMember;
 use riffle_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use riffle_protocol::{error_code, RequestHeader};
 
-use super::on_coordinator;
 use crate::groups::group::{JoinRequest, JoinResult};
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -38,11 +38,9 @@ pub async fn handle(
             require_known_member_id: version >= 4,
         };
         let member_id = request.member_id;
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.join(&group, join).await
-        })
-        .await
-        .unwrap_or_else(|code| JoinResult::error(code, &member_id))
+        group_request::join(shard, &group, join)
+            .await
+            .unwrap_or_else(|code| JoinResult::error(code, &member_id))
     };
     JoinGroupResponse {
         error_code: result.error_code,

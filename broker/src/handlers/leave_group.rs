@@ -7,7 +7,7 @@ use riffle_protocol::messages::leave_group_response::MemberResponse;
 use riffle_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use riffle_protocol::RequestHeader;
 
-use super::on_coordinator;
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -28,13 +28,9 @@ pub async fn handle(
         Err(error_code::INVALID_GROUP_ID)
     } else {
         let group = request.group_id;
-        let leaving = members.clone();
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.leave(&group, &leaving)
-                .ok_or(error_code::UNKNOWN_MEMBER_ID)
-        })
-        .await
-        .and_then(|r| r)
+        group_request::leave(shard, &group, members.clone())
+            .await
+            .and_then(|r| r.ok_or(error_code::UNKNOWN_MEMBER_ID))
     };
     match codes {
         Err(code) => LeaveGroupResponse {

@@ -6,6 +6,7 @@ use riffle_protocol::error_code;
 use riffle_protocol::messages::list_groups_response::ListedGroup;
 use riffle_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 /// All groups here are classic groups (KIP-848 consumer groups are not served).
@@ -24,17 +25,10 @@ pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroups
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
-    let mut groups = Vec::new();
-    let mut error = error_code::NONE;
-    for target in 0..shard.shared.shard_count() {
-        match shard
-            .submit_to(target, |s| async move { s.group_coordinator().list() })
-            .await
-        {
-            Ok(listed) => groups.extend(listed),
-            Err(_) => error = error_code::COORDINATOR_NOT_AVAILABLE,
-        }
-    }
+    let (mut groups, error) = match group_request::list_all(shard).await {
+        Ok(groups) => (groups, error_code::NONE),
+        Err(code) => (Vec::new(), code),
+    };
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     ListGroupsResponse {
         error_code: error,

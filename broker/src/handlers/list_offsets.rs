@@ -1,5 +1,4 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) and by timestamp (the first offset
-//! whose timestamp is at or after the one asked for).
+//! ListOffsets: each partition's answer comes from `Partition::list_offset` on its owner shard.
 
 use std::rc::Rc;
 
@@ -9,15 +8,9 @@ use riffle_protocol::messages::list_offsets_response::{
 };
 use riffle_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::on_partition;
+use crate::errors;
+use crate::partition::request;
 use crate::shard::Shard;
-
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
-/// KIP-405's earliest-local and earliest-pending-upload: without tiered storage, the log start.
-const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
 pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let image = shard.image();
@@ -27,34 +20,18 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let index = p.partition_index;
-            let timestamp = p.timestamp;
-            let answer = on_partition(shard, topic.as_deref(), index, move |part| async move {
-                let log = &part.log;
-                // A record found by timestamp counts only below the high watermark (as Kafka).
-                let visible = |found: Option<(i64, i64)>| match found {
-                    Some((ts, offset)) if offset < part.high_watermark() => (ts, offset),
-                    _ => (-1, -1),
-                };
-                match timestamp {
-                    LATEST => Ok((-1, part.high_watermark())),
-                    EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
-                        Ok((-1, log.log_start_offset()))
-                    }
-                    MAX_TIMESTAMP => Ok(visible(log.max_timestamp())),
-                    ts if ts < 0 => Err(error_code::INVALID_REQUEST),
-                    ts => {
-                        let found = part.offset_for_timestamp(ts).await?;
-                        Ok(visible(found.map(|(offset, found_ts)| (found_ts, offset))))
-                    }
-                }
-            })
-            .await;
+            let answer = match &topic {
+                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) => request::list_offset(shard, topic, index, p.timestamp)
+                    .await
+                    .map_err(|e| errors::partition_error_code(&e)),
+            };
             partitions.push(match answer {
-                Ok((timestamp, offset)) => ListOffsetsPartitionResponse {
+                Ok(listed) => ListOffsetsPartitionResponse {
                     partition_index: index,
                     error_code: error_code::NONE,
-                    timestamp,
-                    offset,
+                    timestamp: listed.timestamp,
+                    offset: listed.offset,
                     leader_epoch: 0,
                     ..Default::default()
                 },

@@ -1,5 +1,7 @@
 //! Request dispatch: one file per Kafka API, one line per API here. Handlers run on the shard of
-//! the connection and reach partitions on other shards through `Shard::submit_to`.
+//! the connection; they translate a request into typed calls to partitions (`partition::request`),
+//! group coordinators (`groups::request`) and the controller (`metadata::calls`), and the answers
+//! into a response. No handler holds a partition rule.
 
 mod api_versions;
 mod configs;
@@ -27,7 +29,6 @@ mod produce;
 mod sasl;
 mod sync_group;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -37,10 +38,9 @@ use riffle_protocol::{
     encode_response, error_code, ApiKey, Message, Request, RequestBody, RequestHeader,
 };
 
-use crate::groups::GroupCoordinator;
+use crate::errors;
 use crate::metadata::image::TopicMeta;
-use crate::metadata::NewTopic;
-use crate::partition::{Partition, PartitionKey};
+use crate::metadata::{calls, ControllerError, NewTopic};
 use crate::shard::Shard;
 
 /// What a handler produces: the encoded response, nothing (acks=0), or a reason to close.
@@ -138,21 +138,14 @@ pub async fn topic_or_create(
     if !(auto_create && shard.config().auto_create_topics_enable) {
         return Err(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    if crate::metadata::image::validate_topic_name(name).is_err() {
-        return Err(error_code::INVALID_TOPIC_EXCEPTION);
-    }
     let topic = NewTopic {
         name: name.to_string(),
         num_partitions: -1,
         replication_factor: -1,
         configs: Default::default(),
     };
-    let created = on_controller(shard, move |s, controller| async move {
-        controller.create_topic(&s, topic, false).await.map(|_| ())
-    })
-    .await;
-    match created {
-        Ok(_) | Err((error_code::TOPIC_ALREADY_EXISTS, _)) => {
+    match calls::create_topic(shard, topic, false).await {
+        Ok(_) | Err(ControllerError::TopicExists { .. }) => {
             tracing::info!(topic = name, "auto-created topic");
             shard
                 .image()
@@ -160,90 +153,6 @@ pub async fn topic_or_create(
                 .cloned()
                 .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)
         }
-        Err((code, _)) => Err(code),
+        Err(e) => Err(errors::controller_error_code(&e)),
     }
-}
-
-fn owner_of(topic: &TopicMeta, index: i32) -> Result<(usize, PartitionKey), i16> {
-    let meta = usize::try_from(index)
-        .ok()
-        .and_then(|i| topic.partitions.get(i))
-        .ok_or(error_code::UNKNOWN_TOPIC_OR_PARTITION)?;
-    let key = PartitionKey {
-        topic_id: topic.id,
-        partition: index,
-    };
-    Ok((meta.shard as usize, key))
-}
-
-/// Runs `f` with partition `index` of `topic` on the shard that owns it.
-pub async fn on_owner<R, F, Fut>(
-    shard: &Rc<Shard>,
-    topic: &TopicMeta,
-    index: i32,
-    f: F,
-) -> Result<R, i16>
-where
-    R: Send + Sync + 'static,
-    F: FnOnce(Rc<Partition>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    let (owner, key) = owner_of(topic, index)?;
-    shard
-        .submit_to(owner, move |s| async move {
-            Ok(f(s.partition(&key).await?).await)
-        })
-        .await
-        .map_err(|_| error_code::NOT_LEADER_OR_FOLLOWER)?
-}
-
-/// `on_owner` for a topic that may not exist, with `f`'s own Kafka error code folded in.
-pub async fn on_partition<R, F, Fut>(
-    shard: &Rc<Shard>,
-    topic: Option<&TopicMeta>,
-    index: i32,
-    f: F,
-) -> Result<R, i16>
-where
-    R: Send + Sync + 'static,
-    F: FnOnce(Rc<Partition>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, i16>> + 'static,
-{
-    match topic {
-        None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-        Some(topic) => on_owner(shard, topic, index, f).await?,
-    }
-}
-
-/// Runs a metadata change on the controller (shard 0).
-pub async fn on_controller<R, F, Fut>(shard: &Rc<Shard>, f: F) -> Result<R, (i16, String)>
-where
-    R: Send + Sync + 'static,
-    F: FnOnce(Rc<Shard>, Rc<crate::metadata::Controller>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, (i16, String)>> + 'static,
-{
-    shard
-        .submit_to(0, move |s| async move {
-            let controller = s.controller.clone().expect("shard 0 runs the controller");
-            f(s, controller).await
-        })
-        .await
-        .map_err(|e| (error_code::BROKER_NOT_AVAILABLE, e.to_string()))?
-}
-
-/// Runs `f` with the coordinator of `group_id` on the shard that owns the group.
-pub async fn on_coordinator<R, F, Fut>(shard: &Rc<Shard>, group_id: &str, f: F) -> Result<R, i16>
-where
-    R: Send + Sync + 'static,
-    F: FnOnce(Rc<GroupCoordinator>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    let target = crate::groups::shard_of(group_id, shard.shared.shard_count());
-    shard
-        .submit_to(
-            target,
-            move |s| async move { f(s.group_coordinator()).await },
-        )
-        .await
-        .map_err(|_| error_code::COORDINATOR_NOT_AVAILABLE)
 }

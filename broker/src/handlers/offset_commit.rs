@@ -10,9 +10,9 @@ use riffle_protocol::messages::offset_commit_response::{
 use riffle_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use riffle_protocol::RequestHeader;
 
-use super::on_coordinator;
 use crate::clock::now_ms;
 use crate::groups::group::CommittedOffset;
+use crate::groups::request as group_request;
 use crate::groups::{Committer, OffsetCommit};
 use crate::shard::Shard;
 
@@ -79,11 +79,9 @@ pub async fn handle(
             generation: request.generation_id_or_member_epoch,
         };
         let version = header.request_api_version;
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.commit(&group, committer, commits, version).await
-        })
-        .await
-        .and_then(|r| r)
+        group_request::commit(shard, &group, committer, commits, version)
+            .await
+            .and_then(|r| r)
     };
     OffsetCommitResponse {
         topics: rows

@@ -9,7 +9,7 @@ use riffle_protocol::messages::offset_delete_response::{
 };
 use riffle_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::on_coordinator;
+use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
@@ -42,11 +42,9 @@ pub async fn handle(shard: &Rc<Shard>, request: OffsetDeleteRequest) -> OffsetDe
     let outcome = if known.is_empty() {
         Ok(Vec::new())
     } else {
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.delete_offsets(&group, known).await
-        })
-        .await
-        .and_then(|r| r)
+        group_request::delete_offsets(shard, &group, known)
+            .await
+            .and_then(|r| r)
     };
     let results = match outcome {
         Err(code) => {

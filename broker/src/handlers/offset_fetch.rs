@@ -11,8 +11,8 @@ use riffle_protocol::messages::offset_fetch_response::{
 use riffle_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use riffle_protocol::RequestHeader;
 
-use super::on_coordinator;
 use crate::groups::group::CommittedOffset;
+use crate::groups::request as group_request;
 use crate::groups::CommittedOffsets;
 use crate::shard::Shard;
 
@@ -21,10 +21,7 @@ async fn fetch_group(
     group: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<CommittedOffsets, i16> {
-    on_coordinator(shard, &group.clone(), move |c| async move {
-        c.fetch_offsets(&group, topics)
-    })
-    .await
+    group_request::fetch_offsets(shard, &group, topics).await
 }
 
 /// One response row per partition from (partition, offset, leader epoch, metadata); a partition

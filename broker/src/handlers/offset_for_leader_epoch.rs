@@ -1,5 +1,5 @@
-//! OffsetForLeaderEpoch: clients validate their position after a leader change (KIP-320). Every
-//! partition has had one leader epoch (0) so far, which ends at the log end offset.
+//! OffsetForLeaderEpoch: clients validate their position after a leader change (KIP-320); each
+//! partition answers on its owner shard (`Partition::end_offset_for_epoch`).
 
 use std::rc::Rc;
 
@@ -9,7 +9,8 @@ use riffle_protocol::messages::offset_for_leader_epoch_response::{
 };
 use riffle_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::on_partition;
+use crate::errors;
+use crate::partition::request;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -22,41 +23,30 @@ pub async fn handle(
         let topic = image.topic(&t.topic).cloned();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let result = on_partition(
-                shard,
-                topic.as_deref(),
-                p.partition,
-                move |part| async move { Ok(part.log.log_end_offset()) },
-            )
-            .await;
-            let current_epoch = topic
-                .as_ref()
-                .and_then(|t| t.partitions.get(p.partition.max(0) as usize))
-                .map_or(-1, |m| m.leader_epoch);
+            let result = match &topic {
+                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) => request::end_offset_for_epoch(
+                    shard,
+                    topic,
+                    p.partition,
+                    p.current_leader_epoch,
+                    p.leader_epoch,
+                )
+                .await
+                .map_err(|e| errors::partition_error_code(&e)),
+            };
             partitions.push(match result {
+                Ok(end) => EpochEndOffset {
+                    error_code: error_code::NONE,
+                    partition: p.partition,
+                    leader_epoch: end.leader_epoch,
+                    end_offset: end.end_offset,
+                },
                 Err(code) => EpochEndOffset {
                     error_code: code,
                     partition: p.partition,
                     leader_epoch: -1,
                     end_offset: -1,
-                },
-                Ok(_) if p.current_leader_epoch > current_epoch => EpochEndOffset {
-                    error_code: error_code::UNKNOWN_LEADER_EPOCH,
-                    partition: p.partition,
-                    leader_epoch: -1,
-                    end_offset: -1,
-                },
-                Ok(_) if p.leader_epoch > current_epoch => EpochEndOffset {
-                    error_code: error_code::NONE,
-                    partition: p.partition,
-                    leader_epoch: -1,
-                    end_offset: -1,
-                },
-                Ok(end) => EpochEndOffset {
-                    error_code: error_code::NONE,
-                    partition: p.partition,
-                    leader_epoch: current_epoch,
-                    end_offset: end,
                 },
             });
         }

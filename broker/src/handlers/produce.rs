@@ -2,13 +2,16 @@
 //! (no response), 1 (appended) and all (durable: fdatasync'd, group-committed per partition).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use riffle_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
-use riffle_protocol::{error_code, Message, RequestHeader};
+use riffle_protocol::{error_code, Message, Records, RequestHeader};
 
-use super::{on_owner, respond, topic_or_create, Outcome};
-use crate::partition::ProduceOutcome;
+use super::{respond, topic_or_create, Outcome};
+use crate::errors;
+use crate::metadata::image::TopicMeta;
+use crate::partition::{request, Produced};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequest) -> Outcome {
@@ -29,24 +32,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceR
         for part in topic_data.partition_data {
             let name = topic_data.name.clone();
             let topic = topic.clone();
-            let shard = shard.clone();
             work.push(async move {
-                let outcome = match (topic, part.records) {
-                    (Err(code), _) => ProduceOutcome::error(code, None),
-                    (Ok(_), None) => ProduceOutcome::error(
-                        error_code::CORRUPT_MESSAGE,
-                        Some("null records".to_string()),
-                    ),
-                    (Ok(topic), Some(records)) => {
-                        let records = records.to_bytes();
-                        on_owner(&shard, &topic, part.index, move |p| {
-                            p.produce(records, acks)
-                        })
-                        .await
-                        .unwrap_or_else(|code| ProduceOutcome::error(code, None))
-                    }
-                };
-                (name, part.index, outcome)
+                let answer = produce_partition(shard, topic, part.index, part.records, acks).await;
+                (name, part.index, answer)
             });
         }
     }
@@ -55,19 +43,8 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceR
         return Ok(None);
     }
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
-    for (name, index, outcome) in results {
-        if outcome.error_code != error_code::NONE {
-            tracing::debug!(topic = %name, partition = index, code = outcome.error_code, message = ?outcome.error_message, "produce refused");
-        }
-        let partition = PartitionProduceResponse {
-            index,
-            error_code: outcome.error_code,
-            base_offset: outcome.base_offset,
-            log_append_time_ms: outcome.log_append_time_ms,
-            log_start_offset: outcome.log_start_offset,
-            error_message: outcome.error_message,
-            ..Default::default()
-        };
+    for (name, index, answer) in results {
+        let partition = partition_response(index, answer);
         match responses.last_mut() {
             Some(t) if t.name == name => t.partition_responses.push(partition),
             _ => responses.push(TopicProduceResponse {
@@ -83,6 +60,51 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceR
             ..Default::default()
         },
     )
+}
+
+/// A partition's answer: what it produced, or the Kafka error code and message to answer with.
+type Answer = Result<Produced, (i16, Option<String>)>;
+
+async fn produce_partition(
+    shard: &Rc<Shard>,
+    topic: Result<Arc<TopicMeta>, i16>,
+    index: i32,
+    records: Option<Records>,
+    acks: i16,
+) -> Answer {
+    let topic = topic.map_err(|code| (code, None))?;
+    let records = records.ok_or((
+        error_code::CORRUPT_MESSAGE,
+        Some("null records".to_string()),
+    ))?;
+    request::produce(shard, &topic, index, records.to_bytes(), acks)
+        .await
+        .map_err(|e| {
+            tracing::debug!(error = %e, "produce refused");
+            (errors::partition_error_code(&e), Some(e.to_string()))
+        })
+}
+
+fn partition_response(index: i32, answer: Answer) -> PartitionProduceResponse {
+    match answer {
+        Ok(p) => PartitionProduceResponse {
+            index,
+            error_code: error_code::NONE,
+            base_offset: p.base_offset,
+            log_append_time_ms: p.log_append_time_ms,
+            log_start_offset: p.log_start_offset,
+            ..Default::default()
+        },
+        Err((code, message)) => PartitionProduceResponse {
+            index,
+            error_code: code,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+            error_message: message,
+            ..Default::default()
+        },
+    }
 }
 
 /// Reads a Produce v0–2 body (never served, only answered): skips the v1 header of the frame.

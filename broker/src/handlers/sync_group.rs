@@ -5,8 +5,8 @@ use std::rc::Rc;
 use riffle_protocol::error_code;
 use riffle_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::on_coordinator;
 use crate::groups::group::SyncResult;
+use crate::groups::request as group_request;
 use crate::groups::Committer;
 use crate::shard::Shard;
 
@@ -26,10 +26,13 @@ pub async fn handle(shard: &Rc<Shard>, request: SyncGroupRequest) -> SyncGroupRe
             .map(|a| (a.member_id, a.assignment))
             .collect();
         let (protocol_type, protocol_name) = (request.protocol_type, request.protocol_name);
-        on_coordinator(shard, &group.clone(), move |c| async move {
-            c.sync(&group, member, protocol_type, protocol_name, assignments)
-                .await
-        })
+        group_request::sync(
+            shard,
+            &group,
+            member,
+            (protocol_type, protocol_name),
+            assignments,
+        )
         .await
         .unwrap_or_else(SyncResult::error)
     };

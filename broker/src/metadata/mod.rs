@@ -1,6 +1,8 @@
 //! Cluster metadata: the immutable image every shard reads, its store, and the controller that
-//! changes it. The controller runs on shard 0 only; other shards reach it with `submit_to(0, ..)`.
-//! Every change builds a new image, persists it, then publishes it whole.
+//! changes it. The controller runs on shard 0 only; other shards send it a `ControllerRequest`.
+//! Every change builds a new image, persists it, publishes it whole, then has every shard apply
+//! it (`Shard::apply_metadata`): closing and deleting the partitions of deleted topics, applying
+//! changed topic configs.
 
 pub mod image;
 pub mod store;
@@ -11,14 +13,66 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::Semaphore;
-use riffle_protocol::error_code;
+use riffle_protocol::Uuid;
 
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardRequest, ShardResponse};
 use crate::topic_config;
 use image::{validate_topic_name, MetadataImage, TopicMeta};
 
-/// A failed metadata change: Kafka error code and message.
-pub type ControllerError = (i16, String);
+/// A refused or failed metadata change; `errors::controller_error_code` gives its Kafka code, and
+/// its text is the error message clients see.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ControllerError {
+    #[error("topic '{name}' already exists")]
+    TopicExists { name: String },
+    #[error("topic '{name}' does not exist")]
+    UnknownTopic { name: String },
+    #[error("no topic with id {id}")]
+    UnknownTopicId { id: Uuid },
+    #[error("invalid topic name: {reason}")]
+    InvalidTopicName { reason: String },
+    #[error("{reason}")]
+    InvalidPartitions { reason: String },
+    #[error("replication factor {factor} is larger than the 1 available broker")]
+    InvalidReplicationFactor { factor: i16 },
+    #[error("{reason}")]
+    InvalidConfig { reason: String },
+    #[error("cannot persist metadata: {reason}")]
+    Persist { reason: String },
+    #[error("the controller is not available: {reason}")]
+    Unavailable { reason: String },
+}
+
+/// What other shards ask of the controller.
+#[derive(Debug)]
+pub enum ControllerRequest {
+    CreateTopic {
+        topic: NewTopic,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    AllocateProducerId,
+}
+
+/// The controller's answer to a `ControllerRequest`, one variant per request.
+#[derive(Debug)]
+pub enum ControllerResponse {
+    Topic(Result<Arc<TopicMeta>, ControllerError>),
+    Done(Result<(), ControllerError>),
+    ProducerId(Result<i64, ControllerError>),
+}
 
 /// A topic to create, as CreateTopics or auto-creation asks.
 #[derive(Debug, Clone)]
@@ -50,13 +104,17 @@ impl Controller {
         shard: &Rc<Shard>,
         f: impl FnOnce(&mut MetadataImage) -> Result<R, ControllerError>,
     ) -> Result<R, ControllerError> {
-        let _permit = self
-            .change
-            .acquire_permit(1)
-            .await
-            .map_err(|e| (error_code::UNKNOWN_SERVER_ERROR, e.to_string()))?;
-        let mut next = (*shard.image()).clone();
+        let _permit =
+            self.change
+                .acquire_permit(1)
+                .await
+                .map_err(|e| ControllerError::Unavailable {
+                    reason: e.to_string(),
+                })?;
+        let current = shard.image();
+        let mut next = (*current).clone();
         let result = f(&mut next)?;
+        let topics_changed = next.topics != current.topics;
         next.version += 1;
         let next = Arc::new(next);
         let to_save = next.clone();
@@ -66,12 +124,14 @@ impl Controller {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot persist metadata");
-                (
-                    error_code::KAFKA_STORAGE_ERROR,
-                    format!("cannot persist metadata: {e}"),
-                )
+                ControllerError::Persist {
+                    reason: e.to_string(),
+                }
             })?;
         shard.shared.image.store(next);
+        if topics_changed {
+            shard.apply_metadata_everywhere().await;
+        }
         Ok(result)
     }
 
@@ -87,41 +147,35 @@ impl Controller {
         let default_partitions = shard.config().num_partitions;
         let check = move |image: &MetadataImage| -> Result<TopicMeta, ControllerError> {
             validate_topic_name(&topic.name)
-                .map_err(|m| (error_code::INVALID_TOPIC_EXCEPTION, m))?;
+                .map_err(|reason| ControllerError::InvalidTopicName { reason })?;
             if image.topic(&topic.name).is_some() {
-                return Err((
-                    error_code::TOPIC_ALREADY_EXISTS,
-                    format!("topic '{}' already exists", topic.name),
-                ));
+                return Err(ControllerError::TopicExists {
+                    name: topic.name.clone(),
+                });
             }
             let partitions = match topic.num_partitions {
                 -1 => default_partitions,
                 n if n >= 1 => n,
                 n => {
-                    return Err((
-                        error_code::INVALID_PARTITIONS,
-                        format!("number of partitions must be at least 1, got {n}"),
-                    ))
+                    return Err(ControllerError::InvalidPartitions {
+                        reason: format!("number of partitions must be at least 1, got {n}"),
+                    })
                 }
             };
             const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
             if partitions > MAX_PARTITIONS_PER_TOPIC {
-                return Err((
-                    error_code::INVALID_PARTITIONS,
-                    format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
-                ));
+                return Err(ControllerError::InvalidPartitions {
+                    reason: format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
+                });
             }
             if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-                return Err((
-                    error_code::INVALID_REPLICATION_FACTOR,
-                    format!(
-                        "replication factor {} is larger than the 1 available broker",
-                        topic.replication_factor
-                    ),
-                ));
+                return Err(ControllerError::InvalidReplicationFactor {
+                    factor: topic.replication_factor,
+                });
             }
             for (k, v) in &topic.configs {
-                topic_config::validate(k, Some(v)).map_err(|m| (error_code::INVALID_CONFIG, m))?;
+                topic_config::validate(k, Some(v))
+                    .map_err(|reason| ControllerError::InvalidConfig { reason })?;
             }
             Ok(TopicMeta {
                 name: topic.name.clone(),
@@ -148,10 +202,12 @@ impl Controller {
         name: &str,
     ) -> Result<Arc<TopicMeta>, ControllerError> {
         self.change(shard, |image| {
-            image.topics.remove(name).ok_or((
-                error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("topic '{name}' does not exist"),
-            ))
+            image
+                .topics
+                .remove(name)
+                .ok_or_else(|| ControllerError::UnknownTopic {
+                    name: name.to_string(),
+                })
         })
         .await
     }
@@ -167,16 +223,16 @@ impl Controller {
         let shards = shard.shared.shard_count();
         let node_id = shard.config().node_id;
         let check = |image: &MetadataImage| -> Result<TopicMeta, ControllerError> {
-            let topic = image.topic(name).ok_or((
-                error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("topic '{name}' does not exist"),
-            ))?;
+            let topic = image
+                .topic(name)
+                .ok_or_else(|| ControllerError::UnknownTopic {
+                    name: name.to_string(),
+                })?;
             let current = topic.partitions.len() as i32;
             if count <= current {
-                return Err((
-                    error_code::INVALID_PARTITIONS,
-                    format!("topic '{name}' has {current} partitions; the new count must be larger, got {count}"),
-                ));
+                return Err(ControllerError::InvalidPartitions {
+                    reason: format!("topic '{name}' has {current} partitions; the new count must be larger, got {count}"),
+                });
             }
             let mut grown = (**topic).clone();
             grown.partitions.extend(image.place_partitions(
@@ -206,12 +262,14 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, ControllerError> {
         let check = |image: &MetadataImage| -> Result<TopicMeta, ControllerError> {
-            let topic = image.topic(name).ok_or((
-                error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                format!("topic '{name}' does not exist"),
-            ))?;
+            let topic = image
+                .topic(name)
+                .ok_or_else(|| ControllerError::UnknownTopic {
+                    name: name.to_string(),
+                })?;
             for (k, v) in &configs {
-                topic_config::validate(k, Some(v)).map_err(|m| (error_code::INVALID_CONFIG, m))?;
+                topic_config::validate(k, Some(v))
+                    .map_err(|reason| ControllerError::InvalidConfig { reason })?;
             }
             let mut changed = (**topic).clone();
             changed.configs = configs.clone();
@@ -236,5 +294,142 @@ impl Controller {
             Ok(id)
         })
         .await
+    }
+}
+
+impl Controller {
+    /// Serves a request on shard 0.
+    pub async fn serve(
+        self: Rc<Self>,
+        shard: &Rc<Shard>,
+        request: ControllerRequest,
+    ) -> ControllerResponse {
+        match request {
+            ControllerRequest::CreateTopic {
+                topic,
+                validate_only,
+            } => ControllerResponse::Topic(self.create_topic(shard, topic, validate_only).await),
+            ControllerRequest::DeleteTopic { name } => {
+                ControllerResponse::Topic(self.delete_topic(shard, &name).await)
+            }
+            ControllerRequest::CreatePartitions {
+                name,
+                count,
+                validate_only,
+            } => ControllerResponse::Done(
+                self.create_partitions(shard, &name, count, validate_only)
+                    .await,
+            ),
+            ControllerRequest::SetTopicConfigs {
+                name,
+                configs,
+                validate_only,
+            } => ControllerResponse::Topic(
+                self.set_topic_configs(shard, &name, configs, validate_only)
+                    .await,
+            ),
+            ControllerRequest::AllocateProducerId => {
+                ControllerResponse::ProducerId(self.allocate_producer_id(shard).await)
+            }
+        }
+    }
+}
+
+impl ControllerResponse {
+    /// The response `request` gets when it cannot be served at all.
+    pub fn refused(request: &ControllerRequest, error: ControllerError) -> Self {
+        match request {
+            ControllerRequest::CreateTopic { .. }
+            | ControllerRequest::DeleteTopic { .. }
+            | ControllerRequest::SetTopicConfigs { .. } => ControllerResponse::Topic(Err(error)),
+            ControllerRequest::CreatePartitions { .. } => ControllerResponse::Done(Err(error)),
+            ControllerRequest::AllocateProducerId => ControllerResponse::ProducerId(Err(error)),
+        }
+    }
+}
+
+/// Sends `request` to the controller (shard 0).
+async fn call(
+    shard: &Rc<Shard>,
+    request: ControllerRequest,
+) -> Result<ControllerResponse, ControllerError> {
+    match shard.call(0, ShardRequest::Controller(request)).await {
+        Ok(ShardResponse::Controller(response)) => Ok(response),
+        Ok(other) => unreachable!("a controller request is answered by the controller: {other:?}"),
+        Err(gone) => Err(ControllerError::Unavailable {
+            reason: gone.to_string(),
+        }),
+    }
+}
+
+/// The calls handlers make to the controller, each answered with its own result type.
+pub mod calls {
+    use super::*;
+
+    async fn topic(
+        shard: &Rc<Shard>,
+        request: ControllerRequest,
+    ) -> Result<Arc<TopicMeta>, ControllerError> {
+        match call(shard, request).await? {
+            ControllerResponse::Topic(result) => result,
+            other => unreachable!("answered by Topic, not {other:?}"),
+        }
+    }
+
+    pub async fn create_topic(
+        shard: &Rc<Shard>,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, ControllerError> {
+        let request = ControllerRequest::CreateTopic {
+            topic,
+            validate_only,
+        };
+        self::topic(shard, request).await
+    }
+
+    pub async fn delete_topic(
+        shard: &Rc<Shard>,
+        name: String,
+    ) -> Result<Arc<TopicMeta>, ControllerError> {
+        topic(shard, ControllerRequest::DeleteTopic { name }).await
+    }
+
+    pub async fn set_topic_configs(
+        shard: &Rc<Shard>,
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, ControllerError> {
+        let request = ControllerRequest::SetTopicConfigs {
+            name,
+            configs,
+            validate_only,
+        };
+        topic(shard, request).await
+    }
+
+    pub async fn create_partitions(
+        shard: &Rc<Shard>,
+        name: String,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let request = ControllerRequest::CreatePartitions {
+            name,
+            count,
+            validate_only,
+        };
+        match call(shard, request).await? {
+            ControllerResponse::Done(result) => result,
+            other => unreachable!("answered by Done, not {other:?}"),
+        }
+    }
+
+    pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, ControllerError> {
+        match call(shard, ControllerRequest::AllocateProducerId).await? {
+            ControllerResponse::ProducerId(result) => result,
+            other => unreachable!("answered by ProducerId, not {other:?}"),
+        }
     }
 }

@@ -4,8 +4,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use riffle_protocol::error_code;
 use serde::{Deserialize, Serialize};
+
+/// Why a producer's batch is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("idempotent batch without a base sequence")]
+    MissingSequence,
+    #[error("producer epoch {epoch} is older than the current epoch {current}")]
+    FencedEpoch { epoch: i16, current: i16 },
+    #[error("base sequence {got} is out of order, expected {expected}")]
+    OutOfOrder { got: i32, expected: i32 },
+}
 
 /// Kafka keeps the last five batches per producer (max.in.flight.requests.per.connection ≤ 5).
 pub const BATCHES_REMEMBERED: usize = 5;
@@ -51,19 +61,19 @@ pub struct ProducerStateTable {
 
 impl ProducerStateTable {
     /// Checks a batch of a producer and, when it is to be appended, records it as in flight.
-    /// `producer_id < 0` means a non-idempotent producer. Errors are Kafka error codes.
+    /// `producer_id < 0` means a non-idempotent producer.
     pub fn admit(
         &mut self,
         producer_id: i64,
         epoch: i16,
         first_seq: i32,
         last_offset_delta: i32,
-    ) -> Result<Admission, i16> {
+    ) -> Result<Admission, SequenceError> {
         if producer_id < 0 {
             return Ok(Admission::Append);
         }
         if first_seq < 0 {
-            return Err(error_code::INVALID_RECORD);
+            return Err(SequenceError::MissingSequence);
         }
         let last_seq = first_seq.wrapping_add(last_offset_delta.max(0)) & i32::MAX;
         let entry = self.producers.entry(producer_id).or_default();
@@ -72,11 +82,17 @@ impl ProducerStateTable {
             // as Kafka does since KIP-360.
             entry.epoch = epoch;
         } else if epoch < entry.epoch {
-            return Err(error_code::INVALID_PRODUCER_EPOCH);
+            return Err(SequenceError::FencedEpoch {
+                epoch,
+                current: entry.epoch,
+            });
         } else if epoch > entry.epoch {
             // A bumped epoch restarts sequences at 0.
             if first_seq != 0 {
-                return Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+                return Err(SequenceError::OutOfOrder {
+                    got: first_seq,
+                    expected: 0,
+                });
             }
             entry.epoch = epoch;
             entry.batches.clear();
@@ -92,7 +108,10 @@ impl ProducerStateTable {
             }
             let expected = next_seq(entry.batches.back().map_or(-1, |b| b.last_seq));
             if first_seq != expected {
-                return Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+                return Err(SequenceError::OutOfOrder {
+                    got: first_seq,
+                    expected,
+                });
             }
         }
         if entry.batches.len() == BATCHES_REMEMBERED {
@@ -187,7 +206,10 @@ mod tests {
         t.admit(7, 0, 0, 0).unwrap();
         assert_eq!(
             t.admit(7, 0, 5, 0),
-            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            Err(SequenceError::OutOfOrder {
+                got: 5,
+                expected: 1
+            })
         );
         assert_eq!(t.admit(7, 0, 1, 0), Ok(Admission::Append));
     }
@@ -196,10 +218,19 @@ mod tests {
     fn an_older_epoch_is_fenced_and_a_newer_one_restarts_at_zero() {
         let mut t = ProducerStateTable::default();
         t.admit(7, 3, 0, 0).unwrap();
-        assert_eq!(t.admit(7, 2, 1, 0), Err(error_code::INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            t.admit(7, 2, 1, 0),
+            Err(SequenceError::FencedEpoch {
+                epoch: 2,
+                current: 3
+            })
+        );
         assert_eq!(
             t.admit(7, 4, 5, 0),
-            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            Err(SequenceError::OutOfOrder {
+                got: 5,
+                expected: 0
+            })
         );
         assert_eq!(t.admit(7, 4, 0, 0), Ok(Admission::Append));
     }
@@ -218,7 +249,10 @@ mod tests {
         // batch 0 fell out of the window: it is neither a duplicate nor the next in sequence
         assert_eq!(
             t.admit(1, 0, 0, 0),
-            Err(error_code::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            Err(SequenceError::OutOfOrder {
+                got: 0,
+                expected: 7
+            })
         );
     }
 

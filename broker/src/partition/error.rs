@@ -1,0 +1,68 @@
+//! What can go wrong with a partition request, with the partition it concerns. `errors.rs` maps
+//! each kind to its Kafka error code; a log line prints the whole error.
+
+use riffle_protocol::record_batch::BatchError;
+use riffle_storage::StorageError;
+
+use super::producer_state::SequenceError;
+
+/// A failed partition request: which partition, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("partition {topic}-{partition}: {kind}")]
+pub struct PartitionError {
+    pub topic: String,
+    pub partition: i32,
+    pub kind: PartitionErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionErrorKind {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("owned by shard {owner}, asked on shard {asked}")]
+    NotOwner { owner: usize, asked: usize },
+    #[error("its shard {shard} is not available")]
+    ShardUnavailable { shard: usize },
+    #[error("{operation} failed: {source}")]
+    Storage {
+        operation: &'static str,
+        #[source]
+        source: StorageError,
+    },
+    #[error("record batch at byte {position} of the request: {source}")]
+    InvalidBatch {
+        position: usize,
+        #[source]
+        source: BatchError,
+    },
+    #[error("batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("corrupt produce data: {reason}")]
+    CorruptRequest { reason: &'static str },
+    #[error("producer {producer_id}: {source}")]
+    Sequence {
+        producer_id: i64,
+        #[source]
+        source: SequenceError,
+    },
+    #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    #[error("leader epoch {asked} is newer than the current epoch {current}")]
+    UnknownLeaderEpoch { asked: i32, current: i32 },
+    #[error("invalid timestamp {timestamp_ms} for a ListOffsets lookup")]
+    InvalidTimestamp { timestamp_ms: i64 },
+}
+
+impl PartitionError {
+    pub fn new(topic: &str, partition: i32, kind: PartitionErrorKind) -> Self {
+        PartitionError {
+            topic: topic.to_string(),
+            partition,
+            kind,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The produce path of a partition: validate every batch, admit it against the producer state
+//! (idempotence), append in arrival order, and answer at the durability `acks` asks for.
+
+use std::ops::Range;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use riffle_protocol::record_batch::{self, RecordBatchView};
+use riffle_storage::{AppendInfo, StorageError};
+
+use super::error::{PartitionError, PartitionErrorKind};
+use super::producer_state::Admission;
+use super::Partition;
+use crate::clock::now_ms;
+
+/// A produce to one partition that succeeded, as the Produce response needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Produced {
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// The idempotence fields of a batch header.
+#[derive(Debug, Clone, Copy)]
+struct BatchIds {
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    last_offset_delta: i32,
+}
+
+impl BatchIds {
+    fn of(view: &RecordBatchView<'_>) -> Self {
+        BatchIds {
+            producer_id: view.producer_id(),
+            producer_epoch: view.producer_epoch(),
+            base_sequence: view.base_sequence(),
+            last_offset_delta: view.last_offset_delta(),
+        }
+    }
+}
+
+/// One validated batch: where it lies in the request's records, and its producer fields.
+type Admitted = (Range<usize>, BatchIds);
+
+impl Partition {
+    /// Validates and appends the record batches of one Produce partition. Everything up to the
+    /// appends runs without yielding, so produce requests are appended in the order they arrive.
+    /// With `acks == -1` it returns once the batches are durable.
+    pub async fn produce(
+        self: Rc<Self>,
+        records: Bytes,
+        acks: i16,
+    ) -> Result<Produced, PartitionError> {
+        let batches = self.validate(&records)?;
+        let (to_append, duplicate_offset) = self.admit(&batches)?;
+        let log_append_time = self.settings.borrow().log_append_time;
+        let append_time_ms = if log_append_time { now_ms() } else { -1 };
+        let appends = to_append.iter().map(|(range, _)| {
+            let batch = if log_append_time {
+                let mut copy = BytesMut::from(&records[range.clone()]);
+                record_batch::set_log_append_time(&mut copy, append_time_ms);
+                copy.freeze()
+            } else {
+                records.slice(range.clone())
+            };
+            self.log.append(batch)
+        });
+        let results = futures::future::join_all(appends).await;
+        let first_offset = self.record_appends(&to_append, results)?;
+        if first_offset.is_some() {
+            if acks == -1 {
+                self.log
+                    .flush()
+                    .await
+                    .map_err(|e| self.logged(self.storage_error("flush", e)))?;
+            } else {
+                self.flush_in_background();
+            }
+        }
+        Ok(Produced {
+            base_offset: first_offset.or(duplicate_offset).unwrap_or(-1),
+            log_append_time_ms: append_time_ms,
+            log_start_offset: self.log.log_start_offset(),
+        })
+    }
+
+    /// Splits the records into batches and checks each against Kafka's rules for client batches
+    /// (CRC, codec, counts, no control batches) and `max.message.bytes`, before any is appended.
+    fn validate(&self, records: &Bytes) -> Result<Vec<Admitted>, PartitionError> {
+        let max_message_bytes = self.settings.borrow().max_message_bytes;
+        let mut batches = Vec::new();
+        let mut position = 0usize;
+        for view in record_batch::batches(records) {
+            let view = view
+                .and_then(|v| v.validate().map(|()| v))
+                .map_err(|source| {
+                    self.error(PartitionErrorKind::InvalidBatch { position, source })
+                })?;
+            if view.len() > max_message_bytes {
+                return Err(self.error(PartitionErrorKind::MessageTooLarge {
+                    size_bytes: view.len(),
+                    max_bytes: max_message_bytes,
+                }));
+            }
+            batches.push((position..position + view.len(), BatchIds::of(&view)));
+            position += view.len();
+        }
+        let corrupt = |reason| self.error(PartitionErrorKind::CorruptRequest { reason });
+        if batches.is_empty() {
+            return Err(corrupt("no record batch in produce request"));
+        }
+        if position != records.len() {
+            return Err(corrupt("trailing bytes after the last batch"));
+        }
+        Ok(batches)
+    }
+
+    /// Admits every batch against the producer state (recording the appended ones as in flight):
+    /// the batches to append, and the base offset of the first duplicate. A refused batch refuses
+    /// the whole request and undoes the admissions before it.
+    fn admit(&self, batches: &[Admitted]) -> Result<(Vec<Admitted>, Option<i64>), PartitionError> {
+        let mut to_append = Vec::with_capacity(batches.len());
+        let mut duplicate_offset = None;
+        let mut producers = self.producers.borrow_mut();
+        for (range, ids) in batches {
+            match producers.admit(
+                ids.producer_id,
+                ids.producer_epoch,
+                ids.base_sequence,
+                ids.last_offset_delta,
+            ) {
+                Ok(Admission::Append) => to_append.push((range.clone(), *ids)),
+                Ok(Admission::Duplicate { base_offset }) => {
+                    duplicate_offset.get_or_insert(base_offset);
+                }
+                Err(source) => {
+                    for (_, ids) in &to_append {
+                        producers.failed(ids.producer_id, ids.base_sequence);
+                    }
+                    return Err(self.error(PartitionErrorKind::Sequence {
+                        producer_id: ids.producer_id,
+                        source,
+                    }));
+                }
+            }
+        }
+        Ok((to_append, duplicate_offset))
+    }
+
+    /// Records each append's offset in the producer state (or its failure); the first base offset.
+    fn record_appends(
+        &self,
+        appended: &[Admitted],
+        results: Vec<Result<AppendInfo, StorageError>>,
+    ) -> Result<Option<i64>, PartitionError> {
+        let mut first_offset = None;
+        let mut failure = None;
+        let mut producers = self.producers.borrow_mut();
+        for ((_, ids), result) in appended.iter().zip(results) {
+            match result {
+                Ok(info) => {
+                    first_offset.get_or_insert(info.base_offset);
+                    producers.appended(ids.producer_id, ids.base_sequence, info.base_offset);
+                }
+                Err(e) => {
+                    producers.failed(ids.producer_id, ids.base_sequence);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(self.logged(self.storage_error("append", e))),
+            None => Ok(first_offset),
+        }
+    }
+
+    /// Logs a storage failure of the produce path (client errors are logged by the handler).
+    fn logged(&self, e: PartitionError) -> PartitionError {
+        tracing::error!(error = %e, "produce failed");
+        e
+    }
+}
