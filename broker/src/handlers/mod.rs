@@ -28,6 +28,8 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sasl;
 mod sync_group;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
