@@ -19,6 +19,8 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionErrorKind::MessageTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
         PartitionErrorKind::CorruptRequest { .. } => error_code::CORRUPT_MESSAGE,
         PartitionErrorKind::Sequence { source, .. } => sequence_error_code(source),
+        // Retriable: the client retries the same sequence, answered once the original is written.
+        PartitionErrorKind::DuplicateInFlight { .. } => error_code::REQUEST_TIMED_OUT,
         PartitionErrorKind::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         PartitionErrorKind::UnknownLeaderEpoch { .. } => error_code::UNKNOWN_LEADER_EPOCH,
         PartitionErrorKind::InvalidTimestamp { .. } => error_code::INVALID_REQUEST,

@@ -1,4 +1,5 @@
-//! InitProducerId: a fresh producer id for idempotent producers. Transactions are not served yet.
+//! InitProducerId: a fresh producer id for idempotent producers, also when the client names the
+//! id and epoch it had. Transactions are not served yet.
 
 use std::rc::Rc;
 
@@ -18,18 +19,9 @@ pub async fn handle(shard: &Rc<Shard>, request: InitProducerIdRequest) -> InitPr
             ..Default::default()
         };
     }
-    // KIP-360: a producer that already has an id asks for an epoch bump.
-    if request.producer_id >= 0
-        && request.producer_epoch >= 0
-        && request.producer_epoch < i16::MAX - 1
-    {
-        return InitProducerIdResponse {
-            error_code: error_code::NONE,
-            producer_id: request.producer_id,
-            producer_epoch: request.producer_epoch + 1,
-            ..Default::default()
-        };
-    }
+    // A producer without a transactional id that names its current id and epoch (KIP-360, after
+    // a fatal error) gets a new id, as Kafka's coordinator answers it: bumping the epoch of an id
+    // the client names would let one client fence another's producer.
     match calls::allocate_producer_id(shard).await {
         Ok(id) => InitProducerIdResponse {
             error_code: error_code::NONE,

@@ -408,3 +408,35 @@ fn start_up_removes_the_files_of_a_topic_whose_deletion_a_crash_interrupted() {
         assert_eq!(response.responses[0].partitions[0].high_watermark, 0);
     });
 }
+
+#[test]
+fn init_producer_id_with_a_named_id_hands_out_a_new_id_and_fences_no_one() {
+    with_broker(|shard| async move {
+        let init = |producer_id, producer_epoch| InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
+            producer_id,
+            producer_epoch,
+        };
+        let first: InitProducerIdResponse = call(&shard, 4, init(-1, -1)).await;
+        assert_eq!(
+            (first.error_code, first.producer_epoch),
+            (error_code::NONE, 0)
+        );
+        // Another client names the first one's id: it gets an id of its own (Kafka's rule for
+        // producers without a transactional id), and the first producer keeps its epoch.
+        let other: InitProducerIdResponse =
+            call(&shard, 4, init(first.producer_id, first.producer_epoch)).await;
+        assert_eq!(
+            (other.error_code, other.producer_epoch),
+            (error_code::NONE, 0)
+        );
+        assert_ne!(other.producer_id, first.producer_id);
+        create_topic(&shard, "fenced", 1).await;
+        let batch = batch(&["a"], Some((first.producer_id, 0, 0)));
+        assert_eq!(
+            produce(&shard, "fenced", batch, -1).await,
+            produced("fenced", error_code::NONE, 0, None)
+        );
+    });
+}

@@ -45,6 +45,13 @@ pub enum PartitionErrorKind {
         #[source]
         source: SequenceError,
     },
+    #[error(
+        "producer {producer_id}: the batch at sequence {base_sequence} is still being written"
+    )]
+    DuplicateInFlight {
+        producer_id: i64,
+        base_sequence: i32,
+    },
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {
         offset: i64,

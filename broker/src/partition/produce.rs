@@ -44,6 +44,9 @@ impl BatchIds {
 /// One validated batch: where it lies in the request's records, and its producer fields.
 type Admitted = (Range<usize>, BatchIds);
 
+/// The (base, last) offsets of a batch already written.
+type Written = (i64, i64);
+
 impl Partition {
     /// Validates and appends the record batches of one Produce partition. Everything up to the
     /// appends runs without yielding, so produce requests are appended in the order they arrive.
@@ -54,7 +57,7 @@ impl Partition {
         acks: i16,
     ) -> Result<Produced, PartitionError> {
         let batches = self.validate(&records)?;
-        let (to_append, duplicate_offset) = self.admit(&batches)?;
+        let (to_append, duplicate) = self.admit(&batches)?;
         let log_append_time = self.settings.borrow().log_append_time;
         let append_time_ms = if log_append_time { now_ms() } else { -1 };
         let appends = to_append.iter().map(|(range, _)| {
@@ -69,18 +72,13 @@ impl Partition {
         });
         let results = futures::future::join_all(appends).await;
         let first_offset = self.record_appends(&to_append, results)?;
-        if first_offset.is_some() {
-            if acks == -1 {
-                self.log
-                    .flush()
-                    .await
-                    .map_err(|e| self.logged(self.storage_error("flush", e)))?;
-            } else {
-                self.flush_in_background();
-            }
+        if acks == -1 {
+            self.make_durable(&to_append, duplicate).await?;
+        } else if first_offset.is_some() {
+            self.flush_in_background();
         }
         Ok(Produced {
-            base_offset: first_offset.or(duplicate_offset).unwrap_or(-1),
+            base_offset: first_offset.or(duplicate.map(|d| d.0)).unwrap_or(-1),
             log_append_time_ms: append_time_ms,
             log_start_offset: self.log.log_start_offset(),
         })
@@ -118,11 +116,15 @@ impl Partition {
     }
 
     /// Admits every batch against the producer state (recording the appended ones as in flight):
-    /// the batches to append, and the base offset of the first duplicate. A refused batch refuses
-    /// the whole request and undoes the admissions before it.
-    fn admit(&self, batches: &[Admitted]) -> Result<(Vec<Admitted>, Option<i64>), PartitionError> {
+    /// the batches to append, and the (base, last) offsets of the first duplicate. A refused batch
+    /// refuses the whole request and undoes the admissions before it; so does a duplicate whose
+    /// original is still being appended (the client retries, and is answered once it is written).
+    fn admit(
+        &self,
+        batches: &[Admitted],
+    ) -> Result<(Vec<Admitted>, Option<Written>), PartitionError> {
         let mut to_append = Vec::with_capacity(batches.len());
-        let mut duplicate_offset = None;
+        let mut duplicate = None;
         let mut producers = self.producers.borrow_mut();
         for (range, ids) in batches {
             match producers.admit(
@@ -132,21 +134,29 @@ impl Partition {
                 ids.last_offset_delta,
             ) {
                 Ok(Admission::Append) => to_append.push((range.clone(), *ids)),
-                Ok(Admission::Duplicate { base_offset }) => {
-                    duplicate_offset.get_or_insert(base_offset);
+                Ok(Admission::Duplicate { base_offset }) if base_offset >= 0 => {
+                    let last_offset = base_offset + i64::from(ids.last_offset_delta);
+                    duplicate.get_or_insert((base_offset, last_offset));
                 }
-                Err(source) => {
+                refused => {
                     for (_, ids) in &to_append {
                         producers.failed(ids.producer_id, ids.base_sequence);
                     }
-                    return Err(self.error(PartitionErrorKind::Sequence {
-                        producer_id: ids.producer_id,
-                        source,
-                    }));
+                    let kind = match refused {
+                        Err(source) => PartitionErrorKind::Sequence {
+                            producer_id: ids.producer_id,
+                            source,
+                        },
+                        _ => PartitionErrorKind::DuplicateInFlight {
+                            producer_id: ids.producer_id,
+                            base_sequence: ids.base_sequence,
+                        },
+                    };
+                    return Err(self.error(kind));
                 }
             }
         }
-        Ok((to_append, duplicate_offset))
+        Ok((to_append, duplicate))
     }
 
     /// Records each append's offset in the producer state (or its failure); the first base offset.
@@ -174,6 +184,27 @@ impl Partition {
             Some(e) => Err(self.logged(self.storage_error("append", e))),
             None => Ok(first_offset),
         }
+    }
+
+    /// acks=all: returns once the appended batches and the original of a duplicate are durable. A
+    /// failed flush leaves the producer state as if the appended batches were never admitted.
+    async fn make_durable(
+        &self,
+        appended: &[Admitted],
+        duplicate: Option<Written>,
+    ) -> Result<(), PartitionError> {
+        let duplicate_pending = duplicate.is_some_and(|(_, last)| self.high_watermark() <= last);
+        if appended.is_empty() && !duplicate_pending {
+            return Ok(());
+        }
+        if let Err(e) = self.log.flush().await {
+            let mut producers = self.producers.borrow_mut();
+            for (_, ids) in appended {
+                producers.not_durable(ids.producer_id, ids.base_sequence);
+            }
+            return Err(self.logged(self.storage_error("flush", e)));
+        }
+        Ok(())
     }
 
     /// Logs a storage failure of the produce path (client errors are logged by the handler).

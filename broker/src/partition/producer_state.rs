@@ -145,6 +145,15 @@ impl ProducerStateTable {
         }
     }
 
+    /// Forgets an appended batch whose durability failed (its fdatasync reported an error, so what
+    /// the log holds of it is unknown): a retry is appended again instead of being answered as a
+    /// duplicate of a batch that may be lost.
+    pub fn not_durable(&mut self, producer_id: i64, first_seq: i32) {
+        if let Some(e) = self.producers.get_mut(&producer_id) {
+            e.batches.retain(|b| b.first_seq != first_seq);
+        }
+    }
+
     /// Rebuilds state from a stored batch (recovery scan); later batches overwrite earlier ones.
     pub fn replay(
         &mut self,
@@ -275,5 +284,14 @@ mod tests {
         );
         assert_eq!(t.admit(9, 1, 10, 0), Ok(Admission::Append));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_that_did_not_become_durable_is_appended_again_on_retry() {
+        let mut t = ProducerStateTable::default();
+        assert_eq!(t.admit(9, 0, 0, 1), Ok(Admission::Append));
+        t.appended(9, 0, 40);
+        t.not_durable(9, 0);
+        assert_eq!(t.admit(9, 0, 0, 1), Ok(Admission::Append));
     }
 }
