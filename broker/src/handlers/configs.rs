@@ -70,76 +70,26 @@ pub fn describe(
     header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let image = shard.image();
+    let version = header.request_api_version;
     let results = request
         .resources
         .into_iter()
-        .map(|r| {
-            let wanted = |name: &str| {
-                r.configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k == name))
-            };
-            let rows: Result<Vec<ConfigRow>, (i16, String)> = match r.resource_type {
-                RESOURCE_TOPIC => match image.topic(&r.resource_name) {
-                    Some(topic) => Ok(topic_config::describe(&topic.configs, shard.config())
-                        .into_iter()
-                        .map(|e| {
-                            let source = if e.is_override {
-                                SOURCE_TOPIC
-                            } else {
-                                SOURCE_DEFAULT
-                            };
-                            (e.name.to_string(), e.value, false, source, e.config_type)
-                        })
-                        .collect()),
-                    None => Err((
-                        error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("topic '{}' does not exist", r.resource_name),
-                    )),
-                },
-                RESOURCE_BROKER
-                    if r.resource_name.is_empty()
-                        || r.resource_name == shard.config().node_id.to_string() =>
-                {
-                    Ok(broker_configs(shard)
-                        .into_iter()
-                        .map(|(n, v, t)| (n, v, true, SOURCE_STATIC_BROKER, t))
-                        .collect())
-                }
-                RESOURCE_BROKER => Err((
-                    error_code::INVALID_REQUEST,
-                    format!("unknown broker '{}'", r.resource_name),
-                )),
-                other => Err((
-                    error_code::INVALID_REQUEST,
-                    format!("resource type {other} is not supported"),
-                )),
-            };
-            match rows {
+        .map(
+            |r| match config_rows(shard, r.resource_type, &r.resource_name) {
                 Ok(rows) => DescribeConfigsResult {
                     error_code: error_code::NONE,
                     error_message: None,
                     resource_type: r.resource_type,
-                    resource_name: r.resource_name.clone(),
                     configs: rows
                         .into_iter()
-                        .filter(|(name, ..)| wanted(name))
-                        .map(|(name, value, read_only, source, config_type)| {
-                            DescribeConfigsResourceResult {
-                                name,
-                                value: Some(value),
-                                read_only,
-                                is_default: source == SOURCE_DEFAULT
-                                    && header.request_api_version == 0,
-                                config_source: source,
-                                is_sensitive: false,
-                                synonyms: Vec::new(),
-                                config_type,
-                                documentation: None,
-                            }
+                        .filter(|(name, ..)| {
+                            r.configuration_keys
+                                .as_ref()
+                                .is_none_or(|keys| keys.iter().any(|k| k == name))
                         })
+                        .map(|row| described(row, version))
                         .collect(),
+                    resource_name: r.resource_name,
                 },
                 Err((code, message)) => DescribeConfigsResult {
                     error_code: code,
@@ -148,12 +98,68 @@ pub fn describe(
                     resource_name: r.resource_name,
                     configs: Vec::new(),
                 },
-            }
-        })
+            },
+        )
         .collect();
     DescribeConfigsResponse {
         results,
         ..Default::default()
+    }
+}
+
+/// Every config of one resource, or the error the resource is answered with.
+fn config_rows(
+    shard: &Rc<Shard>,
+    resource_type: i8,
+    name: &str,
+) -> Result<Vec<ConfigRow>, (i16, String)> {
+    match resource_type {
+        RESOURCE_TOPIC => match shard.image().topic(name) {
+            Some(topic) => Ok(topic_config::describe(&topic.configs, shard.config())
+                .into_iter()
+                .map(|e| {
+                    let source = if e.is_override {
+                        SOURCE_TOPIC
+                    } else {
+                        SOURCE_DEFAULT
+                    };
+                    (e.name.to_string(), e.value, false, source, e.config_type)
+                })
+                .collect()),
+            None => Err((
+                error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{name}' does not exist"),
+            )),
+        },
+        RESOURCE_BROKER if name.is_empty() || name == shard.config().node_id.to_string() => {
+            Ok(broker_configs(shard)
+                .into_iter()
+                .map(|(n, v, t)| (n, v, true, SOURCE_STATIC_BROKER, t))
+                .collect())
+        }
+        RESOURCE_BROKER => Err((
+            error_code::INVALID_REQUEST,
+            format!("unknown broker '{name}'"),
+        )),
+        other => Err((
+            error_code::INVALID_REQUEST,
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
+fn described(row: ConfigRow, version: i16) -> DescribeConfigsResourceResult {
+    let (name, value, read_only, source, config_type) = row;
+    DescribeConfigsResourceResult {
+        name,
+        value: Some(value),
+        read_only,
+        is_default: source == SOURCE_DEFAULT && version == 0,
+        config_source: source,
+        is_sensitive: false,
+        synonyms: Vec::new(),
+        config_type,
+        documentation: None,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use riffle_protocol::error_code;
+use riffle_protocol::messages::offset_commit_request::OffsetCommitRequestTopic;
 use riffle_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -19,52 +20,15 @@ use crate::shard::Shard;
 /// `offset.metadata.max.bytes`.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
+/// Per partition: Ok(commit) to store, or the error to answer with.
+type Row = (i32, Result<OffsetCommit, i16>);
+
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    let image = shard.image();
-    let now = now_ms();
-    // Per partition: Ok(commit) to store, or the error to answer with.
-    type Row = (i32, Result<OffsetCommit, i16>);
-    let mut rows: Vec<(String, Vec<Row>)> = Vec::new();
-    for topic in request.topics {
-        let meta = image.topic(&topic.name);
-        let parts = topic
-            .partitions
-            .into_iter()
-            .map(|p| {
-                let index = p.partition_index;
-                let known =
-                    meta.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len());
-                let result = if request.group_id.is_empty() {
-                    Err(error_code::INVALID_GROUP_ID)
-                } else if !known {
-                    Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
-                {
-                    Err(error_code::OFFSET_METADATA_TOO_LARGE)
-                } else {
-                    Ok(OffsetCommit {
-                        topic: topic.name.clone(),
-                        partition: index,
-                        offset: CommittedOffset {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata,
-                            commit_timestamp_ms: now,
-                        },
-                    })
-                };
-                (index, result)
-            })
-            .collect();
-        rows.push((topic.name, parts));
-    }
+    let rows = checked_rows(shard, &request.group_id, request.topics);
     let commits: Vec<OffsetCommit> = rows
         .iter()
         .flat_map(|(_, parts)| parts.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()))
@@ -72,14 +36,13 @@ pub async fn handle(
     let outcome = if commits.is_empty() {
         Ok(())
     } else {
-        let group = request.group_id;
         let committer = Committer {
             member_id: request.member_id,
             group_instance_id: request.group_instance_id,
             generation: request.generation_id_or_member_epoch,
         };
         let version = header.request_api_version;
-        group_request::commit(shard, &group, committer, commits, version)
+        group_request::commit(shard, &request.group_id, committer, commits, version)
             .await
             .and_then(|r| r)
     };
@@ -102,4 +65,53 @@ pub async fn handle(
             .collect(),
         ..Default::default()
     }
+}
+
+/// Checks each partition's commit: the group id, the partition, the metadata's size.
+fn checked_rows(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    topics: Vec<OffsetCommitRequestTopic>,
+) -> Vec<(String, Vec<Row>)> {
+    let image = shard.image();
+    let now = now_ms();
+    topics
+        .into_iter()
+        .map(|topic| {
+            let meta = image.topic(&topic.name);
+            let parts = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let index = p.partition_index;
+                    let known =
+                        meta.is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len());
+                    let result = if group_id.is_empty() {
+                        Err(error_code::INVALID_GROUP_ID)
+                    } else if !known {
+                        Err(error_code::UNKNOWN_TOPIC_OR_PARTITION)
+                    } else if p
+                        .committed_metadata
+                        .as_ref()
+                        .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+                    {
+                        Err(error_code::OFFSET_METADATA_TOO_LARGE)
+                    } else {
+                        Ok(OffsetCommit {
+                            topic: topic.name.clone(),
+                            partition: index,
+                            offset: CommittedOffset {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata,
+                                commit_timestamp_ms: now,
+                            },
+                        })
+                    };
+                    (index, result)
+                })
+                .collect();
+            (topic.name, parts)
+        })
+        .collect()
 }
