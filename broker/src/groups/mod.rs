@@ -82,6 +82,9 @@ pub struct Committer {
     pub generation: i32,
 }
 
+/// A group's committed partition: (group id, topic, partition).
+type CommitKey = (String, String, i32);
+
 /// The groups of the slots one shard owns.
 pub struct GroupCoordinator {
     settings: GroupSettings,
@@ -89,6 +92,8 @@ pub struct GroupCoordinator {
     groups: RefCell<HashMap<String, Group>>,
     stores: HashMap<u32, OffsetStore>,
     stopping: Cell<bool>,
+    /// Per (group, topic, partition) with a commit in flight: (numbers issued, number visible).
+    commits_issued: RefCell<HashMap<CommitKey, (u64, u64)>>,
 }
 
 impl GroupCoordinator {
@@ -122,6 +127,7 @@ impl GroupCoordinator {
             groups: RefCell::new(groups),
             stores,
             stopping: Cell::new(false),
+            commits_issued: RefCell::new(HashMap::new()),
         }))
     }
 
@@ -240,8 +246,10 @@ impl GroupCoordinator {
         codes
     }
 
-    /// OffsetCommit: checks the committer, then stores the offsets durably. The in-memory state
-    /// changes before the write is issued, so it follows the log's order.
+    /// OffsetCommit: checks the committer, stores the offsets durably, and only then makes them
+    /// visible (OffsetFetch); a failed write changes nothing. Commits to one partition are
+    /// numbered as issued, so that one finishing late never hides a later one (the log has them
+    /// in the order issued, and so does the memory).
     pub async fn commit(
         self: &Rc<Self>,
         group_id: &str,
@@ -272,26 +280,69 @@ impl GroupCoordinator {
             )?;
             group.touch(&committer.member_id, Instant::now());
             commits
-                .into_iter()
-                .map(|c| {
-                    group
-                        .offsets
-                        .entry(c.topic.clone())
-                        .or_default()
-                        .insert(c.partition, c.offset.clone());
-                    Entry::Offset {
-                        group: group_id.to_string(),
-                        topic: c.topic,
-                        partition: c.partition,
-                        value: Some(c.offset),
-                    }
+                .iter()
+                .map(|c| Entry::Offset {
+                    group: group_id.to_string(),
+                    topic: c.topic.clone(),
+                    partition: c.partition,
+                    value: Some(c.offset.clone()),
                 })
                 .collect()
         };
-        self.store_for(group_id).write(&entries).await.map_err(|e| {
-            tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
-            errors::storage_error_code(&e)
-        })
+        let numbered = self.number_commits(group_id, commits);
+        self.store_for(group_id)
+            .write(&entries)
+            .await
+            .map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
+                errors::storage_error_code(&e)
+            })?;
+        self.make_visible(group_id, numbered);
+        Ok(())
+    }
+
+    /// Numbers each commit as issued (per group and partition).
+    fn number_commits(
+        &self,
+        group_id: &str,
+        commits: Vec<OffsetCommit>,
+    ) -> Vec<(u64, OffsetCommit)> {
+        let mut issued = self.commits_issued.borrow_mut();
+        commits
+            .into_iter()
+            .map(|c| {
+                let key = (group_id.to_string(), c.topic.clone(), c.partition);
+                let number = issued.entry(key).or_default();
+                number.0 += 1;
+                (number.0, c)
+            })
+            .collect()
+    }
+
+    /// Applies durable commits to the group's offsets, each unless a later-issued one is there.
+    fn make_visible(&self, group_id: &str, numbered: Vec<(u64, OffsetCommit)>) {
+        let mut issued = self.commits_issued.borrow_mut();
+        let mut groups = self.groups.borrow_mut();
+        let Some(group) = groups.get_mut(group_id) else {
+            return; // deleted meanwhile
+        };
+        for (number, c) in numbered {
+            let key = (group_id.to_string(), c.topic.clone(), c.partition);
+            let Some(state) = issued.get_mut(&key) else {
+                continue;
+            };
+            if number > state.1 {
+                state.1 = number;
+                group
+                    .offsets
+                    .entry(c.topic)
+                    .or_default()
+                    .insert(c.partition, c.offset);
+            }
+            if state.0 == state.1 {
+                issued.remove(&key); // nothing in flight: no need to remember
+            }
+        }
     }
 
     /// OffsetFetch: the committed offset of each requested partition (None: nothing committed),
@@ -605,4 +656,62 @@ fn tombstones(g: &Group) -> Vec<Entry> {
         value: None,
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+
+    fn commit_of(offset: i64) -> OffsetCommit {
+        OffsetCommit {
+            topic: "t".to_string(),
+            partition: 0,
+            offset: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp_ms: 0,
+            },
+        }
+    }
+
+    fn visible_offset(c: &GroupCoordinator) -> Option<i64> {
+        let fetched = c.fetch_offsets("g", Some(vec![("t".to_string(), vec![0])]));
+        fetched[0].1[0].1.as_ref().map(|o| o.offset)
+    }
+
+    #[test]
+    fn a_commit_that_becomes_durable_late_never_hides_a_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let c = GroupCoordinator::open(0, 1, &config).await.unwrap();
+                c.groups
+                    .borrow_mut()
+                    .insert("g".to_string(), Group::new("g".to_string()));
+                let first = c.number_commits("g", vec![commit_of(10)]);
+                let second = c.number_commits("g", vec![commit_of(20)]);
+                assert_eq!(
+                    visible_offset(&c),
+                    None,
+                    "nothing is visible before it is durable"
+                );
+                c.make_visible("g", second);
+                assert_eq!(visible_offset(&c), Some(20));
+                c.make_visible("g", first);
+                assert_eq!(visible_offset(&c), Some(20), "the earlier commit came late");
+                assert!(c.commits_issued.borrow().is_empty());
+                c.close().await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }
