@@ -40,6 +40,9 @@ pub struct BrokerConfig {
     pub connection_max_inflight_requests: usize,
     /// Longest Fetch long-poll a client may ask for.
     pub fetch_max_wait_ms: u64,
+    /// Kafka's `fetch.max.bytes`: the most record data one Fetch response carries, whatever the
+    /// request asks (the first batch is sent whole even when larger, so consumers progress).
+    pub fetch_max_bytes: usize,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.retention.ms` (-1 = forever).
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
             shard_inflight_budget_bytes: 256 * 1024 * 1024,
             connection_max_inflight_requests: 128,
             fetch_max_wait_ms: 30_000,
+            fetch_max_bytes: 55 * 1024 * 1024,
             log_segment_bytes: 1024 * 1024 * 1024,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,

@@ -82,6 +82,7 @@ fn reserve_listen_address(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
 
 pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     config.validate()?;
+    install_fail_stop();
     let _lock = lock_data_dir(&config.data_dir)?;
     config.listen = reserve_listen_address(config.listen)?;
 
@@ -148,6 +149,20 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Fail-stop: a panic on any thread (a shard's executor included) logs where and why, then ends
+/// the whole process at once. A shard that died quietly would leave every request sent to its
+/// partitions hanging, and the others serving half a broker.
+fn install_fail_stop() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        tracing::error!(thread = name, "panic: {info}; stopping the broker");
+        default_hook(info);
+        std::process::abort();
+    }));
 }
 
 /// Asks the whole process to shut down, as SIGTERM does (used when one shard cannot start).

@@ -53,6 +53,8 @@ pub enum ShardResponse {
     Groups(Vec<GroupListing>),
     Controller(ControllerResponse),
     MetadataApplied,
+    /// The shard has not finished starting (its group coordinator is still loading).
+    NotReady,
 }
 
 /// The kinds of cross-shard requests, counted per shard (sent and served).
@@ -391,10 +393,14 @@ impl Shard {
                     Err(e) => Err(e),
                 })
             }
-            ShardRequest::Group { group_id, request } => {
-                ShardResponse::Group(self.group_coordinator().serve(&group_id, request).await)
-            }
-            ShardRequest::ListGroups => ShardResponse::Groups(self.group_coordinator().list()),
+            ShardRequest::Group { group_id, request } => match self.coordinator.get() {
+                Some(c) => ShardResponse::Group(c.clone().serve(&group_id, request).await),
+                None => ShardResponse::NotReady,
+            },
+            ShardRequest::ListGroups => match self.coordinator.get() {
+                Some(c) => ShardResponse::Groups(c.list()),
+                None => ShardResponse::NotReady,
+            },
             ShardRequest::Controller(request) => {
                 ShardResponse::Controller(match &self.controller {
                     Some(c) => c.clone().serve(&self, request).await,

@@ -115,6 +115,7 @@ async fn call(
     };
     match shard.call(target, request).await {
         Ok(ShardResponse::Group(response)) => Ok(response),
+        Ok(ShardResponse::NotReady) => Err(error_code::COORDINATOR_LOAD_IN_PROGRESS),
         Ok(other) => unreachable!("a group request is answered by the coordinator: {other:?}"),
         Err(gone) => {
             tracing::warn!(group = group_id, error = %gone, "group coordinator unavailable");
@@ -216,6 +217,7 @@ pub async fn list_all(shard: &Rc<Shard>) -> Result<Vec<GroupListing>, i16> {
     for target in 0..shard.shared.shard_count() {
         match shard.call(target, ShardRequest::ListGroups).await {
             Ok(ShardResponse::Groups(listed)) => groups.extend(listed),
+            Ok(ShardResponse::NotReady) => return Err(error_code::COORDINATOR_LOAD_IN_PROGRESS),
             Ok(other) => unreachable!("ListGroups is answered by Groups, not {other:?}"),
             Err(_) => return Err(error_code::COORDINATOR_NOT_AVAILABLE),
         }

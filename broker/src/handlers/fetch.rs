@@ -3,6 +3,7 @@
 //! woken by the high watermark moving (never by polling timers): when fewer than `min_bytes` are
 //! visible the request waits for more on any of its partitions, or for `max_wait_ms`.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,23 +107,31 @@ pub async fn handle(
     request: FetchRequest,
 ) -> FetchResponse {
     let targets = resolve_topics(shard, header.request_api_version, request.topics);
+    let earlier = earlier_entries(&targets);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64)
         .min(Duration::from_millis(shard.config().fetch_max_wait_ms));
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let max_bytes = if request.max_bytes <= 0 {
-        i32::MAX as usize
-    } else {
-        request.max_bytes as usize
+    let cap_bytes = shard.config().fetch_max_bytes;
+    let max_bytes = match usize::try_from(request.max_bytes) {
+        Ok(asked) if asked > 0 => asked.min(cap_bytes),
+        _ => cap_bytes,
     };
     loop {
-        let reads = futures::future::join_all(targets.iter().flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                let partition_max_bytes = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
-                read_partition(shard, t, p, partition_max_bytes)
-            })
+        let entries = targets
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)));
+        let mut reads = futures::future::join_all(entries.zip(&earlier).map(|((t, p), first)| {
+            let partition_max_bytes = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
+            async move {
+                match first {
+                    Some(_) => PartitionRead::default(),
+                    None => read_partition(shard, t, p, partition_max_bytes).await,
+                }
+            }
         }))
         .await;
+        answer_repeats_as_first(&earlier, &mut reads);
         let total: usize = reads.iter().map(|r| r.bytes).sum();
         let any_error = reads.iter().any(|r| r.error_code != error_code::NONE);
         let now = Instant::now();
@@ -130,6 +139,34 @@ pub async fn handle(
             return build_response(&targets, reads, max_bytes);
         }
         wait_for_data(shard, &targets, &reads, deadline - now).await;
+    }
+}
+
+/// For each entry of the request, in order: the index of an earlier entry that names the same
+/// partition, if one does. Such a repeat is read once: it gets the first entry's offsets and no
+/// records (Kafka's fetch sessions keep one entry per partition too).
+fn earlier_entries(targets: &[TopicTarget]) -> Vec<Option<usize>> {
+    let mut first: HashMap<(Uuid, &str, i32), usize> = HashMap::new();
+    targets
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.id, t.name.as_str(), p.partition))
+        })
+        .enumerate()
+        .map(|(i, key)| Some(*first.entry(key).or_insert(i)).filter(|&f| f != i))
+        .collect()
+}
+
+/// Gives each repeated entry the first entry's offsets.
+fn answer_repeats_as_first(earlier: &[Option<usize>], reads: &mut [PartitionRead]) {
+    for (i, first) in earlier.iter().enumerate() {
+        if let Some(f) = *first {
+            reads[i].error_code = reads[f].error_code;
+            reads[i].high_watermark = reads[f].high_watermark;
+            reads[i].log_start_offset = reads[f].log_start_offset;
+        }
     }
 }
 

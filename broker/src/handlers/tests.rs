@@ -39,6 +39,15 @@ where
     F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
+    with_shard(data_dir, true, test)
+}
+
+/// `with_broker_in`, with the shard's group coordinator opened or (still starting) not.
+fn with_shard<F, Fut>(data_dir: PathBuf, open_groups: bool, test: F)
+where
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     LocalExecutorBuilder::new(Placement::Unbound)
         .io_memory(1 << 20)
         .spawn(move || async move {
@@ -61,12 +70,17 @@ where
                 .open_owned_partitions()
                 .await
                 .expect("partitions open");
-            let coordinator = shard.open_group_coordinator().await.expect("groups open");
+            let coordinator = match open_groups {
+                true => Some(shard.open_group_coordinator().await.expect("groups open")),
+                false => None,
+            };
             test(shard.clone()).await;
             for p in shard.open_partitions() {
                 p.close().await;
             }
-            coordinator.close().await;
+            if let Some(c) = coordinator {
+                c.close().await;
+            }
         })
         .expect("executor starts")
         .join()
@@ -438,5 +452,65 @@ fn init_producer_id_with_a_named_id_hands_out_a_new_id_and_fences_no_one() {
             produce(&shard, "fenced", batch, -1).await,
             produced("fenced", error_code::NONE, 0, None)
         );
+    });
+}
+
+#[test]
+fn group_requests_to_a_shard_still_starting_get_a_retriable_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_shard(dir.path().to_path_buf(), false, |shard| async move {
+        let heartbeat: HeartbeatResponse = call(
+            &shard,
+            4,
+            HeartbeatRequest {
+                group_id: "g".to_string(),
+                generation_id: 1,
+                member_id: "m".to_string(),
+                group_instance_id: None,
+            },
+        )
+        .await;
+        assert_eq!(
+            heartbeat.error_code,
+            error_code::COORDINATOR_LOAD_IN_PROGRESS
+        );
+        let listed: ListGroupsResponse = call(&shard, 4, ListGroupsRequest::default()).await;
+        assert_eq!(listed.error_code, error_code::COORDINATOR_LOAD_IN_PROGRESS);
+    });
+}
+
+#[test]
+fn a_partition_named_twice_in_a_fetch_is_read_once() {
+    with_broker(|shard| async move {
+        create_topic(&shard, "twice", 1).await;
+        let sent = batch(&["a", "b"], None);
+        produce(&shard, "twice", sent.clone(), -1).await;
+        let entry = FetchPartition {
+            partition: 0,
+            fetch_offset: 0,
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+            ..Default::default()
+        };
+        let request = FetchRequest {
+            replica_id: -1,
+            max_bytes: -1, // no limit asked: the broker's fetch_max_bytes applies
+            topics: vec![FetchTopic {
+                topic: "twice".to_string(),
+                partitions: vec![entry.clone(), entry],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let response: FetchResponse = call(&shard, 11, request).await;
+        let parts = &response.responses[0].partitions;
+        let data: Vec<usize> = parts
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, Records::len))
+            .collect();
+        assert_eq!(data, [sent.len(), 0]);
+        assert_eq!((parts[1].error_code, parts[1].high_watermark), (0, 2));
     });
 }
