@@ -9,37 +9,37 @@ use riffle_protocol::messages::delete_records_response::{
 };
 use riffle_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::answer_each_partition;
 use crate::errors;
 use crate::partition::request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let image = shard.image();
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for t in request.topics {
-        let topic = image.topic(&t.name).cloned();
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let index = p.partition_index;
-            let result = match &topic {
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(topic) => request::delete_records_before(shard, topic, index, p.offset)
-                    .await
-                    .map_err(|e| errors::partition_error_code(&e)),
-            };
-            partitions.push(DeleteRecordsPartitionResult {
-                partition_index: index,
-                low_watermark: *result.as_ref().unwrap_or(&-1),
-                error_code: result.err().unwrap_or(error_code::NONE),
-            });
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| (t.name, t.partitions))
+        .collect();
+    let answered = answer_each_partition(shard, topics, |topic, p| async move {
+        let index = p.partition_index;
+        let result = match &topic {
+            None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+            Some(topic) => request::delete_records_before(shard, topic, index, p.offset)
+                .await
+                .map_err(|e| errors::partition_error_code(&e)),
+        };
+        DeleteRecordsPartitionResult {
+            partition_index: index,
+            low_watermark: *result.as_ref().unwrap_or(&-1),
+            error_code: result.err().unwrap_or(error_code::NONE),
         }
-        topics.push(DeleteRecordsTopicResult {
-            name: t.name,
-            partitions,
-        });
-    }
+    })
+    .await;
     DeleteRecordsResponse {
-        topics,
+        topics: answered
+            .into_iter()
+            .map(|(name, partitions)| DeleteRecordsTopicResult { name, partitions })
+            .collect(),
         ..Default::default()
     }
 }

@@ -31,6 +31,7 @@ mod sync_group;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -157,4 +158,28 @@ pub async fn topic_or_create(
         }
         Err(e) => Err(errors::controller_error_code(&e)),
     }
+}
+
+/// For requests that name topics and their partitions (ListOffsets, DeleteRecords,
+/// OffsetForLeaderEpoch): resolves each topic once, then answers each partition entry in order
+/// with `answer(topic, entry)`, the topic being None when it does not exist.
+pub async fn answer_each_partition<E, R, Fut>(
+    shard: &Rc<Shard>,
+    topics: Vec<(String, Vec<E>)>,
+    answer: impl Fn(Option<Arc<TopicMeta>>, E) -> Fut,
+) -> Vec<(String, Vec<R>)>
+where
+    Fut: Future<Output = R>,
+{
+    let image = shard.image();
+    let mut answered = Vec::with_capacity(topics.len());
+    for (name, entries) in topics {
+        let topic = image.topic(&name).cloned();
+        let mut partitions = Vec::with_capacity(entries.len());
+        for entry in entries {
+            partitions.push(answer(topic.clone(), entry).await);
+        }
+        answered.push((name, partitions));
+    }
+    answered
 }

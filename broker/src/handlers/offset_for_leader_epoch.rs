@@ -9,6 +9,7 @@ use riffle_protocol::messages::offset_for_leader_epoch_response::{
 };
 use riffle_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::answer_each_partition;
 use crate::errors;
 use crate::partition::request;
 use crate::shard::Shard;
@@ -17,46 +18,38 @@ pub async fn handle(
     shard: &Rc<Shard>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let image = shard.image();
-    let mut topics = Vec::with_capacity(request.topics.len());
-    for t in request.topics {
-        let topic = image.topic(&t.topic).cloned();
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let result = match &topic {
-                None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(topic) => request::end_offset_for_epoch(
-                    shard,
-                    topic,
-                    p.partition,
-                    p.current_leader_epoch,
-                    p.leader_epoch,
-                )
-                .await
-                .map_err(|e| errors::partition_error_code(&e)),
-            };
-            partitions.push(match result {
-                Ok(end) => EpochEndOffset {
-                    error_code: error_code::NONE,
-                    partition: p.partition,
-                    leader_epoch: end.leader_epoch,
-                    end_offset: end.end_offset,
-                },
-                Err(code) => EpochEndOffset {
-                    error_code: code,
-                    partition: p.partition,
-                    leader_epoch: -1,
-                    end_offset: -1,
-                },
-            });
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| (t.topic, t.partitions))
+        .collect();
+    let answered = answer_each_partition(shard, topics, |topic, p| async move {
+        let result = match &topic {
+            None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+            Some(topic) => {
+                let (current, asked) = (p.current_leader_epoch, p.leader_epoch);
+                request::end_offset_for_epoch(shard, topic, p.partition, current, asked)
+                    .await
+                    .map_err(|e| errors::partition_error_code(&e))
+            }
+        };
+        let (error_code, leader_epoch, end_offset) = match result {
+            Ok(end) => (error_code::NONE, end.leader_epoch, end.end_offset),
+            Err(code) => (code, -1, -1),
+        };
+        EpochEndOffset {
+            error_code,
+            partition: p.partition,
+            leader_epoch,
+            end_offset,
         }
-        topics.push(OffsetForLeaderTopicResult {
-            topic: t.topic,
-            partitions,
-        });
-    }
+    })
+    .await;
     OffsetForLeaderEpochResponse {
-        topics,
+        topics: answered
+            .into_iter()
+            .map(|(topic, partitions)| OffsetForLeaderTopicResult { topic, partitions })
+            .collect(),
         ..Default::default()
     }
 }
