@@ -6,6 +6,9 @@ use std::os::fd::RawFd;
 use std::sync::mpsc::Sender;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use nix::sched::{sched_getaffinity, CpuSet};
+use nix::unistd::Pid;
+
 use crate::stats::{Interval, Report};
 
 /// The run's clock, shared by every thread: nanoseconds since the start, and the wall clock
@@ -129,22 +132,19 @@ pub(crate) fn run_worker(
     let _ = tx.send(Report::Done { interval: iv });
 }
 
-/// The CPUs this process may run on.
+/// The CPUs this process may run on (all of them, counted, if the kernel will not say).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
+    let Ok(set) = sched_getaffinity(Pid::from_raw(0)) else {
+        return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+    };
+    (0..CpuSet::count())
+        .filter(|&c| set.is_set(c) == Ok(true))
+        .collect()
 }
 
 fn pin_to_cpu(cpu: usize) {
-    // SAFETY: as above; pins the calling thread only.
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads at most its size and pins
+    // the calling thread only.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
