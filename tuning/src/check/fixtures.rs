@@ -54,7 +54,7 @@ const VM: &[(&str, &str)] = &[
     ("/proc/sys/net/ipv4/tcp_max_syn_backlog", "2048\n"),
 ];
 
-/// A 16-core NVMe server tuned as recommended; the data dir on a partition of nvme0n1.
+/// A 2-core NVMe server tuned as recommended; the data dir on a partition of nvme0n1.
 const NVME: &[(&str, &str)] = &[
     ("/proc/sys/kernel/io_uring_disabled", "0\n"),
     ("/proc/self/limits", "Max open files   1048576   1048576   files\nMax locked memory   unlimited   unlimited   bytes\n"),

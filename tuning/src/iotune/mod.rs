@@ -17,7 +17,7 @@ use glommio::io::{DmaFile, OpenOptions};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use measure::{Job, Pattern};
-use properties::{Bandwidth, IoProperties, RandomRead};
+use properties::{Bandwidth, IoProperties, RandomRead, SyncLatency, SyncParallel};
 
 pub(crate) const FILE_BYTES_DEFAULT: u64 = 1 << 30;
 pub(crate) const DURATION_MAX: Duration = Duration::from_secs(3600);
@@ -158,64 +158,75 @@ struct Bandwidths {
     random_read: Vec<RandomRead>,
 }
 
-async fn bandwidth_phases(
-    path: &Path,
-    file_bytes: u64,
-    prepare: Duration,
-    phase: Duration,
-    progress: &mut Progress,
-) -> Result<Bandwidths, IotuneError> {
-    let glommio_err =
-        |e: glommio::GlommioError<()>| IotuneError::Io(std::io::Error::other(e.to_string()));
-    let file: DmaFile = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .dma_open(path)
-        .await
-        .map_err(glommio_err)?;
-    file.pre_allocate(file_bytes, false)
-        .await
-        .map_err(glommio_err)?;
-    let job = |pattern, block_bytes, queue_depth, region_bytes| Job {
+fn glommio_err(e: glommio::GlommioError<()>) -> IotuneError {
+    IotuneError::Io(std::io::Error::other(e.to_string()))
+}
+
+fn job(
+    pattern: Pattern,
+    block_bytes: usize,
+    queue_depth: usize,
+    region_bytes: u64,
+    duration: Duration,
+) -> Job {
+    Job {
         pattern,
         block_bytes,
         queue_depth,
-        duration: phase,
+        duration,
         region_bytes,
         one_pass: false,
-    };
+    }
+}
+
+/// Reserves and writes the scratch file for at most `prepare`; returns the bytes written,
+/// over which every later measurement runs.
+async fn prepare_file(
+    file: &DmaFile,
+    file_bytes: u64,
+    prepare: Duration,
+    progress: &mut Progress,
+) -> Result<u64, IotuneError> {
+    file.pre_allocate(file_bytes, false)
+        .await
+        .map_err(glommio_err)?;
     progress.step("writing the scratch file");
     let prepare_job = Job {
-        duration: prepare,
         one_pass: true,
         ..job(
             Pattern::SeqWrite,
             PREPARE_BLOCK_BYTES,
             PREPARE_QUEUE_DEPTH,
             file_bytes,
+            prepare,
         )
     };
-    let written = measure::run(&file, prepare_job).await?;
+    let written = measure::run(file, prepare_job).await?;
     file.fdatasync().await.map_err(glommio_err)?;
     let region_bytes = written.ops * PREPARE_BLOCK_BYTES as u64;
-    let largest = BLOCK_SIZES[BLOCK_SIZES.len() - 1];
-    if region_bytes < (largest * QUEUE_DEPTHS[QUEUE_DEPTHS.len() - 1]) as u64 {
-        return Err(IotuneError::TooSlow(
-            largest * QUEUE_DEPTHS[QUEUE_DEPTHS.len() - 1],
-        ));
+    // The largest block at the deepest queue must fit, or the sequential jobs overlap themselves.
+    let needed_bytes = BLOCK_SIZES[BLOCK_SIZES.len() - 1] * QUEUE_DEPTHS[QUEUE_DEPTHS.len() - 1];
+    if region_bytes < needed_bytes as u64 {
+        return Err(IotuneError::TooSlow(needed_bytes));
     }
-    let mut out = Bandwidths {
-        region_bytes,
-        seq_write: Vec::new(),
-        seq_read: Vec::new(),
-        random_read: Vec::new(),
-    };
+    Ok(region_bytes)
+}
+
+/// Sequential writes, then reads, at every block size and queue depth.
+async fn sequential(
+    file: &DmaFile,
+    phase: Duration,
+    progress: &mut Progress,
+    out: &mut Bandwidths,
+) -> Result<(), IotuneError> {
     for (pattern, name) in [(Pattern::SeqWrite, "write"), (Pattern::SeqRead, "read")] {
         for block_bytes in BLOCK_SIZES {
             for queue_depth in QUEUE_DEPTHS {
-                let o = measure::run(&file, job(pattern, block_bytes, queue_depth, region_bytes))
-                    .await?;
+                let o = measure::run(
+                    file,
+                    job(pattern, block_bytes, queue_depth, out.region_bytes, phase),
+                )
+                .await?;
                 let mb_per_s = round1(o.mb_per_s(block_bytes));
                 progress.step(&format!(
                     "sequential {name} {} qd {queue_depth}: {mb_per_s:.0} MB/s",
@@ -233,17 +244,40 @@ async fn bandwidth_phases(
             }
         }
     }
+    Ok(())
+}
+
+/// Everything measured through io_uring: the scratch file, sequential and random I/O.
+async fn bandwidth_phases(
+    path: &Path,
+    file_bytes: u64,
+    prepare: Duration,
+    phase: Duration,
+    progress: &mut Progress,
+) -> Result<Bandwidths, IotuneError> {
+    let file: DmaFile = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .map_err(glommio_err)?;
+    let mut out = Bandwidths {
+        region_bytes: prepare_file(&file, file_bytes, prepare, progress).await?,
+        seq_write: Vec::new(),
+        seq_read: Vec::new(),
+        random_read: Vec::new(),
+    };
+    sequential(&file, phase, progress, &mut out).await?;
     for queue_depth in RANDOM_READ_DEPTHS {
-        let o = measure::run(
-            &file,
-            job(
-                Pattern::RandomRead,
-                RANDOM_READ_BYTES,
-                queue_depth,
-                region_bytes,
-            ),
-        )
-        .await?;
+        let random = job(
+            Pattern::RandomRead,
+            RANDOM_READ_BYTES,
+            queue_depth,
+            out.region_bytes,
+            phase,
+        );
+        let o = measure::run(&file, random).await?;
         progress.step(&format!(
             "random 4 KiB read qd {queue_depth}: {:.0} IOPS",
             o.per_s()
@@ -265,6 +299,44 @@ fn round1(x: f64) -> f64 {
 
 fn kib(bytes: usize) -> String {
     format!("{} KiB", bytes >> 10)
+}
+
+/// fdatasync latency after appends over the pre-written `data` file and over new files in
+/// `scratch`, then syncs per second at each thread count.
+fn sync_phases(
+    scratch: &Path,
+    data: &Path,
+    region_bytes: u64,
+    phase: Duration,
+    progress: &mut Progress,
+) -> Result<(Vec<SyncLatency>, Vec<SyncParallel>), IotuneError> {
+    let mut latencies = Vec::new();
+    for prewritten in [true, false] {
+        for append_bytes in SYNC_APPEND_BYTES {
+            let path = match prewritten {
+                true => data.to_path_buf(),
+                false => scratch.join(format!("new-{append_bytes}")),
+            };
+            let s = sync::latency(&path, prewritten, append_bytes, region_bytes, phase)?;
+            progress.step(&format!(
+                "fdatasync after {} over {} blocks: p99 {} us",
+                kib(append_bytes),
+                s.blocks,
+                s.p99_us
+            ));
+            latencies.push(s);
+        }
+    }
+    let mut parallel = Vec::new();
+    for threads in SYNC_THREADS {
+        let p = sync::parallel(scratch, threads, phase)?;
+        progress.step(&format!(
+            "{threads} threads syncing: {:.0} syncs/s",
+            p.syncs_per_s
+        ));
+        parallel.push(p);
+    }
+    Ok((latencies, parallel))
 }
 
 /// Runs every measurement, prints the table, writes `DIR/io-properties.toml`.
@@ -300,34 +372,8 @@ pub(crate) fn run(opts: &Options) -> Result<IoProperties, IotuneError> {
         &mut progress,
     ))?;
     drop(executor);
-
-    let mut fdatasync = Vec::new();
-    for prewritten in [true, false] {
-        for append_bytes in SYNC_APPEND_BYTES {
-            let path = if prewritten {
-                data.clone()
-            } else {
-                scratch.0.join(format!("new-{append_bytes}"))
-            };
-            let s = sync::latency(&path, prewritten, append_bytes, bw.region_bytes, phase)?;
-            progress.step(&format!(
-                "fdatasync after {} over {} blocks: p99 {} us",
-                kib(append_bytes),
-                s.blocks,
-                s.p99_us
-            ));
-            fdatasync.push(s);
-        }
-    }
-    let mut fdatasync_parallel = Vec::new();
-    for threads in SYNC_THREADS {
-        let p = sync::parallel(&scratch.0, threads, phase)?;
-        progress.step(&format!(
-            "{threads} threads syncing: {:.0} syncs/s",
-            p.syncs_per_s
-        ));
-        fdatasync_parallel.push(p);
-    }
+    let (fdatasync, fdatasync_parallel) =
+        sync_phases(&scratch.0, &data, bw.region_bytes, phase, &mut progress)?;
     progress.finish();
     drop(scratch);
 
