@@ -190,6 +190,11 @@ fn run_apply(
         );
         return Ok(ExitCode::FAILURE);
     }
+    anyhow::ensure!(
+        only != Some(apply::LIMITS_CHECK) || user.is_some(),
+        "--only {} needs --user USER: the limits are written for a service user",
+        apply::LIMITS_CHECK
+    );
     let (rows, needs) = machine.check(false)?;
     let mut changes = apply::plan(&rows, only)?;
     if let Some(user) = user {

@@ -176,6 +176,39 @@ fn iotune_figures_are_plausible_and_it_cleans_up() {
 }
 
 #[test]
+fn iotune_interrupted_removes_its_scratch_files() {
+    let dir = scratch_dir("iotune-int");
+    let child = tune()
+        .args([
+            "iotune",
+            "--duration",
+            "20s",
+            "--file-bytes",
+            "67108864",
+            "--quiet",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough to be measuring (the scratch directory exists), well before the end.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+    let left = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(left, 0, "scratch files or io-properties.toml left behind");
+}
+
+#[test]
 fn iotune_refuses_bad_input_with_a_clear_error() {
     let out = run(tune().args(["iotune", "--dir", "/nonexistent/riffle", "--duration", "1s"]));
     assert_eq!(out.status.code(), Some(1));

@@ -93,7 +93,7 @@ async fn one_loop(shared: &Shared<'_>) -> Result<(), IotuneError> {
     let mut buf: DmaBuffer = shared.file.alloc_dma_buffer(job.block_bytes);
     buf.as_bytes_mut().fill(0x5a);
     let buf = Rc::new(buf);
-    while Instant::now() < shared.deadline {
+    while Instant::now() < shared.deadline && !super::stopped() {
         let Some(pos) = shared.next_pos() else {
             break;
         };

@@ -11,6 +11,8 @@ mod sync;
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use glommio::io::{DmaFile, OpenOptions};
@@ -73,10 +75,28 @@ pub(crate) enum IotuneError {
     ShortRead { pos: u64 },
     #[error("cannot start the io_uring executor: {0}")]
     Executor(String),
+    #[error("interrupted; the scratch files are removed")]
+    Interrupted,
     #[error("a measuring thread panicked")]
     ThreadPanicked,
     #[error("writing io-properties.toml: {0}")]
     Toml(#[from] toml::ser::Error),
+}
+
+/// Set by SIGINT/SIGTERM: every measuring loop stops and the scratch directory is removed.
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Default::default);
+
+pub(crate) fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// The first Ctrl-C ends the run cleanly, a second one exits at once.
+fn handle_signals() -> Result<(), IotuneError> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, STOP.clone())?;
+        signal_hook::flag::register(signal, STOP.clone())?;
+    }
+    Ok(())
 }
 
 pub(crate) struct Options {
@@ -204,6 +224,9 @@ async fn prepare_file(
     let written = measure::run(file, prepare_job).await?;
     file.fdatasync().await.map_err(glommio_err)?;
     let region_bytes = written.ops * PREPARE_BLOCK_BYTES as u64;
+    if stopped() {
+        return Err(IotuneError::Interrupted);
+    }
     // The largest block at the deepest queue must fit, or the sequential jobs overlap themselves.
     let needed_bytes = BLOCK_SIZES[BLOCK_SIZES.len() - 1] * QUEUE_DEPTHS[QUEUE_DEPTHS.len() - 1];
     if region_bytes < needed_bytes as u64 {
@@ -343,6 +366,7 @@ fn sync_phases(
 pub(crate) fn run(opts: &Options) -> Result<IoProperties, IotuneError> {
     let began = Instant::now();
     let file_bytes = file_bytes_for(&opts.dir, opts.file_bytes)?;
+    handle_signals()?;
     let scratch = Scratch(
         opts.dir
             .join(format!(".riffle-iotune-{}", std::process::id())),
@@ -375,6 +399,9 @@ pub(crate) fn run(opts: &Options) -> Result<IoProperties, IotuneError> {
     let (fdatasync, fdatasync_parallel) =
         sync_phases(&scratch.0, &data, bw.region_bytes, phase, &mut progress)?;
     progress.finish();
+    if stopped() {
+        return Err(IotuneError::Interrupted);
+    }
     drop(scratch);
 
     let props = IoProperties {

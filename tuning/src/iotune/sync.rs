@@ -85,7 +85,10 @@ pub(crate) fn latency(
     file.sync_data()?;
     let deadline = Instant::now() + duration;
     let mut pos = 0u64;
-    while Instant::now() < deadline && pos + append_bytes as u64 <= region_bytes {
+    while Instant::now() < deadline
+        && !super::stopped()
+        && pos + append_bytes as u64 <= region_bytes
+    {
         file.write_all_at(buf.bytes(), pos)?;
         let start = Instant::now();
         file.sync_data()?;
@@ -122,7 +125,7 @@ fn parallel_thread(
     let mut hist = histogram();
     let deadline = Instant::now() + duration;
     let mut pos = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !super::stopped() {
         let begin = Instant::now();
         file.write_all_at(buf.bytes(), pos)?;
         file.sync_data()?;
