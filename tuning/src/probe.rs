@@ -21,7 +21,7 @@ pub(crate) fn gather(data_dir: &Path, try_files: bool) -> Probes {
             u64::from(nix::sys::stat::minor(dev) as u32),
         )
     });
-    let scratch = try_files.then(|| file_probes(&existing));
+    let scratch = try_files.then(|| file_probes(&existing)).flatten();
     Probes {
         io_uring: io_uring_features(),
         data_path: existing.to_string_lossy().into_owned(),
@@ -67,7 +67,8 @@ fn io_uring_features() -> Result<Vec<String>, String> {
 }
 
 /// Opens a scratch file with O_DIRECT in `dir`, then fallocates it; removes it either way.
-fn file_probes(dir: &Path) -> (Result<(), String>, Result<(), String>) {
+/// `None` when this user may not create files there: nothing can be said then.
+fn file_probes(dir: &Path) -> Option<(Result<(), String>, Result<(), String>)> {
     let path = dir.join(format!(".riffle-tune-probe-{}", std::process::id()));
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -80,6 +81,7 @@ fn file_probes(dir: &Path) -> (Result<(), String>, Result<(), String>) {
             Err("O_DIRECT refused (EINVAL)".to_string()),
             Err("not tried".to_string()),
         ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
         Err(e) => {
             let why = format!("cannot create a file there: {e}");
             (Err(why.clone()), Err(why))
@@ -95,7 +97,7 @@ fn file_probes(dir: &Path) -> (Result<(), String>, Result<(), String>) {
         }
     };
     let _ = std::fs::remove_file(&path);
-    result
+    Some(result)
 }
 
 /// The CPUs this process may run on, as the broker computes them.

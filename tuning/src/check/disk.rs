@@ -245,7 +245,10 @@ pub(super) fn filesystem(h: &Host) -> Finding {
 /// A probe result as a finding.
 fn probed(probe: &Option<Result<(), String>>, path: &str, ok_why: &str, fail_why: &str) -> Finding {
     match probe {
-        None => Finding::unknown("works", "not tried"),
+        None => Finding::unknown(
+            "works",
+            "not tried: this user cannot create files in the data dir (run check as the broker's user)",
+        ),
         Some(Ok(())) => Finding::new(Status::Ok, format!("works in {path}"), "works", ok_why),
         Some(Err(e)) => Finding::new(Status::Fail, e.clone(), "works", fail_why),
     }
