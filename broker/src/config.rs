@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+/// Most chunk writes a partition may keep in flight: beyond this a disk gains nothing and the
+/// shard's io memory is spent on one partition.
+pub const LOG_WRITE_BEHIND_DEPTH_MAX: usize = 64;
+
 /// Everything `riffle serve` can be told. Every field is also a key of the TOML config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +59,9 @@ pub struct BrokerConfig {
     /// written blocks and fdatasync rarely carries metadata. Each partition holds up to this much
     /// unused space.
     pub log_preallocate_bytes: u64,
+    /// 256 KiB chunk writes each partition keeps in flight behind its appends (io-properties.toml
+    /// sizes it when not set here).
+    pub log_write_behind_depth: usize,
     /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
     pub io_memory_bytes: usize,
     /// Threads per shard that run fdatasync (and file truncates, renames, deletes), so the
@@ -95,6 +102,7 @@ impl Default for BrokerConfig {
             log_retention_bytes: -1,
             log_tail_cache_bytes: 4 * 1024 * 1024,
             log_preallocate_bytes: 16 * 1024 * 1024,
+            log_write_behind_depth: 4,
             io_memory_bytes: 1024 * 1024,
             sync_threads_per_shard: 4,
             group_initial_rebalance_delay_ms: 3000,
@@ -150,6 +158,10 @@ impl BrokerConfig {
             "io_memory_bytes must be at least 512 KiB (glommio refuses less)"
         );
         anyhow::ensure!(
+            (1..=LOG_WRITE_BEHIND_DEPTH_MAX).contains(&self.log_write_behind_depth),
+            "log_write_behind_depth must be between 1 and {LOG_WRITE_BEHIND_DEPTH_MAX}"
+        );
+        anyhow::ensure!(
             self.sync_threads_per_shard >= 1,
             "sync_threads_per_shard must be at least 1"
         );
@@ -194,6 +206,19 @@ mod tests {
         let cfg: BrokerConfig = toml::from_str("sync_threads_per_shard = 0\n").unwrap();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("sync_threads_per_shard"), "{err}");
+    }
+
+    #[test]
+    fn log_write_behind_depth_is_read_and_bounded() {
+        let cfg: BrokerConfig = toml::from_str("log_write_behind_depth = 8\n").unwrap();
+        assert_eq!(cfg.log_write_behind_depth, 8);
+        assert!(cfg.validate().is_ok());
+        for bad in [0, LOG_WRITE_BEHIND_DEPTH_MAX + 1] {
+            let cfg: BrokerConfig =
+                toml::from_str(&format!("log_write_behind_depth = {bad}\n")).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("log_write_behind_depth"), "{err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod connection;
 mod errors;
 mod groups;
 mod handlers;
+mod io_properties;
 mod metadata;
 mod partition;
 mod server;
@@ -115,7 +116,9 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => args,
         None => ServeArgs::default(),
     };
-    let config = args.into_config()?;
+    let config_file = args.config.clone();
+    let mut config = args.into_config()?;
     init_logging(&config.log_level)?;
+    io_properties::size_from_data_dir(&mut config, config_file.as_deref())?;
     server::run(config)
 }

@@ -43,7 +43,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
 }
 
 /// The CPUs this process may run on.
-fn allowed_cpus() -> Vec<usize> {
+pub(crate) fn allowed_cpus() -> Vec<usize> {
     // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we pass with its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -192,6 +192,7 @@ pub fn settings(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> 
         flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: broker.log_tail_cache_bytes,
         preallocate_bytes: broker.log_preallocate_bytes,
+        write_behind_depth: broker.log_write_behind_depth,
     };
     TopicSettings {
         max_message_bytes: effective::<i64>(overrides, broker, "max.message.bytes")

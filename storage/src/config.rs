@@ -33,6 +33,10 @@ pub struct LogConfig {
     /// fdatasync carries no extent conversion. Sealing or closing a segment trims the
     /// zeros; recovery trims them after a crash. Default 16 MiB.
     pub preallocate_bytes: u64,
+    /// Chunk writes (`CHUNK_BYTES`, 256 KiB) in flight per log, behind the appends. Default 4;
+    /// `riffle-tune iotune` measures the depth past which the disk's sequential bandwidth
+    /// stops growing (`write_behind_depth` in io-properties.toml).
+    pub write_behind_depth: usize,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -48,6 +52,7 @@ impl Default for LogConfig {
             flush: FlushPolicy::EveryBatch,
             tail_cache_bytes: 4 << 20,
             preallocate_bytes: 16 << 20,
+            write_behind_depth: 4,
         }
     }
 }

@@ -100,6 +100,7 @@ fn config() -> LogConfig {
         flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: 6 << 10,
         preallocate_bytes: 8 << 10,
+        write_behind_depth: 4,
     }
 }
 

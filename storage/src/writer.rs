@@ -13,8 +13,6 @@ use std::time::Duration;
 
 /// Size of a head buffer chunk: the unit of write-behind.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
-/// Chunk writes in flight per log.
-const WRITES_IN_FLIGHT_MAX: usize = 4;
 /// fdatasyncs in flight per log: the next group's writes overlap the previous sync.
 const SYNCS_IN_FLIGHT_MAX: usize = 2;
 /// Queued (not yet issued) write bytes per log before appenders wait.
@@ -326,6 +324,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                 }
             };
             inner.space.notify();
+            let writes_in_flight_max = inner.state.borrow().config.write_behind_depth.max(1);
             for op in ops {
                 match op {
                     WriteOp::Write { file, pos, buf } => {
@@ -335,7 +334,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
                             dirty.push(file.clone());
                         }
                         in_flight.push(Box::pin(write_all(file, pos, buf))).await;
-                        if in_flight.len() >= WRITES_IN_FLIGHT_MAX {
+                        if in_flight.len() >= writes_in_flight_max {
                             in_flight.pop_front().await.expect("non-empty")?;
                         }
                     }
