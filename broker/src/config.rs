@@ -47,6 +47,9 @@ pub struct BrokerConfig {
     /// Kafka's `fetch.max.bytes`: the most record data one Fetch response carries, whatever the
     /// request asks (the first batch is sent whole even when larger, so consumers progress).
     pub fetch_max_bytes: usize,
+    /// Most partitions placed on one shard (Redpanda's `topic_partitions_per_shard`):
+    /// CreateTopics and CreatePartitions beyond it are refused with INVALID_PARTITIONS.
+    pub topic_partitions_per_shard: usize,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.retention.ms` (-1 = forever).
@@ -97,6 +100,7 @@ impl Default for BrokerConfig {
             connection_max_inflight_requests: 128,
             fetch_max_wait_ms: 30_000,
             fetch_max_bytes: 55 * 1024 * 1024,
+            topic_partitions_per_shard: 1000,
             log_segment_bytes: 1024 * 1024 * 1024,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use glommio::{LocalExecutorBuilder, Placement};
+use riffle_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use riffle_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use riffle_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -512,5 +513,37 @@ fn a_partition_named_twice_in_a_fetch_is_read_once() {
             .collect();
         assert_eq!(data, [sent.len(), 0]);
         assert_eq!((parts[1].error_code, parts[1].high_watermark), (0, 2));
+    });
+}
+
+#[test]
+fn partitions_beyond_the_per_shard_cap_are_refused() {
+    with_broker(|shard| async move {
+        let cap = shard.config().topic_partitions_per_shard as i32;
+        let too_many = create_topic(&shard, "huge", cap + 1).await;
+        assert_eq!(
+            too_many.topics[0].error_code,
+            error_code::INVALID_PARTITIONS
+        );
+        let message = too_many.topics[0].error_message.clone().unwrap();
+        assert!(message.contains("topic_partitions_per_shard"), "{message}");
+        let fits = create_topic(&shard, "fits", cap - 1).await;
+        assert_eq!(fits.topics[0].error_code, error_code::NONE);
+        let grow = |count| CreatePartitionsRequest {
+            topics: vec![CreatePartitionsTopic {
+                name: "fits".to_string(),
+                count,
+                assignments: None,
+            }],
+            timeout_ms: 1000,
+            validate_only: false,
+        };
+        let refused: CreatePartitionsResponse = call(&shard, 1, grow(cap + 1)).await;
+        assert_eq!(
+            refused.results[0].error_code,
+            error_code::INVALID_PARTITIONS
+        );
+        let grown: CreatePartitionsResponse = call(&shard, 1, grow(cap)).await;
+        assert_eq!(grown.results[0].error_code, error_code::NONE);
     });
 }

@@ -17,7 +17,7 @@ use riffle_protocol::Uuid;
 
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 use crate::topic_config;
-use image::{validate_topic_name, MetadataImage, TopicMeta};
+use image::{validate_topic_name, MetadataImage, PartitionMeta, TopicMeta};
 
 /// A refused or failed metadata change; `errors::controller_error_code` gives its Kafka code, and
 /// its text is the error message clients see.
@@ -83,6 +83,31 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Places `count` new partitions, refusing when a shard would hold more than `cap` partitions
+/// (each open partition costs descriptors, memory and pre-allocated disk on its shard).
+fn place_within_cap(
+    image: &MetadataImage,
+    count: usize,
+    shards: usize,
+    node_id: i32,
+    cap: usize,
+) -> Result<Vec<PartitionMeta>, ControllerError> {
+    let placed = image.place_partitions(count, shards, node_id);
+    let mut load = image.partitions_per_shard(shards);
+    for p in &placed {
+        load[p.shard as usize] += 1;
+    }
+    let fullest = load.iter().copied().max().unwrap_or(0);
+    if fullest > cap {
+        return Err(ControllerError::InvalidPartitions {
+            reason: format!(
+                "{count} more partitions would put {fullest} on one shard; topic_partitions_per_shard is {cap}"
+            ),
+        });
+    }
+    Ok(placed)
+}
+
 /// The metadata controller. Lives on shard 0 for the life of the process.
 pub struct Controller {
     data_dir: PathBuf,
@@ -145,6 +170,7 @@ impl Controller {
         let shards = shard.shared.shard_count();
         let node_id = shard.config().node_id;
         let default_partitions = shard.config().num_partitions;
+        let cap = shard.config().topic_partitions_per_shard;
         let check = move |image: &MetadataImage| -> Result<TopicMeta, ControllerError> {
             validate_topic_name(&topic.name)
                 .map_err(|reason| ControllerError::InvalidTopicName { reason })?;
@@ -180,7 +206,7 @@ impl Controller {
             Ok(TopicMeta {
                 name: topic.name.clone(),
                 id: rand::random(),
-                partitions: image.place_partitions(partitions as usize, shards, node_id),
+                partitions: place_within_cap(image, partitions as usize, shards, node_id, cap)?,
                 configs: topic.configs.clone(),
             })
         };
@@ -222,6 +248,7 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let shards = shard.shared.shard_count();
         let node_id = shard.config().node_id;
+        let cap = shard.config().topic_partitions_per_shard;
         let check = |image: &MetadataImage| -> Result<TopicMeta, ControllerError> {
             let topic = image
                 .topic(name)
@@ -235,11 +262,10 @@ impl Controller {
                 });
             }
             let mut grown = (**topic).clone();
-            grown.partitions.extend(image.place_partitions(
-                (count - current) as usize,
-                shards,
-                node_id,
-            ));
+            let added = (count - current) as usize;
+            grown
+                .partitions
+                .extend(place_within_cap(image, added, shards, node_id, cap)?);
             Ok(grown)
         };
         if validate_only {
