@@ -10,6 +10,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::channel::{mpsc, oneshot};
@@ -40,6 +41,8 @@ pub enum Envelope {
 
 /// Jobs and replies queued between two shards before the channel applies backpressure.
 const SHARD_CHANNEL_CAPACITY: usize = 1024;
+/// How long a disconnecting shard waits for the replies it has queued to leave.
+const DISCONNECT_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The channel ends of one shard: `to[j]` sends to shard j, `from[j]` receives from it.
 pub struct Links {
@@ -86,7 +89,7 @@ impl Shared {
     }
 }
 
-/// The target shard stopped before answering (only during shutdown).
+/// The target shard stopped before answering (only during shutdown, or when it died).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("shard {0} is shut down")]
 pub struct ShardGone(pub usize);
@@ -108,9 +111,16 @@ pub struct Shard {
     /// Per target shard, an in-order local queue that a pump task moves into the shared channel:
     /// queuing never waits, so jobs leave in the order they were submitted.
     outboxes: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
-    /// Submitted jobs waiting for their reply, by id.
-    pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    /// Submitted jobs waiting for their reply, by id, with the shard that runs them.
+    pending: RefCell<HashMap<u64, (usize, oneshot::Sender<Reply>)>>,
     next_job_id: Cell<u64>,
+    /// Per shard, whether it can answer no more (its channel to or from us closed): jobs for it
+    /// fail at once with `ShardGone`.
+    gone: Vec<Cell<bool>>,
+    /// The tasks moving each outbox into its channel; awaited by `disconnect`.
+    pumps: RefCell<Vec<glommio::Task<()>>>,
+    /// The tasks receiving from each other shard; dropped (cancelled) by `disconnect`.
+    receivers: RefCell<Vec<glommio::Task<()>>>,
 }
 
 /// A partition being opened or open. The semaphore makes concurrent first users wait for one open.
@@ -141,6 +151,9 @@ impl Shard {
                 None => outboxes.push(None),
             }
         }
+        let gone = (0..shared.shard_count())
+            .map(|_| Cell::new(false))
+            .collect();
         let shard = Rc::new(Shard {
             id,
             shared,
@@ -152,6 +165,9 @@ impl Shard {
             outboxes,
             pending: RefCell::new(HashMap::new()),
             next_job_id: Cell::new(0),
+            gone,
+            pumps: RefCell::new(Vec::new()),
+            receivers: RefCell::new(Vec::new()),
         });
         // Every end must connect on its own executor, and a connect waits for its peer: connect
         // all of them concurrently.
@@ -169,19 +185,26 @@ impl Shard {
         );
         let (senders, receivers) = futures::future::join(senders, receivers).await;
         for (target, sender, mut queue) in senders {
-            glommio::spawn_local(async move {
+            let this = shard.clone();
+            let pump = glommio::spawn_local(async move {
                 while let Some(envelope) = queue.next().await {
                     if sender.send(envelope).await.is_err() {
                         tracing::debug!(target, "shard channel closed");
                         break;
                     }
                 }
+                // Jobs queued to `target` will get no reply: fail them rather than hang.
+                this.fail_pending_to(target);
+            });
+            shard.pumps.borrow_mut().push(pump);
+        }
+        let receiving = receivers
+            .into_iter()
+            .map(|(source, receiver)| {
+                glommio::spawn_local(shard.clone().receive_from(source, receiver))
             })
-            .detach();
-        }
-        for (source, receiver) in receivers {
-            glommio::spawn_local(shard.clone().receive_from(source, receiver)).detach();
-        }
+            .collect();
+        *shard.receivers.borrow_mut() = receiving;
         shard
     }
 
@@ -204,12 +227,55 @@ impl Shard {
                     .detach();
                 }
                 Envelope::Reply { id, value } => {
-                    if let Some(waiter) = self.pending.borrow_mut().remove(&id) {
+                    let waiter = self.pending.borrow_mut().remove(&id);
+                    if let Some((_, waiter)) = waiter {
                         let _ = waiter.send(value);
                     }
                 }
             }
         }
+        // `source` has exited: no reply of its can come any more.
+        self.fail_pending_to(source);
+    }
+
+    /// Marks `target` gone and drops the reply slots of jobs sent to it: their callers get
+    /// `ShardGone`, as does every job submitted to it from now on.
+    fn fail_pending_to(&self, target: usize) {
+        if let Some(gone) = self.gone.get(target) {
+            gone.set(true);
+        }
+        let gone: Vec<_> = {
+            let mut pending = self.pending.borrow_mut();
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, (to, _))| *to == target)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id))
+                .collect()
+        };
+        drop(gone);
+    }
+
+    /// Cuts this shard off before its executor ends (shutdown, or a failed start): the replies
+    /// already queued still leave, then its channels close, so a job another shard sent or sends
+    /// it fails there with `ShardGone` instead of waiting for a shard that is gone. (An executor
+    /// that just ends leaves its channel ends behind, parked in tasks that are never dropped.)
+    pub async fn disconnect(&self) {
+        for outbox in self.outboxes.iter().flatten() {
+            outbox.close_channel();
+        }
+        let pumps = std::mem::take(&mut *self.pumps.borrow_mut());
+        let flushed = futures::future::join_all(pumps);
+        let timer = glommio::timer::sleep(DISCONNECT_FLUSH_TIMEOUT);
+        // A pump still blocked at the deadline is dropped, which cancels it.
+        let _ = futures::future::select(Box::pin(flushed), Box::pin(timer)).await;
+        // Dropping a receiving task cancels it and drops its channel end, which the peer sees.
+        let receiving = std::mem::take(&mut *self.receivers.borrow_mut());
+        drop(receiving);
+        let waiting = std::mem::take(&mut *self.pending.borrow_mut());
+        drop(waiting);
     }
 
     fn send_envelope(&self, target: usize, envelope: Envelope) -> bool {
@@ -255,12 +321,15 @@ impl Shard {
         if target == self.id {
             return Ok(f(self.clone()).await);
         }
+        if self.gone.get(target).is_some_and(Cell::get) {
+            return Err(ShardGone(target));
+        }
         let id = self.next_job_id.get();
         self.next_job_id.set(id + 1);
         let job: Job =
             Box::new(move |shard| Box::pin(async move { Box::new(f(shard).await) as Reply }));
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, (target, tx));
         if !self.send_envelope(target, Envelope::Job { id, job }) {
             self.pending.borrow_mut().remove(&id);
             return Err(ShardGone(target));
@@ -362,5 +431,77 @@ impl Shard {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use futures::FutureExt;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+
+    fn executor(name: &str) -> LocalExecutorBuilder {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .name(name)
+            .io_memory(512 * 1024)
+    }
+
+    #[test]
+    fn jobs_sent_to_a_shard_that_disconnects_resolve_with_shard_gone() {
+        let shared = Arc::new(Shared {
+            config: BrokerConfig::default(),
+            image: ArcSwap::from_pointee(MetadataImage::default()),
+            shards: 2,
+            shutting_down: AtomicBool::new(false),
+        });
+        let (_keep, never) = oneshot::channel::<()>();
+        let shutdown: Shutdown = never.map(|_| ()).boxed().shared();
+        let job_started = Arc::new(AtomicBool::new(false));
+        let mut links = mesh(2).into_iter();
+        let (links0, links1) = (links.next().unwrap(), links.next().unwrap());
+
+        let (shared1, shutdown1, started1) =
+            (shared.clone(), shutdown.clone(), job_started.clone());
+        let shard1 = executor("test-shard-1")
+            .spawn(move || async move {
+                let shard = Shard::start(1, shared1, None, shutdown1, links1).await;
+                while !started1.load(Ordering::Acquire) {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+                shard.disconnect().await;
+            })
+            .unwrap();
+        let shard0 = executor("test-shard-0")
+            .spawn(move || async move {
+                let shard = Shard::start(0, shared, None, shutdown, links0).await;
+                // A job that never finishes on shard 1, in flight when shard 1 goes.
+                let stuck = shard.submit_to(1, move |_| {
+                    job_started.store(true, Ordering::Release);
+                    futures::future::pending::<()>()
+                });
+                let limit = glommio::timer::sleep(Duration::from_secs(10));
+                let stuck = match futures::future::select(Box::pin(stuck), Box::pin(limit)).await {
+                    futures::future::Either::Left((r, _)) => r,
+                    futures::future::Either::Right(_) => panic!("the in-flight job hangs"),
+                };
+                let after = shard.submit_to(1, |_| async { 7 }).await;
+                (stuck.err().map(|g| g.0), after.err().map(|g| g.0))
+            })
+            .unwrap();
+        let (stuck, after) = shard0.join().unwrap();
+        shard1.join().unwrap();
+        assert_eq!(
+            stuck,
+            Some(1),
+            "the in-flight job resolves with ShardGone(1)"
+        );
+        assert_eq!(
+            after,
+            Some(1),
+            "a job sent afterwards resolves with ShardGone(1)"
+        );
     }
 }
