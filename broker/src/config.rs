@@ -42,6 +42,24 @@ pub struct BrokerConfig {
     pub shard_inflight_budget_bytes: usize,
     /// Requests one connection may have in flight (read, not yet answered).
     pub connection_max_inflight_requests: usize,
+    /// `max.connections`: client connections the whole broker holds; one more is closed at once.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: client connections one client address may hold.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection that neither sends a request nor waits for a
+    /// response for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// Once the broker starts reading a request (its first bytes, then its body once the shard's
+    /// budget is reserved for it), the rest of the frame must arrive within this long or the
+    /// connection is closed, which releases the budget held for it.
+    pub request_frame_timeout_ms: u64,
+    /// A response write that makes no progress for this long (a client that stops reading)
+    /// closes the connection; its requests still finish and release their budget.
+    pub response_write_timeout_ms: u64,
+    /// On SIGTERM, connections get this long to answer the requests they have read; writes still
+    /// pending then are cut, and the logs are closed. A shutdown still running after twice this
+    /// long exits the process with an error, leaving the rest to recovery at the next start.
+    pub shutdown_timeout_ms: u64,
     /// Longest Fetch long-poll a client may ask for.
     pub fetch_max_wait_ms: u64,
     /// Kafka's `fetch.max.bytes`: the most record data one Fetch response carries, whatever the
@@ -98,6 +116,12 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: riffle_protocol::DEFAULT_MAX_FRAME_BYTES,
             shard_inflight_budget_bytes: 256 * 1024 * 1024,
             connection_max_inflight_requests: 128,
+            max_connections: 10_000,
+            max_connections_per_ip: 10_000,
+            connections_max_idle_ms: 600_000,
+            request_frame_timeout_ms: 30_000,
+            response_write_timeout_ms: 30_000,
+            shutdown_timeout_ms: 10_000,
             fetch_max_wait_ms: 30_000,
             fetch_max_bytes: 55 * 1024 * 1024,
             topic_partitions_per_shard: 1000,
@@ -116,6 +140,10 @@ impl Default for BrokerConfig {
         }
     }
 }
+
+/// Kafka 4's smallest `segment.bytes` and `log.segment.bytes`: smaller segments would multiply
+/// files and descriptors for nothing.
+pub const MIN_SEGMENT_BYTES: u64 = 1024 * 1024;
 
 impl BrokerConfig {
     /// Reads a TOML file; unknown keys are an error so that typos are caught at start-up.
@@ -157,6 +185,12 @@ impl BrokerConfig {
             self.connection_max_inflight_requests >= 1,
             "connection_max_inflight_requests must be at least 1"
         );
+        self.validate_connections()?;
+        anyhow::ensure!(
+            self.log_segment_bytes >= MIN_SEGMENT_BYTES,
+            "log_segment_bytes must be at least {MIN_SEGMENT_BYTES} (1 MiB, as in Kafka 4), got {}",
+            self.log_segment_bytes
+        );
         anyhow::ensure!(
             self.io_memory_bytes >= 512 * 1024,
             "io_memory_bytes must be at least 512 KiB (glommio refuses less)"
@@ -183,6 +217,26 @@ impl BrokerConfig {
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
                 "advertised must be HOST:PORT, got {adv}"
             );
+        }
+        Ok(())
+    }
+
+    fn validate_connections(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_connections >= 1,
+            "max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_connections_per_ip >= 1,
+            "max_connections_per_ip must be at least 1"
+        );
+        for (name, value_ms) in [
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("request_frame_timeout_ms", self.request_frame_timeout_ms),
+            ("response_write_timeout_ms", self.response_write_timeout_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ] {
+            anyhow::ensure!(value_ms >= 1, "{name} must be at least 1 ms");
         }
         Ok(())
     }
@@ -237,5 +291,50 @@ mod tests {
         assert!(cfg.validate().is_ok());
         cfg.advertised = Some("nohost".into());
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn connection_settings_have_kafka_defaults_and_zero_is_refused() {
+        let cfg = BrokerConfig::default();
+        assert_eq!(cfg.connections_max_idle_ms, 600_000, "Kafka's default");
+        assert!(cfg.validate().is_ok());
+        let cfg: BrokerConfig = toml::from_str(
+            "max_connections = 5\nmax_connections_per_ip = 2\nconnections_max_idle_ms = 1000\n\
+             request_frame_timeout_ms = 500\nresponse_write_timeout_ms = 700\nshutdown_timeout_ms = 900\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.max_connections, cfg.max_connections_per_ip),
+            (5, 2),
+            "both caps are read"
+        );
+        assert_eq!(cfg.request_frame_timeout_ms, 500);
+        assert_eq!(cfg.response_write_timeout_ms, 700);
+        assert_eq!(cfg.shutdown_timeout_ms, 900);
+        assert!(cfg.validate().is_ok());
+        for key in [
+            "max_connections",
+            "max_connections_per_ip",
+            "connections_max_idle_ms",
+            "request_frame_timeout_ms",
+            "response_write_timeout_ms",
+            "shutdown_timeout_ms",
+        ] {
+            let cfg: BrokerConfig = toml::from_str(&format!("{key} = 0\n")).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn log_segment_bytes_below_one_mib_is_refused_with_the_minimum() {
+        let cfg: BrokerConfig = toml::from_str("log_segment_bytes = 1048575\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("log_segment_bytes") && err.contains("1048576"),
+            "{err}"
+        );
+        let cfg: BrokerConfig = toml::from_str("log_segment_bytes = 1048576\n").unwrap();
+        assert!(cfg.validate().is_ok());
     }
 }

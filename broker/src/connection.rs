@@ -4,19 +4,31 @@
 //! Limits: a frame above `socket_request_max_bytes` closes the connection; at most
 //! `connection_max_inflight_requests` requests wait for their response; every request holds
 //! permits of its frame size from the shard's in-flight budget until its response is written, so a
-//! shard that is out of budget stops reading from its sockets.
+//! shard that is out of budget stops reading from its sockets. No client can hold those for long
+//! by going silent: a connection with nothing to do is closed after `connections_max_idle_ms`, a
+//! frame must arrive within `request_frame_timeout_ms`, and a response write that makes no
+//! progress for `response_write_timeout_ms` (or is still pending when shutdown cuts writes)
+//! closes the connection.
 
+mod limits;
+
+use std::cell::Cell;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{self, Either, LocalBoxFuture, Shared};
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::sync::StaticPermit;
 use glommio::Task;
 use riffle_protocol::{decode_request, frame_size, RequestError};
+
+pub(crate) use limits::{ConnectionLimits, ConnectionSlot};
 
 use crate::handlers;
 use crate::shard::Shard;
@@ -27,28 +39,88 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks smaller than this are copied into one write with their neighbours.
 const COALESCE_BELOW_BYTES: usize = 16 * 1024;
 
+/// Resolves when the shard cuts the writes still pending at shutdown (`shutdown_timeout_ms` after
+/// the signal). Shard-local: it rides a glommio timer.
+pub(crate) type ForceClose = Shared<LocalBoxFuture<'static, ()>>;
+
+/// What a connection task gets from the accept loop besides its socket.
+pub(crate) struct Accepted {
+    pub shard: Rc<Shard>,
+    pub peer: SocketAddr,
+    pub shutdown: Shutdown,
+    pub force_close: ForceClose,
+    /// The connection's place under `max_connections`, given back when the task ends.
+    pub slot: ConnectionSlot,
+}
+
 /// A request being handled: its response (None: nothing to send, e.g. acks=0) and its budget.
 struct Pending {
     response: Task<handlers::Outcome>,
     _budget: StaticPermit,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
+/// What the reader and the writer of one connection share (one shard, one connection's life).
+struct Activity {
+    /// When a byte was last read or a response last written.
+    last_active: Cell<Instant>,
+    /// Requests read whose response is not yet written (or dropped).
+    awaiting_response: Cell<usize>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_active.set(Instant::now());
+    }
+}
+
+pub(crate) async fn serve(accepted: Accepted, stream: TcpStream) {
+    let Accepted {
+        shard,
+        peer,
+        shutdown,
+        force_close,
+        slot,
+    } = accepted;
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let (reader, writer) = stream.split();
+    let (socket_reader, socket_writer) = stream.split();
     let (queue, responses) =
         mpsc::channel::<Pending>(shard.config().connection_max_inflight_requests);
-    let writer_task = glommio::spawn_local(write_responses(writer, responses, peer));
-    let reason = read_requests(&shard, reader, queue, peer, shutdown).await;
+    let activity = Rc::new(Activity {
+        last_active: Cell::new(Instant::now()),
+        awaiting_response: Cell::new(0),
+    });
+    let (stopped_tx, stopped_rx) = oneshot::channel::<String>();
+    let writer = Writer {
+        socket: Some(socket_writer),
+        peer,
+        activity: activity.clone(),
+        write_timeout: Duration::from_millis(shard.config().response_write_timeout_ms),
+        force_close,
+        stopped: Some(stopped_tx),
+    };
+    let writer_task = glommio::spawn_local(writer.run(responses));
+    let reader = Reader::new(&shard, socket_reader, peer, shutdown, activity);
+    // The writer stopping (a client that stops reading) stops the reader too: dropping it drops
+    // the queue, never a request whose handler has started.
+    let reason = match future::select(Box::pin(reader.run(queue)), stopped_rx).await {
+        Either::Left((reason, _)) => reason,
+        Either::Right((Ok(why), _)) => Closed::WriteStopped(why),
+        Either::Right((Err(_), _)) => Closed::WriteStopped("writer ended".to_string()),
+    };
     match &reason {
-        Closed::Eof | Closed::Shutdown => tracing::debug!(%peer, "connection closed: {reason}"),
+        Closed::Eof | Closed::Shutdown | Closed::Idle { .. } => {
+            tracing::debug!(%peer, "connection closed: {reason}")
+        }
         Closed::Io(_) => tracing::debug!(%peer, "connection lost: {reason}"),
-        Closed::Protocol(_) => tracing::warn!(%peer, "closing connection: {reason}"),
+        Closed::Protocol(_) | Closed::FrameTimeout { .. } | Closed::WriteStopped(_) => {
+            tracing::warn!(%peer, "closing connection: {reason}")
+        }
     }
-    // The reader dropped its queue: the writer sends what is pending, then ends.
+    // The reader dropped its queue: the writer answers what is pending, then ends.
     writer_task.await;
+    drop(slot);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,175 +129,328 @@ enum Closed {
     Eof,
     #[error("broker shutting down")]
     Shutdown,
+    #[error("idle for connections_max_idle_ms ({idle_ms} ms)")]
+    Idle { idle_ms: u64 },
+    #[error("a request frame did not arrive within request_frame_timeout_ms ({timeout_ms} ms)")]
+    FrameTimeout { timeout_ms: u64 },
+    #[error("responses cannot be written: {0}")]
+    WriteStopped(String),
     #[error("{0}")]
     Io(std::io::Error),
     #[error("{0}")]
     Protocol(String),
 }
 
-async fn read_requests(
-    shard: &Rc<Shard>,
-    mut reader: ReadHalf<TcpStream>,
-    mut queue: mpsc::Sender<Pending>,
+/// The reading half of a connection: frames in, handler tasks out, each with its budget.
+struct Reader {
+    shard: Rc<Shard>,
+    socket: ReadHalf<TcpStream>,
+    buf: BytesMut,
     peer: SocketAddr,
     shutdown: Shutdown,
-) -> Closed {
-    let max_frame_bytes = shard.config().socket_request_max_bytes;
-    let budget_bytes = shard.config().shard_inflight_budget_bytes as u64;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    loop {
-        // 1. the size prefix
-        let size = loop {
-            match frame_size(&buf, max_frame_bytes) {
-                Ok(Some(size)) => break size,
-                Ok(None) => {}
+    activity: Rc<Activity>,
+    max_frame_bytes: usize,
+    budget_bytes: u64,
+    idle_ms: u64,
+    frame_timeout_ms: u64,
+}
+
+impl Reader {
+    fn new(
+        shard: &Rc<Shard>,
+        socket: ReadHalf<TcpStream>,
+        peer: SocketAddr,
+        shutdown: Shutdown,
+        activity: Rc<Activity>,
+    ) -> Self {
+        let config = shard.config();
+        Reader {
+            shard: shard.clone(),
+            socket,
+            buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            peer,
+            shutdown,
+            activity,
+            max_frame_bytes: config.socket_request_max_bytes,
+            budget_bytes: config.shard_inflight_budget_bytes as u64,
+            idle_ms: config.connections_max_idle_ms,
+            frame_timeout_ms: config.request_frame_timeout_ms,
+        }
+    }
+
+    async fn run(mut self, queue: mpsc::Sender<Pending>) -> Closed {
+        match self.read_requests(queue).await {
+            Ok(never) => match never {},
+            Err(closed) => closed,
+        }
+    }
+
+    async fn read_requests(
+        &mut self,
+        mut queue: mpsc::Sender<Pending>,
+    ) -> Result<Infallible, Closed> {
+        loop {
+            self.wait_for_request().await?;
+            let frame_bytes = 4 + self.read_size().await?;
+            let budget = self.reserve_budget(frame_bytes).await?;
+            self.fill(frame_bytes, self.frame_deadline()).await?;
+            let mut frame = self.buf.split_to(frame_bytes);
+            frame.advance(4);
+            // A queue slot first, so that no handler starts unless its response has a place.
+            future::poll_fn(|cx| queue.poll_ready(cx))
+                .await
+                .map_err(|_| Closed::Io(std::io::ErrorKind::BrokenPipe.into()))?;
+            let response = self.start_handler(frame.freeze())?;
+            let awaiting = self.activity.awaiting_response.get();
+            self.activity.awaiting_response.set(awaiting + 1);
+            queue
+                .start_send(Pending {
+                    response,
+                    _budget: budget,
+                })
+                .map_err(|_| Closed::Io(std::io::ErrorKind::BrokenPipe.into()))?;
+            // keep the buffer from growing without bound: start a fresh one when it is drained
+            if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK_BYTES {
+                self.buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+            }
+        }
+    }
+
+    fn frame_deadline(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.frame_timeout_ms)
+    }
+
+    /// Waits for the first byte of the next request; a connection with no request read and no
+    /// response pending for `connections_max_idle_ms` is closed.
+    async fn wait_for_request(&mut self) -> Result<(), Closed> {
+        let idle = Duration::from_millis(self.idle_ms);
+        while self.buf.is_empty() {
+            let idle_deadline = self.activity.last_active.get() + idle;
+            if Instant::now() >= idle_deadline {
+                if self.activity.awaiting_response.get() == 0 {
+                    return Err(Closed::Idle {
+                        idle_ms: self.idle_ms,
+                    });
+                }
+                // A response is on its way (a long poll, a slow write bounded by its timeout).
+                self.activity.touch();
+                continue;
+            }
+            self.read_some(READ_CHUNK_BYTES, idle_deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the size prefix; its bytes must follow the first within the frame deadline.
+    async fn read_size(&mut self) -> Result<usize, Closed> {
+        let deadline = self.frame_deadline();
+        loop {
+            match frame_size(&self.buf, self.max_frame_bytes) {
+                Ok(Some(size)) => return Ok(size),
+                Ok(None) => self.fill(4, deadline).await?,
                 Err(_) => {
-                    let claimed = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    return Closed::Protocol(format!(
-                        "frame size {claimed} is negative or above socket_request_max_bytes {max_frame_bytes}"
-                    ));
+                    let b = &self.buf;
+                    let claimed = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    return Err(Closed::Protocol(format!(
+                        "frame size {claimed} is negative or above socket_request_max_bytes {}",
+                        self.max_frame_bytes
+                    )));
                 }
             }
-            if let Err(closed) = fill(&mut reader, &mut buf, 4, &shutdown).await {
-                return closed;
-            }
-        };
-        // 2. budget for the whole request before reading its body
-        let frame_bytes = 4 + size;
-        let budget = match shard
-            .inflight_budget
-            .acquire_static_permit((frame_bytes as u64).min(budget_bytes))
-            .await
-        {
-            Ok(p) => p,
-            Err(_) => return Closed::Shutdown,
-        };
-        // 3. the body
-        if let Err(closed) = fill(&mut reader, &mut buf, frame_bytes, &shutdown).await {
-            return closed;
-        }
-        let mut frame = buf.split_to(frame_bytes);
-        frame.advance(4);
-        let frame = frame.freeze();
-        // 4. decode and start the handler; its task is queued in arrival order
-        let response = match decode_request(frame.clone()) {
-            Ok(request) => glommio::spawn_local(handlers::handle(shard.clone(), request, peer)),
-            Err(RequestError::UnsupportedVersion { header }) => {
-                tracing::debug!(%peer, api_key = header.request_api_key, version = header.request_api_version, "unsupported version");
-                glommio::spawn_local(handlers::unsupported_version(header, frame))
-            }
-            Err(RequestError::UnknownApiKey { header }) => {
-                return Closed::Protocol(format!(
-                    "unknown API key {} (correlation id {})",
-                    header.request_api_key, header.correlation_id
-                ));
-            }
-            Err(RequestError::MalformedHeader(e)) => {
-                return Closed::Protocol(format!("malformed request header: {e}"));
-            }
-            Err(RequestError::MalformedBody { header, error }) => {
-                return Closed::Protocol(format!(
-                    "malformed {} v{} request (correlation id {}): {error}",
-                    riffle_protocol::ApiKey::from_i16(header.request_api_key)
-                        .map_or("?", |k| k.name()),
-                    header.request_api_version,
-                    header.correlation_id
-                ));
-            }
-        };
-        if queue
-            .send(Pending {
-                response,
-                _budget: budget,
-            })
-            .await
-            .is_err()
-        {
-            return Closed::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        }
-        // keep the buffer from growing without bound: start a fresh one when it is drained
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK_BYTES {
-            buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
     }
-}
 
-/// Reads until `buf` holds at least `want` bytes.
-async fn fill(
-    reader: &mut ReadHalf<TcpStream>,
-    buf: &mut BytesMut,
-    want: usize,
-    shutdown: &Shutdown,
-) -> Result<(), Closed> {
-    while buf.len() < want {
-        let start = buf.len();
-        let room = (want - start).max(READ_CHUNK_BYTES);
-        buf.resize(start + room, 0);
+    /// Budget for the whole request before reading its body. Waiting for it does not count
+    /// against the frame deadline: the broker, not the client, is the one holding back.
+    async fn reserve_budget(&self, frame_bytes: usize) -> Result<StaticPermit, Closed> {
+        let permits = (frame_bytes as u64).min(self.budget_bytes);
+        futures::select_biased! {
+            permit = self.shard.inflight_budget.acquire_static_permit(permits).fuse() => {
+                permit.map_err(|_| Closed::Shutdown)
+            }
+            _ = self.shutdown.clone().fuse() => Err(Closed::Shutdown),
+        }
+    }
+
+    /// Reads until the buffer holds `want` bytes, or fails once `deadline` passes.
+    async fn fill(&mut self, want: usize, deadline: Instant) -> Result<(), Closed> {
+        while self.buf.len() < want {
+            if !self.read_some(want, deadline).await? {
+                return Err(Closed::FrameTimeout {
+                    timeout_ms: self.frame_timeout_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One read toward `want` buffered bytes: Ok(false) if `deadline` passed first.
+    async fn read_some(&mut self, want: usize, deadline: Instant) -> Result<bool, Closed> {
+        let start = self.buf.len();
+        let room = want.saturating_sub(start).max(READ_CHUNK_BYTES);
+        self.buf.resize(start + room, 0);
+        let wait = deadline.saturating_duration_since(Instant::now());
         let read = futures::select_biased! {
-            r = reader.read(&mut buf[start..]).fuse() => r,
-            _ = shutdown.clone().fuse() => {
-                buf.truncate(start);
+            r = self.socket.read(&mut self.buf[start..]).fuse() => Some(r),
+            _ = self.shutdown.clone().fuse() => {
+                self.buf.truncate(start);
                 return Err(Closed::Shutdown);
             }
+            _ = glommio::timer::sleep(wait).fuse() => None,
         };
         match read {
-            Ok(0) => {
-                buf.truncate(start);
-                return Err(Closed::Eof);
+            None => {
+                self.buf.truncate(start);
+                Ok(false)
             }
-            Ok(n) => buf.truncate(start + n),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(Closed::Io(e));
+            Some(Ok(0)) => {
+                self.buf.truncate(start);
+                Err(Closed::Eof)
+            }
+            Some(Ok(n)) => {
+                self.buf.truncate(start + n);
+                self.activity.touch();
+                Ok(true)
+            }
+            Some(Err(e)) => {
+                self.buf.truncate(start);
+                Err(Closed::Io(e))
             }
         }
     }
-    Ok(())
+
+    /// Decodes the frame and starts its handler; a frame that cannot be answered closes.
+    fn start_handler(&self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
+        let (shard, peer) = (self.shard.clone(), self.peer);
+        match decode_request(frame.clone()) {
+            Ok(request) => Ok(glommio::spawn_local(handlers::handle(shard, request, peer))),
+            Err(RequestError::UnsupportedVersion { header }) => {
+                tracing::debug!(%peer, api_key = header.request_api_key, version = header.request_api_version, "unsupported version");
+                Ok(glommio::spawn_local(handlers::unsupported_version(
+                    header, frame,
+                )))
+            }
+            Err(RequestError::UnknownApiKey { header }) => Err(Closed::Protocol(format!(
+                "unknown API key {} (correlation id {})",
+                header.request_api_key, header.correlation_id
+            ))),
+            Err(RequestError::MalformedHeader(e)) => {
+                Err(Closed::Protocol(format!("malformed request header: {e}")))
+            }
+            Err(RequestError::MalformedBody { header, error }) => Err(Closed::Protocol(format!(
+                "malformed {} v{} request (correlation id {}): {error}",
+                riffle_protocol::ApiKey::from_i16(header.request_api_key).map_or("?", |k| k.name()),
+                header.request_api_version,
+                header.correlation_id
+            ))),
+        }
+    }
 }
 
-/// Writes responses in request order; small chunks are coalesced, stored batches go as they are.
-async fn write_responses(
-    mut writer: WriteHalf<TcpStream>,
-    mut responses: mpsc::Receiver<Pending>,
+/// The writing half: responses in request order. Once a write fails, times out or is cut by
+/// shutdown, it stops writing and tells the reader, but still awaits every pending handler, so
+/// requests already read finish (appends are never cut halfway) and release their budget.
+struct Writer {
+    /// None once writing has stopped.
+    socket: Option<WriteHalf<TcpStream>>,
     peer: SocketAddr,
-) {
-    let mut small = BytesMut::with_capacity(COALESCE_BELOW_BYTES * 2);
-    while let Some(pending) = responses.next().await {
-        let chunks = match pending.response.await {
-            Ok(Some(chunks)) => chunks,
-            Ok(None) => continue,
-            Err(reason) => {
-                tracing::warn!(%peer, "closing connection: {reason}");
-                break;
-            }
-        };
-        if let Err(e) = write_chunks(&mut writer, &mut small, chunks).await {
-            tracing::debug!(%peer, error = %e, "write failed");
-            break;
-        }
-    }
-    let _ = writer.close().await;
+    activity: Rc<Activity>,
+    write_timeout: Duration,
+    force_close: ForceClose,
+    /// Tells the reader why writing stopped (taken on the first stop).
+    stopped: Option<oneshot::Sender<String>>,
 }
 
-async fn write_chunks(
-    writer: &mut WriteHalf<TcpStream>,
-    small: &mut BytesMut,
-    chunks: Vec<Bytes>,
-) -> std::io::Result<()> {
-    for chunk in chunks {
-        if chunk.len() < COALESCE_BELOW_BYTES {
-            small.extend_from_slice(&chunk);
-            continue;
+impl Writer {
+    async fn run(mut self, mut responses: mpsc::Receiver<Pending>) {
+        let mut small = BytesMut::with_capacity(COALESCE_BELOW_BYTES * 2);
+        while let Some(pending) = responses.next().await {
+            let outcome = pending.response.await;
+            if self.socket.is_some() {
+                match outcome {
+                    Ok(Some(chunks)) => {
+                        if let Err(why) = self.write_response(&mut small, chunks).await {
+                            self.stop(why);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(reason) => self.stop(reason),
+                }
+            }
+            let awaiting = self.activity.awaiting_response.get();
+            debug_assert!(awaiting > 0, "the reader counts each request it queues");
+            self.activity
+                .awaiting_response
+                .set(awaiting.saturating_sub(1));
+            // `pending` (its budget) is released here, after its response left or was dropped.
+        }
+        if let Some(mut socket) = self.socket.take() {
+            let _ = self.bounded(socket.close()).await;
+        }
+    }
+
+    fn stop(&mut self, why: String) {
+        tracing::debug!(peer = %self.peer, "stopping writes: {why}");
+        if let Some(stopped) = self.stopped.take() {
+            let _ = stopped.send(why);
+        }
+        // No graceful close: it could wait on the same stalled socket. The socket closes when
+        // the reader's half is dropped too.
+        self.socket = None;
+    }
+
+    /// Runs one socket operation under the write timeout and the shutdown cut.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<T, String> {
+        futures::select_biased! {
+            _ = self.force_close.clone().fuse() => Err("cut by shutdown (shutdown_timeout_ms)".to_string()),
+            r = op.fuse() => r.map_err(|e| format!("write failed: {e}")),
+            _ = glommio::timer::sleep(self.write_timeout).fuse() => Err(format!(
+                "no progress for response_write_timeout_ms ({} ms)",
+                self.write_timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Writes one response; small chunks are coalesced, stored batches go as they are.
+    async fn write_response(
+        &mut self,
+        small: &mut BytesMut,
+        chunks: Vec<Bytes>,
+    ) -> Result<(), String> {
+        for chunk in chunks {
+            if chunk.len() < COALESCE_BELOW_BYTES {
+                small.extend_from_slice(&chunk);
+                continue;
+            }
+            if !small.is_empty() {
+                self.write_all(small).await?;
+                small.clear();
+            }
+            self.write_all(&chunk).await?;
         }
         if !small.is_empty() {
-            writer.write_all(small).await?;
+            self.write_all(small).await?;
             small.clear();
         }
-        writer.write_all(&chunk).await?;
+        self.activity.touch();
+        Ok(())
     }
-    if !small.is_empty() {
-        writer.write_all(small).await?;
-        small.clear();
+
+    /// Each write must make progress within the write timeout: a slow reader is fine, a stopped
+    /// one is cut.
+    async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        while !bytes.is_empty() {
+            let mut socket = self.socket.take().ok_or("writes stopped")?;
+            let written = self.bounded(socket.write(bytes)).await;
+            self.socket = Some(socket);
+            match written? {
+                0 => return Err("write failed: connection closed".to_string()),
+                n => bytes = &bytes[n..],
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Start-up and shutdown: one pinned glommio executor per shard, each listening on the Kafka port
-//! with SO_REUSEPORT; SIGINT/SIGTERM stop accepting, let in-flight requests finish, then flush and
+//! with SO_REUSEPORT and admitting connections under `max_connections`; SIGINT/SIGTERM stop
+//! accepting, let in-flight requests finish (for at most `shutdown_timeout_ms`), then flush and
 //! close every log.
 
 use std::fs::File;
@@ -9,21 +10,35 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
 use futures::channel::oneshot;
 use futures::future::{select, Either, FutureExt};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
-use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
+use glommio::{GlommioError, LocalExecutorBuilder, Placement, PoolPlacement};
 
 use crate::config::BrokerConfig;
+use crate::connection::{self, Accepted, ConnectionLimits, ForceClose};
+use crate::groups::GroupCoordinator;
 use crate::metadata::{store, Controller};
 use crate::shard::{mesh, Links, Shard, Shared};
 use crate::topic_config::HOUSEKEEPING_INTERVAL;
-use crate::{connection, Shutdown};
+use crate::Shutdown;
+
+/// Descriptors kept for logs, indexes and the runtime: `max_connections` above the open-files
+/// limit minus this is warned about at start, since connections could then starve the logs.
+const DESCRIPTORS_RESERVED: u64 = 1024;
+/// First pause of an accept loop after a failed accept (EMFILE, ENFILE, ...); it doubles with
+/// each failure in a row up to ACCEPT_BACKOFF_MAX, so the loop neither spins nor gives up.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Repeated accept failures and refused connections are logged at most once per interval.
+const REPEATED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a shard that has drained its connections checks whether every shard has.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Holds an exclusive lock on the data dir for the life of the process: two brokers on one data
 /// dir would corrupt it, and SO_REUSEPORT would let a second one share the port silently.
@@ -85,6 +100,15 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     install_fail_stop();
     let _lock = lock_data_dir(&config.data_dir)?;
     config.listen = reserve_listen_address(config.listen)?;
+    let open_files_limit = raise_open_files_limit();
+    if open_files_limit < config.max_connections as u64 + DESCRIPTORS_RESERVED {
+        tracing::warn!(
+            open_files_limit,
+            max_connections = config.max_connections,
+            "max_connections leaves fewer than {DESCRIPTORS_RESERVED} descriptors of the open \
+             files limit to logs; raise the hard limit (LimitNOFILE) or lower max_connections"
+        );
+    }
 
     let cpus = allowed_cpus();
     let shards = if config.smp == 0 {
@@ -97,6 +121,8 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     // Finishes any topic deletion a crash interrupted, before a shard can open a partition.
     crate::partition::sweep_orphaned_partition_dirs(&config.data_dir, &image)?;
 
+    let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
+    let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
     let shared = Arc::new(Shared {
         config,
         image: ArcSwap::from_pointee(image),
@@ -106,9 +132,10 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let shutdown: Shutdown = stop_rx.map(|_| ()).boxed().shared();
-    spawn_signal_thread(shared.clone(), stop_tx)?;
+    spawn_signal_thread(shared.clone(), stop_tx, shutdown_timeout)?;
 
     let ready = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(shards);
     for (id, links) in mesh(shards).into_iter().enumerate() {
         let placement = if shards <= cpus.len() {
@@ -116,9 +143,15 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
         } else {
             Placement::Unbound
         };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        let ready = ready.clone();
+        let start = ShardStart {
+            id,
+            shared: shared.clone(),
+            shutdown: shutdown.clone(),
+            ready: ready.clone(),
+            drained: drained.clone(),
+            limits: limits.clone(),
+            open_files_limit,
+        };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("riffle-shard-{id}"))
             .io_memory(shared.config.io_memory_bytes)
@@ -127,10 +160,16 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             .blocking_thread_pool_placement(PoolPlacement::Unbound(
                 shared.config.sync_threads_per_shard,
             ))
-            .spawn(move || shard_main(id, shared, links, shutdown, ready))
+            .spawn(move || shard_main(start, links))
             .with_context(|| format!("starting shard {id}"))?;
         handles.push(handle);
     }
+    join_shards(handles)
+}
+
+fn join_shards(
+    handles: Vec<glommio::ExecutorJoinHandle<anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
     let mut first_error = None;
     for (id, h) in handles.into_iter().enumerate() {
         let result = h
@@ -165,6 +204,46 @@ fn install_fail_stop() {
     }));
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit (every connection and every segment file holds
+/// a descriptor) and returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open files limit");
+        return 0;
+    }
+    let mut target = limit.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // An unlimited hard limit still cannot exceed fs.nr_open.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(limit.rlim_cur);
+    }
+    if limit.rlim_cur >= target {
+        return limit.rlim_cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            soft = limit.rlim_cur,
+            hard = limit.rlim_max,
+            "cannot raise the open files limit to its hard limit"
+        );
+        return limit.rlim_cur;
+    }
+    target
+}
+
 /// Asks the whole process to shut down, as SIGTERM does (used when one shard cannot start).
 fn stop_process() {
     // SAFETY: sending a signal to our own process touches no memory.
@@ -173,7 +252,11 @@ fn stop_process() {
     }
 }
 
-fn spawn_signal_thread(shared: Arc<Shared>, stop: oneshot::Sender<()>) -> anyhow::Result<()> {
+fn spawn_signal_thread(
+    shared: Arc<Shared>,
+    stop: oneshot::Sender<()>,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
     std::thread::Builder::new()
         .name("riffle-signals".into())
@@ -187,6 +270,7 @@ fn spawn_signal_thread(shared: Arc<Shared>, stop: oneshot::Sender<()>) -> anyhow
                     );
                     shared.shutting_down.store(true, Ordering::Release);
                     let _ = stop.send(());
+                    spawn_shutdown_watchdog(shutdown_timeout);
                 } else {
                     tracing::warn!(signal, "second signal: exiting now");
                     std::process::exit(130);
@@ -196,90 +280,311 @@ fn spawn_signal_thread(shared: Arc<Shared>, stop: oneshot::Sender<()>) -> anyhow
     Ok(())
 }
 
-async fn shard_main(
+/// The last bound on shutdown: connections are cut after `shutdown_timeout_ms`; if closing the
+/// logs has not finished by twice that (a disk that does not answer), the process exits anyway
+/// and the next start recovers the logs as after a crash.
+fn spawn_shutdown_watchdog(shutdown_timeout: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("riffle-shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(shutdown_timeout * 2);
+            tracing::error!(
+                "shutdown did not finish within twice shutdown_timeout_ms ({} ms); exiting \
+                 without closing the remaining logs",
+                shutdown_timeout.as_millis()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the shutdown watchdog");
+    }
+}
+
+/// What each shard's main task is given.
+struct ShardStart {
     id: usize,
     shared: Arc<Shared>,
-    links: Links,
     shutdown: Shutdown,
+    /// Shards listening; the last one prints the start-up line.
     ready: Arc<AtomicUsize>,
-) -> anyhow::Result<()> {
-    let controller = (id == 0).then(|| Rc::new(Controller::new(shared.config.data_dir.clone())));
-    let shard = Shard::start(id, shared.clone(), controller, shutdown.clone(), links).await;
-    if let Err(e) = shard.open_owned_partitions().await {
-        // One shard failing stops the others, so the process does not limp on half-served.
-        stop_process();
-        return Err(e);
+    /// Shards done with their connections at shutdown (or ended): logs close once all are.
+    drained: Arc<AtomicUsize>,
+    limits: Arc<ConnectionLimits>,
+    open_files_limit: u64,
+}
+
+/// Counts its shard as drained once, when marked or, whatever happens, when dropped: a shard
+/// that failed to start must not hold the others back at shutdown.
+struct DrainedMark(Option<Arc<AtomicUsize>>);
+
+impl DrainedMark {
+    fn mark(&mut self) {
+        if let Some(drained) = self.0.take() {
+            drained.fetch_add(1, Ordering::AcqRel);
+        }
     }
-    let coordinator = match shard.open_group_coordinator().await {
-        Ok(c) => c,
+}
+
+impl Drop for DrainedMark {
+    fn drop(&mut self) {
+        self.mark();
+    }
+}
+
+async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
+    let mut drained = DrainedMark(Some(start.drained.clone()));
+    let controller =
+        (start.id == 0).then(|| Rc::new(Controller::new(start.shared.config.data_dir.clone())));
+    let shard = Shard::start(
+        start.id,
+        start.shared.clone(),
+        controller,
+        start.shutdown.clone(),
+        links,
+    )
+    .await;
+    let (coordinator, listener) = match open_shard(&shard, &start.shared.config).await {
+        Ok(opened) => opened,
         Err(e) => {
+            // One shard failing stops the others, so the process does not limp on half-served.
             stop_process();
+            shard.disconnect().await;
             return Err(e);
         }
     };
-    glommio::spawn_local(coordinator.clone().run_timers(shutdown.clone())).detach();
-
-    let listener = match TcpListener::bind(shared.config.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            stop_process();
-            return Err(e)
-                .with_context(|| format!("shard {id} cannot listen on {}", shared.config.listen));
-        }
-    };
-    if ready.fetch_add(1, Ordering::AcqRel) + 1 == shared.shard_count() {
-        let c = &shared.config;
-        let (host, port) = c.advertised_host_port();
-        let line = format!(
-            "riffle listening on {} (advertised {host}:{port}), node id {}, {} shard(s), data dir {}",
-            c.listen,
-            c.node_id,
-            shared.shard_count(),
-            c.data_dir.display()
-        );
-        tracing::info!("{line}");
-        println!("{line}");
-    }
+    glommio::spawn_local(coordinator.clone().run_timers(start.shutdown.clone())).detach();
+    announce_ready(&start);
 
     let housekeeping = glommio::spawn_local(housekeeping_loop(shard.clone()));
+    // Kept until the end of this function: dropping it would cut writes at once.
+    let (cut_writes, cut) = oneshot::channel::<()>();
+    let force_close: ForceClose = cut.map(|_| ()).boxed_local().shared();
     let connections = Gate::new();
-    loop {
-        let accept = Box::pin(listener.accept());
-        match select(accept, shutdown.clone()).await {
-            Either::Left((Ok(stream), _)) => {
-                let peer = stream
-                    .peer_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                let shard = shard.clone();
-                let shutdown = shutdown.clone();
-                match connections
-                    .spawn(async move { connection::serve(shard, stream, peer, shutdown).await })
-                {
-                    Ok(task) => {
-                        task.detach();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot start connection task"),
-                }
-            }
-            Either::Left((Err(e), _)) => {
-                tracing::warn!(shard = id, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-            Either::Right(_) => break,
-        }
-    }
+    accept_connections(&shard, &listener, &connections, &start, &force_close).await;
     drop(listener);
-    // Connections stop reading, answer what they have read, then end.
-    if let Err(e) = connections.close().await {
-        tracing::warn!(shard = id, error = %e, "closing connections");
+
+    let timeout = Duration::from_millis(start.shared.config.shutdown_timeout_ms);
+    let deadline = Instant::now() + timeout;
+    drain_connections(start.id, &connections, timeout, cut_writes).await;
+    drained.mark();
+    // Other shards' connections may still need this shard's partitions: keep serving their jobs
+    // until every shard has drained, or the deadline.
+    while start.drained.load(Ordering::Acquire) < start.shared.shard_count()
+        && Instant::now() < deadline
+    {
+        glommio::timer::sleep(DRAIN_POLL_INTERVAL).await;
     }
     drop(housekeeping);
     for partition in shard.open_partitions() {
         partition.close().await;
     }
     coordinator.close().await;
-    tracing::debug!(shard = id, cross_shard_requests = %shard.request_counts, "shard stopped");
+    shard.disconnect().await;
+    tracing::debug!(shard = start.id, cross_shard_requests = %shard.request_counts, "shard stopped");
     Ok(())
+}
+
+/// Recovers the shard's partitions and groups, then binds the listener.
+async fn open_shard(
+    shard: &Rc<Shard>,
+    config: &BrokerConfig,
+) -> anyhow::Result<(Rc<GroupCoordinator>, TcpListener)> {
+    shard.open_owned_partitions().await?;
+    let coordinator = shard.open_group_coordinator().await?;
+    let listener = TcpListener::bind(config.listen)
+        .with_context(|| format!("shard {} cannot listen on {}", shard.id, config.listen))?;
+    Ok((coordinator, listener))
+}
+
+/// The last shard to listen prints the start-up line (tests and scripts wait for it).
+fn announce_ready(start: &ShardStart) {
+    let shared = &start.shared;
+    if start.ready.fetch_add(1, Ordering::AcqRel) + 1 != shared.shard_count() {
+        return;
+    }
+    let c = &shared.config;
+    let (host, port) = c.advertised_host_port();
+    let line = format!(
+        "riffle listening on {} (advertised {host}:{port}), node id {}, {} shard(s), data dir {}, \
+         open files limit {}",
+        c.listen,
+        c.node_id,
+        shared.shard_count(),
+        c.data_dir.display(),
+        start.open_files_limit
+    );
+    tracing::info!("{line}");
+    println!("{line}");
+}
+
+/// Accepts until shutdown. A failed accept (EMFILE leaves the connection in the backlog) pauses
+/// the loop with a growing backoff instead of spinning.
+async fn accept_connections(
+    shard: &Rc<Shard>,
+    listener: &TcpListener,
+    connections: &Gate,
+    start: &ShardStart,
+    force_close: &ForceClose,
+) {
+    let mut refusals = LogThrottle::new(REPEATED_LOG_INTERVAL);
+    let mut failures = AcceptBackoff::new();
+    loop {
+        let accept = Box::pin(listener.accept());
+        match select(accept, start.shutdown.clone()).await {
+            Either::Left((Ok(stream), _)) => {
+                failures.succeeded();
+                admit(
+                    shard,
+                    stream,
+                    connections,
+                    start,
+                    force_close,
+                    &mut refusals,
+                );
+            }
+            Either::Left((Err(e), _)) => failures.failed(shard.id, e, &start.shutdown).await,
+            Either::Right(_) => return,
+        }
+    }
+}
+
+/// Starts the connection's task, or closes it at once when a connection cap is reached (as Kafka
+/// does): the client sees its connection closed before any response and reconnects later.
+fn admit(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    connections: &Gate,
+    start: &ShardStart,
+    force_close: &ForceClose,
+    refusals: &mut LogThrottle,
+) {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let slot = match start.limits.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            if let Some(unlogged) = refusals.allow() {
+                tracing::warn!(
+                    shard = shard.id,
+                    %peer,
+                    "refused connection from {peer}: {refused} ({unlogged} more refused since \
+                     the last report)"
+                );
+            }
+            return;
+        }
+    };
+    let accepted = Accepted {
+        shard: shard.clone(),
+        peer,
+        shutdown: start.shutdown.clone(),
+        force_close: force_close.clone(),
+        slot,
+    };
+    match connections.spawn(connection::serve(accepted, stream)) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot start connection task"),
+    }
+}
+
+/// Waits for the shard's connections to answer what they have read; after `timeout`, writes
+/// still pending are cut (their requests still finish, so no append is cut halfway).
+async fn drain_connections(
+    shard: usize,
+    connections: &Gate,
+    timeout: Duration,
+    cut_writes: oneshot::Sender<()>,
+) {
+    let closing = Box::pin(connections.close());
+    let closed = match select(closing, Box::pin(glommio::timer::sleep(timeout))).await {
+        Either::Left((closed, _)) => closed,
+        Either::Right((_, closing)) => {
+            tracing::warn!(
+                shard,
+                "connections still writing after shutdown_timeout_ms ({} ms): cutting them",
+                timeout.as_millis()
+            );
+            let _ = cut_writes.send(());
+            closing.await
+        }
+    };
+    if let Err(e) = closed {
+        tracing::warn!(shard, error = %e, "closing connections");
+    }
+}
+
+/// Accept failures in a row: the pause before the next accept doubles up to ACCEPT_BACKOFF_MAX.
+struct AcceptBackoff {
+    pause: Duration,
+    log: LogThrottle,
+}
+
+impl AcceptBackoff {
+    fn new() -> Self {
+        AcceptBackoff {
+            pause: ACCEPT_BACKOFF_MIN,
+            log: LogThrottle::new(REPEATED_LOG_INTERVAL),
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.pause = ACCEPT_BACKOFF_MIN;
+    }
+
+    async fn failed(&mut self, shard: usize, error: GlommioError<()>, shutdown: &Shutdown) {
+        if let Some(unlogged) = self.log.allow() {
+            let errno = match &error {
+                GlommioError::IoError(e) => e.raw_os_error(),
+                GlommioError::EnhancedIoError { source, .. } => source.raw_os_error(),
+                _ => None,
+            };
+            let out_of_descriptors = matches!(errno, Some(libc::EMFILE | libc::ENFILE));
+            let what = if out_of_descriptors {
+                "accept failed: out of file descriptors (open files limit); new connections \
+                 wait in the backlog"
+            } else {
+                "accept failed"
+            };
+            tracing::warn!(shard, %error, "{what} ({unlogged} more failures since the last report)");
+        }
+        let pause = Box::pin(glommio::timer::sleep(self.pause));
+        let _ = select(pause, shutdown.clone()).await;
+        self.pause = (self.pause * 2).min(ACCEPT_BACKOFF_MAX);
+    }
+}
+
+/// Lets a repeated event be logged at most once per interval, counting those it holds back.
+struct LogThrottle {
+    interval: Duration,
+    last_logged: Option<Instant>,
+    held_back: u64,
+}
+
+impl LogThrottle {
+    fn new(interval: Duration) -> Self {
+        LogThrottle {
+            interval,
+            last_logged: None,
+            held_back: 0,
+        }
+    }
+
+    /// Some(events held back since the last log) if this one may be logged.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|last| now.duration_since(last) < self.interval)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
 }
 
 /// Segment roll by age, retention and producer-state snapshots, for each open partition; offsets
@@ -292,5 +597,42 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
             partition.housekeeping(now_ms).await;
         }
         shard.group_coordinator().housekeeping().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_throttle_logs_once_per_interval_and_counts_the_rest() {
+        let mut throttle = LogThrottle::new(Duration::from_secs(3600));
+        assert_eq!(throttle.allow(), Some(0), "the first event is logged");
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+        throttle.last_logged = Some(Instant::now() - Duration::from_secs(3601));
+        assert_eq!(
+            throttle.allow(),
+            Some(2),
+            "the next log says how many were held back"
+        );
+    }
+
+    #[test]
+    fn open_files_limit_is_raised_to_the_hard_limit() {
+        let limit = raise_open_files_limit();
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
+        assert_eq!(
+            now.rlim_cur, limit,
+            "the reported limit is the one in force"
+        );
+        if now.rlim_max != libc::RLIM_INFINITY {
+            assert_eq!(now.rlim_cur, now.rlim_max);
+        }
     }
 }

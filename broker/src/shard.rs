@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::channel::{mpsc, oneshot};
@@ -109,6 +110,9 @@ pub enum Envelope {
 /// answer to free a slot. Long polls count, so it is generous.
 const CALLS_IN_FLIGHT_MAX: u64 = 8192;
 
+/// How long a disconnecting shard waits for the responses it has queued to leave.
+const DISCONNECT_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Requests and responses queued in one shared channel before it applies backpressure.
 const SHARD_CHANNEL_CAPACITY: usize = 1024;
 
@@ -157,7 +161,7 @@ impl Shared {
     }
 }
 
-/// The target shard stopped before answering (only during shutdown).
+/// The target shard stopped before answering (only during shutdown, or when it died).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("shard {0} is shut down")]
 pub struct ShardGone(pub usize);
@@ -217,10 +221,17 @@ pub struct Shard {
     /// Per target shard, an in-order local queue that a pump task moves into the shared channel,
     /// and the slots that bound what is in flight there.
     outboxes: Vec<Option<Outbox>>,
-    /// Sent requests waiting for their response, by id.
-    pending: RefCell<HashMap<u64, oneshot::Sender<ShardResponse>>>,
+    /// Sent requests waiting for their response, by id, with the shard that serves them.
+    pending: RefCell<HashMap<u64, (usize, oneshot::Sender<ShardResponse>)>>,
     next_request_id: Cell<u64>,
     pub request_counts: RequestCounts,
+    /// Per shard, whether it can answer no more (its channel to or from us closed): requests for
+    /// it fail at once with `ShardGone`.
+    gone: Vec<Cell<bool>>,
+    /// The tasks moving each outbox into its channel; awaited by `disconnect`.
+    pumps: RefCell<Vec<glommio::Task<()>>>,
+    /// The tasks receiving from each other shard; dropped (cancelled) by `disconnect`.
+    receivers: RefCell<Vec<glommio::Task<()>>>,
 }
 
 /// The sending side towards one other shard: queuing never waits once a slot is held, so requests
@@ -273,6 +284,9 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(0),
             request_counts: RequestCounts::default(),
+            gone: (0..links.from.len()).map(|_| Cell::new(false)).collect(),
+            pumps: RefCell::new(Vec::new()),
+            receivers: RefCell::new(Vec::new()),
         });
         shard.clone().connect(pumps, links.from).await;
         shard
@@ -301,19 +315,26 @@ impl Shard {
         );
         let (senders, receivers) = futures::future::join(senders, receivers).await;
         for (target, sender, mut queue) in senders {
-            glommio::spawn_local(async move {
+            let this = self.clone();
+            let pump = glommio::spawn_local(async move {
                 while let Some(envelope) = queue.next().await {
                     if sender.send(envelope).await.is_err() {
                         tracing::debug!(target, "shard channel closed");
                         break;
                     }
                 }
+                // Requests queued to `target` will get no response: fail them rather than hang.
+                this.fail_pending_to(target);
+            });
+            self.pumps.borrow_mut().push(pump);
+        }
+        let receiving = receivers
+            .into_iter()
+            .map(|(source, receiver)| {
+                glommio::spawn_local(self.clone().receive_from(source, receiver))
             })
-            .detach();
-        }
-        for (source, receiver) in receivers {
-            glommio::spawn_local(self.clone().receive_from(source, receiver)).detach();
-        }
+            .collect();
+        *self.receivers.borrow_mut() = receiving;
     }
 
     /// Serves the requests shard `source` sends and completes the responses it returns.
@@ -335,12 +356,55 @@ impl Shard {
                     .detach();
                 }
                 Envelope::Response { id, response } => {
-                    if let Some(waiter) = self.pending.borrow_mut().remove(&id) {
+                    let waiter = self.pending.borrow_mut().remove(&id);
+                    if let Some((_, waiter)) = waiter {
                         let _ = waiter.send(response);
                     }
                 }
             }
         }
+        // `source` has exited: no response of its can come any more.
+        self.fail_pending_to(source);
+    }
+
+    /// Marks `target` gone and drops the response slots of requests sent to it: their callers get
+    /// `ShardGone`, as does every request sent to it from now on.
+    fn fail_pending_to(&self, target: usize) {
+        if let Some(gone) = self.gone.get(target) {
+            gone.set(true);
+        }
+        let failed: Vec<_> = {
+            let mut pending = self.pending.borrow_mut();
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, (to, _))| *to == target)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id))
+                .collect()
+        };
+        drop(failed);
+    }
+
+    /// Cuts this shard off before its executor ends (shutdown, or a failed start): the responses
+    /// already queued still leave, then its channels close, so a request another shard sent or
+    /// sends it fails there with `ShardGone` instead of waiting for a shard that is gone. (An
+    /// executor that just ends leaves its channel ends behind, parked in tasks never dropped.)
+    pub async fn disconnect(&self) {
+        for outbox in self.outboxes.iter().flatten() {
+            outbox.queue.close_channel();
+        }
+        let pumps = std::mem::take(&mut *self.pumps.borrow_mut());
+        let flushed = futures::future::join_all(pumps);
+        let timer = glommio::timer::sleep(DISCONNECT_FLUSH_TIMEOUT);
+        // A pump still blocked at the deadline is dropped, which cancels it.
+        let _ = futures::future::select(Box::pin(flushed), Box::pin(timer)).await;
+        // Dropping a receiving task cancels it and drops its channel end, which the peer sees.
+        let receiving = std::mem::take(&mut *self.receivers.borrow_mut());
+        drop(receiving);
+        let waiting = std::mem::take(&mut *self.pending.borrow_mut());
+        drop(waiting);
     }
 
     fn send_envelope(&self, target: usize, envelope: Envelope) -> bool {
@@ -366,6 +430,7 @@ impl Shard {
             .outboxes
             .get(target)
             .and_then(Option::as_ref)
+            .filter(|_| !self.gone.get(target).is_some_and(Cell::get))
             .ok_or(ShardGone(target))?;
         let _slot = outbox
             .slots
@@ -375,7 +440,7 @@ impl Shard {
         let id = self.next_request_id.get();
         self.next_request_id.set(id + 1);
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, (target, tx));
         if !self.send_envelope(target, Envelope::Request { id, request }) {
             self.pending.borrow_mut().remove(&id);
             return Err(ShardGone(target));
@@ -490,28 +555,32 @@ impl Shard {
         PartitionError::new(&topic, key.partition, kind)
     }
 
-    /// The open partition `key` if this shard owns it per the current image, opening it on first use.
+    /// The open partition `key` if this shard owns it per the current image, opening it on first
+    /// use. Callers get it in the order they asked, also while it opens.
     pub async fn partition(
         self: &Rc<Self>,
         key: &PartitionKey,
     ) -> Result<Rc<Partition>, PartitionError> {
-        let slot = {
-            let mut parts = self.partitions.borrow_mut();
-            if let Some(slot) = parts.get(key) {
-                if let Some(p) = slot.partition.borrow().as_ref() {
-                    return Ok(p.clone());
-                }
-            }
-            parts
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    Rc::new(PartitionSlot {
-                        opening: Semaphore::new(1),
-                        partition: RefCell::new(None),
-                    })
+        let slot = self
+            .partitions
+            .borrow_mut()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Rc::new(PartitionSlot {
+                    opening: Semaphore::new(1),
+                    partition: RefCell::new(None),
                 })
-                .clone()
-        };
+            })
+            .clone();
+        // The open partition, unless requests that came first still wait for its opening: they
+        // go first (the semaphore is first come, first served), so that one connection's appends
+        // reach the log in the order sent even while the partition opens.
+        let open = slot.partition.borrow().clone();
+        if let Some(p) = open {
+            if slot.opening.try_acquire_permit(1).is_ok() {
+                return Ok(p);
+            }
+        }
         let _guard = slot.opening.acquire_permit(1).await.map_err(|_| {
             self.partition_error(key, PartitionErrorKind::ShardUnavailable { shard: self.id })
         })?;
@@ -588,5 +657,112 @@ impl Shard {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use futures::FutureExt;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+    use crate::metadata::image::{PartitionMeta, TopicMeta};
+
+    fn executor(name: &str) -> LocalExecutorBuilder {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .name(name)
+            .io_memory(512 * 1024)
+    }
+
+    /// One topic whose only partition lives on shard 1.
+    fn image_with_a_partition_on_shard_1() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let topic = TopicMeta {
+            name: "t".to_string(),
+            id: [5; 16],
+            partitions: vec![PartitionMeta {
+                shard: 1,
+                leader: 0,
+                leader_epoch: 0,
+                replicas: vec![0],
+            }],
+            configs: BTreeMap::new(),
+        };
+        image.topics.insert("t".to_string(), Arc::new(topic));
+        image
+    }
+
+    fn long_poll() -> ShardRequest {
+        ShardRequest::Partition {
+            key: PartitionKey {
+                topic_id: [5; 16],
+                partition: 0,
+            },
+            request: PartitionRequest::WaitForData {
+                offset: 0,
+                timeout: Duration::from_secs(60),
+            },
+        }
+    }
+
+    #[test]
+    fn requests_to_a_shard_that_disconnects_resolve_with_shard_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Shared {
+            config: BrokerConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..BrokerConfig::default()
+            },
+            image: ArcSwap::from_pointee(image_with_a_partition_on_shard_1()),
+            shards: 2,
+            shutting_down: AtomicBool::new(false),
+        });
+        let shutdown: Shutdown = futures::future::pending::<()>().boxed().shared();
+        let mut links = mesh(2).into_iter();
+        let (links0, links1) = (links.next().unwrap(), links.next().unwrap());
+        let (shared1, shutdown1) = (shared.clone(), shutdown.clone());
+        let shard1 = executor("test-shard-1")
+            .spawn(move || async move {
+                let shard = Shard::start(1, shared1, None, shutdown1, links1).await;
+                // Disconnects while shard 0's long poll is being served here.
+                while shard.request_counts.snapshot()[0].2 == 0 {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                shard.disconnect().await;
+                for p in shard.open_partitions() {
+                    p.close().await;
+                }
+            })
+            .unwrap();
+        let shard0 = executor("test-shard-0")
+            .spawn(move || async move {
+                let shard = Shard::start(0, shared, None, shutdown, links0).await;
+                let in_flight = shard.call(1, long_poll());
+                let limit = glommio::timer::sleep(Duration::from_secs(10));
+                let in_flight =
+                    match futures::future::select(Box::pin(in_flight), Box::pin(limit)).await {
+                        futures::future::Either::Left((r, _)) => r,
+                        futures::future::Either::Right(_) => panic!("the in-flight request hangs"),
+                    };
+                let after = shard.call(1, long_poll()).await;
+                (in_flight.err().map(|g| g.0), after.err().map(|g| g.0))
+            })
+            .unwrap();
+        let (in_flight, after) = shard0.join().unwrap();
+        shard1.join().unwrap();
+        assert_eq!(
+            in_flight,
+            Some(1),
+            "the in-flight request resolves with ShardGone(1)"
+        );
+        assert_eq!(
+            after,
+            Some(1),
+            "a request sent afterwards resolves with ShardGone(1)"
+        );
     }
 }

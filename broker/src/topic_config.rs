@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use riffle_storage::{FlushPolicy, LogConfig};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, MIN_SEGMENT_BYTES};
 
 /// How a value must look.
 #[derive(Clone, Copy)]
@@ -68,7 +68,10 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "segment.bytes",
-        kind: Kind::Int { min: 14 },
+        // Kafka 4's minimum (KIP-1030): tiny segments only multiply files and descriptors.
+        kind: Kind::Int {
+            min: MIN_SEGMENT_BYTES as i64,
+        },
         config_type: 3,
     },
     Key {
@@ -93,14 +96,17 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
         return Ok(()); // null resets to the default
     };
     let bad = || format!("invalid value '{value}' for topic config '{name}'");
+    let below = |min: i64| format!("{}: must be at least {min}", bad());
     match key.kind {
         Kind::Long { min } => match value.trim().parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
-            _ => Err(bad()),
+            Ok(_) => Err(below(min)),
+            Err(_) => Err(bad()),
         },
         Kind::Int { min } => match value.trim().parse::<i32>() {
             Ok(v) if i64::from(v) >= min => Ok(()),
-            _ => Err(bad()),
+            Ok(_) => Err(below(min)),
+            Err(_) => Err(bad()),
         },
         Kind::Choice(choices) => choices
             .iter()
@@ -183,8 +189,10 @@ fn effective<T: std::str::FromStr>(
 pub fn settings(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> TopicSettings {
     let positive_ms = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u64);
     let log = LogConfig {
+        // A value stored before the minimum was enforced is raised to it.
         segment_bytes: effective::<u64>(overrides, broker, "segment.bytes")
-            .unwrap_or(broker.log_segment_bytes),
+            .unwrap_or(broker.log_segment_bytes)
+            .max(MIN_SEGMENT_BYTES),
         segment_ms: positive_ms(effective(overrides, broker, "segment.ms")),
         retention_bytes: positive_ms(effective(overrides, broker, "retention.bytes")),
         retention_ms: positive_ms(effective(overrides, broker, "retention.ms")),
@@ -239,5 +247,23 @@ mod tests {
         let c = rows.iter().find(|r| r.name == "cleanup.policy").unwrap();
         assert!(!c.is_override);
         assert_eq!(c.value, "delete");
+    }
+
+    #[test]
+    fn segment_bytes_below_kafka_minimum_is_refused_with_the_minimum_named() {
+        let err = validate("segment.bytes", Some("1048575")).unwrap_err();
+        assert!(
+            err.contains("segment.bytes") && err.contains("1048576"),
+            "{err}"
+        );
+        assert!(validate("segment.bytes", Some("14")).is_err());
+        assert!(validate("segment.bytes", Some("1048576")).is_ok());
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_string(), "65536".to_string());
+        let s = settings(&overrides, &BrokerConfig::default());
+        assert_eq!(
+            s.log.segment_bytes, MIN_SEGMENT_BYTES,
+            "a stored value from before the rule is raised to the minimum"
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct BrokerOptions {
     pub extra_args: Vec<String>,
     /// A TOML config file's contents: written beside the data dir and passed with `--config`.
     pub config_toml: Option<String>,
+    /// RLIMIT_NOFILE (soft, hard) the broker starts with; None: inherited.
+    pub open_files_limit: Option<(u64, u64)>,
 }
 
 impl Default for BrokerOptions {
@@ -37,6 +39,7 @@ impl Default for BrokerOptions {
             log_level: "info".to_string(),
             extra_args: Vec::new(),
             config_toml: None,
+            open_files_limit: None,
         }
     }
 }
@@ -117,6 +120,9 @@ impl Broker {
         if self.options.config_toml.is_some() {
             command.arg("--config").arg(&self.config_path);
         }
+        if let Some((soft, hard)) = self.options.open_files_limit {
+            set_open_files_limit(&mut command, soft, hard);
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -167,6 +173,11 @@ impl Broker {
     /// `127.0.0.1:PORT`, the bootstrap address for clients.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The running broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the broker is running").id()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -242,6 +253,25 @@ impl Broker {
             self.stderr_path.display(),
             lines[from..].join("\n")
         )
+    }
+}
+
+/// Makes the child start with RLIMIT_NOFILE (soft, hard).
+fn set_open_files_limit(command: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
+    // async-signal-safe, on a struct copied into it.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

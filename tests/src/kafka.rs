@@ -41,6 +41,33 @@ impl Connection {
         })
     }
 
+    /// Connects from a chosen local address (127.0.0.2 and up are loopback too on Linux, so a
+    /// test can be several clients), with an optional small receive buffer.
+    pub fn connect_from(
+        addr: &str,
+        local_ip: std::net::IpAddr,
+        recv_buffer_bytes: Option<usize>,
+    ) -> std::io::Result<Connection> {
+        use socket2::{Domain, Socket, Type};
+        let remote: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+        let socket = Socket::new(Domain::for_address(remote), Type::STREAM, None)?;
+        if let Some(bytes) = recv_buffer_bytes {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.bind(&std::net::SocketAddr::new(local_ip, 0).into())?;
+        socket.connect_timeout(&remote.into(), IO_TIMEOUT)?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
     }

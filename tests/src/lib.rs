@@ -5,6 +5,7 @@
 mod broker;
 pub mod kafka;
 mod process;
+pub mod stalled;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
