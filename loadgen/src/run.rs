@@ -13,18 +13,26 @@ use riffle_protocol::record_batch::Compression;
 use serde_json::json;
 
 use crate::consumer::{ConsumerAgent, ConsumerConfig};
-use crate::group::{
-    MemberConfig, COMMIT_INTERVAL_NS, HEARTBEAT_INTERVAL_NS, REBALANCE_TIMEOUT_MS,
-    SESSION_TIMEOUT_MS,
-};
-use crate::kafka::{PartitionInfo, SetupClient};
 use crate::producer::{ProducerAgent, ProducerConfig};
 use crate::report;
 use crate::schedule::OpenLoop;
 use crate::stats::{Collector, Interval, Kind};
 use crate::summary::{summarize, write_run, RunResult};
 use crate::worker::{allowed_cpus, run_worker, Agent, Clock};
+use riffle_client::group::{
+    MemberConfig, COMMIT_INTERVAL_NS, HEARTBEAT_INTERVAL_NS, REBALANCE_TIMEOUT_MS,
+    SESSION_TIMEOUT_MS,
+};
+use riffle_client::{
+    Client, ConnectOptions, NewTopic, PartitionInfo, Versions, EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP, READY_TIMEOUT,
+};
+use riffle_protocol::{error_code, ApiKey};
 
+/// How long setup waits to connect to a broker.
+const SETUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long setup waits for one response.
+const SETUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long workers may take after the run to collect outstanding acknowledgements.
 const DRAIN_NS: u64 = 15_000_000_000;
 /// In e2e, consumers keep reading this long after the producers stop.
@@ -56,15 +64,45 @@ pub(crate) struct ConsumeSpec {
     pub from_latest: bool,
 }
 
+/// Connects to the bootstrap broker, creates the topic with `create_partitions` (an existing
+/// topic is fine), and waits for its partitions' leaders.
+fn connect(
+    c: &Common,
+    create_partitions: Option<i32>,
+) -> Result<(Client, Versions, Vec<PartitionInfo>)> {
+    let options = ConnectOptions {
+        client_id: crate::CLIENT_ID.into(),
+        connect_timeout: SETUP_CONNECT_TIMEOUT,
+        request_timeout: SETUP_REQUEST_TIMEOUT,
+    };
+    let mut setup = Client::connect(&c.bootstrap, options)?;
+    let versions = setup.bootstrap().versions().clone();
+    if let Some(n) = create_partitions {
+        let topic = NewTopic {
+            name: c.topic.clone(),
+            partitions: n,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        match setup.create_topic(&topic) {
+            Err(e) if e.kafka_code() != Some(error_code::TOPIC_ALREADY_EXISTS) => {
+                bail!("creating topic {}: {e}", c.topic)
+            }
+            _ => {}
+        }
+    }
+    // A broker that creates topics on first use (Kafka's auto.create.topics.enable) may.
+    let partitions = setup.partition_leaders(&c.topic, READY_TIMEOUT, true)?;
+    Ok((setup, versions, partitions))
+}
+
 pub(crate) fn run(
     workload: &str,
     c: &Common,
     p: Option<&ProduceSpec>,
     k: Option<&ConsumeSpec>,
 ) -> Result<()> {
-    let mut setup = SetupClient::connect(&c.bootstrap)?;
-    let versions = setup.versions.clone();
-    let partitions = setup.topic(&c.topic, p.and_then(|p| p.create_partitions))?;
+    let (mut setup, versions, partitions) = connect(c, p.and_then(|p| p.create_partitions))?;
     let mut notes = Vec::new();
     let mut params: BTreeMap<String, serde_json::Value> = BTreeMap::from([
         ("bootstrap".into(), json!(c.bootstrap)),
@@ -92,7 +130,7 @@ pub(crate) fn run(
     // With a group: the members' settings and the coordinator's address.
     let mut member: Option<(Arc<MemberConfig>, SocketAddr)> = None;
     if let Some(k) = k {
-        if versions.fetch < 0 || versions.list_offsets < 0 {
+        if versions.get(ApiKey::Fetch).is_none() || versions.get(ApiKey::ListOffsets).is_none() {
             bail!(
                 "broker {} supports no Fetch/ListOffsets version riffle-loadgen speaks",
                 c.bootstrap
@@ -100,14 +138,18 @@ pub(crate) fn run(
         }
         params.insert("consumers".into(), json!(k.consumers));
         params.insert("group".into(), json!(k.group));
-        let ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-        let offsets = setup.list_offsets(&c.topic, &ids, if k.from_latest { -1 } else { -2 })?;
+        let timestamp = if k.from_latest {
+            LATEST_TIMESTAMP
+        } else {
+            EARLIEST_TIMESTAMP
+        };
+        let offsets = setup.list_offsets(&c.topic, &partitions, timestamp)?;
         let from = if k.from_latest { "latest" } else { "earliest" };
         params.insert("from".into(), json!(from));
         for (info, (_, offset)) in partitions.iter().zip(offsets) {
             positions.push((info.clone(), offset));
         }
-        let note = match (&k.group, &versions.group_apis) {
+        let note = match (&k.group, &versions.group_apis()) {
             (Some(group), Some(group_versions)) => {
                 let coordinator = setup.find_coordinator(group)?;
                 member = Some((
@@ -132,7 +174,7 @@ pub(crate) fn run(
                 )
             }
             (group, _) => {
-                let why = if versions.groups {
+                let why = if versions.offers(ApiKey::JoinGroup) {
                     "the broker offers no group API version riffle-loadgen speaks"
                 } else {
                     "the broker has no group coordinator (JoinGroup not advertised)"
@@ -165,7 +207,9 @@ pub(crate) fn run(
             batch_bytes: p.batch_bytes,
             linger_ns: p.linger_ms * 1_000_000,
             compression: p.compression,
-            produce_version: versions.produce,
+            produce_version: versions.get(ApiKey::Produce).ok_or_else(|| {
+                anyhow::anyhow!("broker {} supports no usable Produce version", c.bootstrap)
+            })?,
             warmup_end_ns,
             stop_ns,
             clock,
@@ -208,7 +252,7 @@ pub(crate) fn run(
         };
         let cfg = Arc::new(ConsumerConfig {
             topic: c.topic.clone(),
-            fetch_version: versions.fetch,
+            fetch_version: versions.get(ApiKey::Fetch).unwrap_or(-1),
             warmup_end_ns,
             stop_ns: consumer_stop,
             leaders: positions
