@@ -13,13 +13,12 @@ use riffle_client::group::{
     REBALANCE_TIMEOUT_MS, SESSION_TIMEOUT_MS,
 };
 use riffle_client::{
-    Client, ClientError, ConsumedRecord, FetchedPartition, PartitionInfo, EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP, READY_TIMEOUT,
+    Client, ClientError, ConsumedRecord, FetchedPartition, PartitionInfo, READY_TIMEOUT,
 };
 use serde_json::json;
 
 use crate::output;
-use crate::parse::{text, OffsetSpec, RecordFormat};
+use crate::parse::{resolve_offsets, text, OffsetSpec, RecordFormat};
 use crate::{CliError, CommonArgs};
 
 /// How long one Fetch waits for new records: also how soon Ctrl-C is noticed.
@@ -91,13 +90,12 @@ fn start_positions(
         }
         partitions.retain(|q| args.partition.contains(&q.partition));
     }
-    let starts = client.list_offsets(&args.topic, &partitions, EARLIEST_TIMESTAMP)?;
-    let ends = client.list_offsets(&args.topic, &partitions, LATEST_TIMESTAMP)?;
-    Ok(partitions
-        .into_iter()
-        .zip(starts.iter().zip(&ends))
-        .map(|(p, (s, e))| (p, args.offset.resolve(s.1, e.1)))
-        .collect())
+    Ok(resolve_offsets(
+        client,
+        &args.topic,
+        &partitions,
+        args.offset,
+    )?)
 }
 
 /// Prints records as `--format` or `--json` says and counts them against `--num`.

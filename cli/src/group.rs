@@ -4,13 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Subcommand;
-use riffle_client::{
-    Client, GroupDescription, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, READY_TIMEOUT,
-};
+use riffle_client::{Client, GroupDescription, LATEST_TIMESTAMP, READY_TIMEOUT};
 use serde_json::json;
 
 use crate::output::{self, Table};
-use crate::parse::OffsetSpec;
+use crate::parse::{resolve_offsets, OffsetSpec};
 use crate::{CliError, CommonArgs};
 
 #[derive(Subcommand, Debug)]
@@ -51,7 +49,9 @@ pub(crate) fn run(command: GroupCommand) -> Result<(), CliError> {
     match command {
         GroupCommand::List { common } => list(&common),
         GroupCommand::Describe { group, common } => describe(&common, &group),
-        GroupCommand::Delete { groups, common } => delete(&common, &groups),
+        GroupCommand::Delete { groups, common } => {
+            crate::delete_each(&common, "group", &groups, Client::delete_group)
+        }
         GroupCommand::Seek {
             group,
             topic,
@@ -212,29 +212,12 @@ fn describe_json(d: &GroupDescription, rows: &[OffsetRow]) -> serde_json::Value 
             "protocol": d.protocol, "members": members, "offsets": offsets })
 }
 
-fn delete(common: &CommonArgs, groups: &[String]) -> Result<(), CliError> {
-    let mut client = common.connect()?;
-    for group in groups {
-        client.delete_group(group)?;
-        if !common.json {
-            output::line(&format!("deleted group '{group}'"))?;
-        }
-    }
-    if common.json {
-        return output::json(&json!({ "deleted": groups }));
-    }
-    Ok(())
-}
-
 fn seek(common: &CommonArgs, group: &str, topic: &str, to: OffsetSpec) -> Result<(), CliError> {
     let mut client = common.connect()?;
     let leaders = client.partition_leaders(topic, READY_TIMEOUT, false)?;
-    let starts = client.list_offsets(topic, &leaders, EARLIEST_TIMESTAMP)?;
-    let ends = client.list_offsets(topic, &leaders, LATEST_TIMESTAMP)?;
-    let offsets: Vec<(i32, i64)> = starts
-        .iter()
-        .zip(&ends)
-        .map(|(s, e)| (s.0, to.resolve(s.1, e.1)))
+    let offsets: Vec<(i32, i64)> = resolve_offsets(&mut client, topic, &leaders, to)?
+        .into_iter()
+        .map(|(p, o)| (p.partition, o))
         .collect();
     client.commit_offsets(group, topic, &offsets)?;
     if common.json {

@@ -81,6 +81,27 @@ pub enum CliError {
     StdoutClosed,
 }
 
+/// Deletes each of `names` (topics or groups, `kind`) in turn, saying so per name, or once
+/// in JSON at the end.
+fn delete_each(
+    common: &CommonArgs,
+    kind: &str,
+    names: &[String],
+    mut delete: impl FnMut(&mut Client, &str) -> Result<(), ClientError>,
+) -> Result<(), CliError> {
+    let mut client = common.connect()?;
+    for name in names {
+        delete(&mut client, name)?;
+        if !common.json {
+            output::line(&format!("deleted {kind} '{name}'"))?;
+        }
+    }
+    if common.json {
+        return output::json(&serde_json::json!({ "deleted": names }));
+    }
+    Ok(())
+}
+
 /// Runs `command` and returns the process exit code; an error is printed as one line on
 /// standard error: `error: UNKNOWN_TOPIC_OR_PARTITION: topic 'x': …`.
 pub fn run(command: Command) -> i32 {

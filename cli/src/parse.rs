@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use riffle_client::ConsumedRecord;
+use riffle_client::{
+    Client, ClientError, ConsumedRecord, PartitionInfo, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+};
 
 /// Where to start reading a partition, or where to move a group's offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,22 @@ impl OffsetSpec {
             OffsetSpec::BeforeEnd(n) => log_end.saturating_sub(n).max(log_start),
         }
     }
+}
+
+/// The offset `spec` names in each of `partitions`, from their log start and end offsets.
+pub(crate) fn resolve_offsets(
+    client: &mut Client,
+    topic: &str,
+    partitions: &[PartitionInfo],
+    spec: OffsetSpec,
+) -> Result<Vec<(PartitionInfo, i64)>, ClientError> {
+    let starts = client.list_offsets(topic, partitions, EARLIEST_TIMESTAMP)?;
+    let ends = client.list_offsets(topic, partitions, LATEST_TIMESTAMP)?;
+    Ok(partitions
+        .iter()
+        .zip(starts.iter().zip(&ends))
+        .map(|(p, (s, e))| (p.clone(), spec.resolve(s.1, e.1)))
+        .collect())
 }
 
 impl std::str::FromStr for OffsetSpec {

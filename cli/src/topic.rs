@@ -97,7 +97,9 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), CliError> {
             all_configs,
             common,
         } => describe(&common, &topic, all_configs),
-        TopicCommand::Delete { topics, common } => delete(&common, &topics),
+        TopicCommand::Delete { topics, common } => {
+            crate::delete_each(&common, "topic", &topics, Client::delete_topic)
+        }
         TopicCommand::AlterConfig(args) => alter_config(&args),
         TopicCommand::AddPartitions { topic, num, common } => add_partitions(&common, &topic, num),
     }
@@ -253,20 +255,6 @@ fn partition_rows(client: &mut Client, topic: &str) -> Result<Vec<PartitionRow>,
         .collect();
     rows.sort_by_key(|r| r.partition);
     Ok(rows)
-}
-
-fn delete(common: &CommonArgs, topics: &[String]) -> Result<(), CliError> {
-    let mut client = common.connect()?;
-    for topic in topics {
-        client.delete_topic(topic)?;
-        if !common.json {
-            output::line(&format!("deleted topic '{topic}'"))?;
-        }
-    }
-    if common.json {
-        return output::json(&json!({ "deleted": topics }));
-    }
-    Ok(())
 }
 
 fn alter_config(args: &AlterConfigArgs) -> Result<(), CliError> {
