@@ -4,12 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::Subcommand;
-use riffle_client::{Client, GroupDescription, LATEST_TIMESTAMP, READY_TIMEOUT};
+use riffle_client::{
+    error_code, Client, ClientError, GroupDescription, LATEST_TIMESTAMP, READY_TIMEOUT,
+};
 use serde_json::json;
 
 use crate::output::{self, Table};
 use crate::parse::{resolve_offsets, OffsetSpec};
 use crate::{CliError, CommonArgs};
+
+/// The state DescribeGroups gives a group without members or offsets.
+const DEAD: &str = "Dead";
 
 #[derive(Subcommand, Debug)]
 pub enum GroupCommand {
@@ -96,6 +101,15 @@ fn describe(common: &CommonArgs, group: &str) -> Result<(), CliError> {
     let mut client = common.connect()?;
     let description = client.describe_group(group)?;
     let rows = offset_rows(&mut client, group, &description)?;
+    // Kafka answers "Dead" for a group it has never heard of.
+    if description.state == DEAD && description.members.is_empty() && rows.is_empty() {
+        return Err(ClientError::Kafka {
+            code: error_code::GROUP_ID_NOT_FOUND,
+            context: format!("group '{group}'"),
+            message: Some(format!("group '{group}' does not exist")),
+        }
+        .into());
+    }
     if common.json {
         return output::json(&describe_json(&description, &rows));
     }

@@ -24,3 +24,4 @@ pub use fetch::{
 pub use groups::{CommittedOffsets, GroupDescription, GroupListing, GroupMemberInfo};
 pub use offsets::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 pub use produce::{partition_for_key, ProduceRecord};
+pub use riffle_protocol::error_code;

@@ -165,6 +165,9 @@ fn errors_name_the_kafka_error_in_one_line_and_exit_non_zero() {
             "{args:?}: {e}"
         );
     }
+    let e = riffle_error(&addr, &["group", "describe", "ghost"]);
+    assert_eq!(e, "error: GROUP_ID_NOT_FOUND: group 'ghost' does not exist");
+
     // A bad flag is a usage error (clap's exit code 2) that names what is wrong.
     let out = riffle(&addr, &["consume", "dup", "--format", "{nope}"], None);
     assert_eq!(out.status.code(), Some(2));
@@ -222,6 +225,12 @@ fn produce_and_consume_keep_keys_headers_and_follow_offset_specs() {
         out,
         "produced 2 records to 'events' (partition 0 offsets 3..4)\n"
     );
+    // acks=0 has no answer, so no offsets to report; the records still arrive.
+    let out = riffle_ok(&addr, &["produce", "events", "--acks", "0"], Some("six\n"));
+    assert_eq!(out, "produced 1 records to 'events' (partition 0)\n");
+    // Waits (long polls) until the broker has made it readable.
+    let sixth = riffle_ok(&addr, &["consume", "events", "-o", "5", "-n", "1"], None);
+    assert_eq!(sixth, "six\n");
 
     let format = "{partition}/{offset} {key}={value} [{headers}]";
     let all = riffle_ok(&addr, &["consume", "events", "-n", "5", "-f", format], None);
@@ -230,7 +239,7 @@ fn produce_and_consume_keep_keys_headers_and_follow_offset_specs() {
         "0/0 k1=one [a=1,b=x=y]\n0/1 k1=two [a=1,b=x=y]\n0/2 k1=three [a=1,b=x=y]\n0/3 =four []\n0/4 =five []\n"
     );
     let last_two = riffle_ok(&addr, &["consume", "events", "-o", "-2", "-e"], None);
-    assert_eq!(last_two, "four\nfive\n");
+    assert_eq!(last_two, "five\nsix\n");
     let from_three = riffle_ok(&addr, &["consume", "events", "-o", "3", "-n", "1"], None);
     assert_eq!(from_three, "four\n");
     assert_eq!(
@@ -434,7 +443,9 @@ fn group_describe_shows_a_running_member_and_its_assignment_until_ctrl_c() {
     ]));
     let deadline = Instant::now() + Duration::from_secs(30);
     let d = loop {
-        let d = riffle_json(&addr, &["group", "describe", "watchers"], None);
+        // GROUP_ID_NOT_FOUND until the consumer has reached the coordinator.
+        let out = riffle(&addr, &["group", "describe", "watchers", "--json"], None);
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if d["state"] == "Stable"
             && d["members"][0]["assignment"]
                 .as_array()
