@@ -35,6 +35,8 @@ const RESOURCE_TOPIC: i8 = 2;
 /// IncrementalAlterConfigs' operations.
 const CONFIG_SET: i8 = 0;
 const CONFIG_DELETE: i8 = 1;
+/// DescribeCluster's endpoint type: the brokers (2 is the controllers).
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
 /// DescribeConfigs' source of a value the broker's default supplies.
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -99,14 +101,12 @@ impl Client {
             validate_only: false,
         };
         let resp: CreateTopicsResponse = self.bootstrap().call(&request)?;
-        for t in &resp.topics {
-            ClientError::check(
-                t.error_code,
-                || format!("topic '{}'", t.name),
-                t.error_message.as_deref(),
-            )?;
-        }
-        Ok(())
+        check_topic(
+            &topic.name,
+            resp.topics
+                .iter()
+                .map(|t| (t.error_code, t.error_message.as_deref())),
+        )
     }
 
     pub fn delete_topic(&mut self, topic: &str) -> Result<(), ClientError> {
@@ -129,14 +129,12 @@ impl Client {
             }
         };
         let resp: DeleteTopicsResponse = conn.call(&request)?;
-        for r in &resp.responses {
-            ClientError::check(
-                r.error_code,
-                || format!("topic '{topic}'"),
-                r.error_message.as_deref(),
-            )?;
-        }
-        Ok(())
+        check_topic(
+            topic,
+            resp.responses
+                .iter()
+                .map(|r| (r.error_code, r.error_message.as_deref())),
+        )
     }
 
     /// Grows `topic` to `total_partitions` (Kafka's CreatePartitions takes the new total).
@@ -155,14 +153,12 @@ impl Client {
             validate_only: false,
         };
         let resp: CreatePartitionsResponse = self.bootstrap().call(&request)?;
-        for r in &resp.results {
-            ClientError::check(
-                r.error_code,
-                || format!("topic '{topic}'"),
-                r.error_message.as_deref(),
-            )?;
-        }
-        Ok(())
+        check_topic(
+            topic,
+            resp.results
+                .iter()
+                .map(|r| (r.error_code, r.error_message.as_deref())),
+        )
     }
 
     /// Every configuration entry of `topic`, defaults included.
@@ -226,14 +222,12 @@ impl Client {
             validate_only: false,
         };
         let resp: IncrementalAlterConfigsResponse = self.bootstrap().call(&request)?;
-        for r in &resp.responses {
-            ClientError::check(
-                r.error_code,
-                || format!("topic '{topic}'"),
-                r.error_message.as_deref(),
-            )?;
-        }
-        Ok(())
+        check_topic(
+            topic,
+            resp.responses
+                .iter()
+                .map(|r| (r.error_code, r.error_message.as_deref())),
+        )
     }
 
     /// The cluster's id, controller and brokers: DescribeCluster where the broker offers it
@@ -243,46 +237,63 @@ impl Client {
         if conn.versions().get(ApiKey::DescribeCluster).is_some() {
             let resp: DescribeClusterResponse = conn.call(&DescribeClusterRequest {
                 include_cluster_authorized_operations: false,
-                endpoint_type: 1,
+                endpoint_type: ENDPOINT_TYPE_BROKERS,
             })?;
             ClientError::check(
                 resp.error_code,
                 || "cluster".into(),
                 resp.error_message.as_deref(),
             )?;
-            let mut brokers: Vec<BrokerInfo> = resp
-                .brokers
-                .into_iter()
-                .map(|b| BrokerInfo {
-                    node_id: b.broker_id,
-                    host: b.host,
-                    port: b.port,
-                    rack: b.rack,
-                })
-                .collect();
-            brokers.sort_by_key(|b| b.node_id);
-            return Ok(ClusterInfo {
-                cluster_id: Some(resp.cluster_id),
-                controller_id: resp.controller_id,
-                brokers,
-            });
-        }
-        let metadata = self.metadata(Some(&[]))?;
-        let mut brokers: Vec<BrokerInfo> = metadata
-            .brokers
-            .into_iter()
-            .map(|b| BrokerInfo {
-                node_id: b.node_id,
+            let brokers = resp.brokers.into_iter().map(|b| BrokerInfo {
+                node_id: b.broker_id,
                 host: b.host,
                 port: b.port,
                 rack: b.rack,
-            })
-            .collect();
-        brokers.sort_by_key(|b| b.node_id);
-        Ok(ClusterInfo {
-            cluster_id: metadata.cluster_id,
-            controller_id: metadata.controller_id,
+            });
+            return Ok(ClusterInfo::new(
+                Some(resp.cluster_id),
+                resp.controller_id,
+                brokers,
+            ));
+        }
+        let metadata = self.metadata(Some(&[]))?;
+        let brokers = metadata.brokers.into_iter().map(|b| BrokerInfo {
+            node_id: b.node_id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        });
+        Ok(ClusterInfo::new(
+            metadata.cluster_id,
+            metadata.controller_id,
             brokers,
-        })
+        ))
     }
+}
+
+impl ClusterInfo {
+    fn new(
+        cluster_id: Option<String>,
+        controller_id: i32,
+        brokers: impl Iterator<Item = BrokerInfo>,
+    ) -> ClusterInfo {
+        let mut brokers: Vec<BrokerInfo> = brokers.collect();
+        brokers.sort_by_key(|b| b.node_id);
+        ClusterInfo {
+            cluster_id,
+            controller_id,
+            brokers,
+        }
+    }
+}
+
+/// The first Kafka error among a response's (error code, message) results for `topic`.
+fn check_topic<'r>(
+    topic: &str,
+    results: impl IntoIterator<Item = (i16, Option<&'r str>)>,
+) -> Result<(), ClientError> {
+    for (code, message) in results {
+        ClientError::check(code, || format!("topic '{topic}'"), message)?;
+    }
+    Ok(())
 }

@@ -119,7 +119,13 @@ impl Client {
         }
         let mut out = Vec::with_capacity(positions.len());
         for (leader, wanted) in by_leader {
-            let request = fetch_request(topic, &wanted, max_wait_ms);
+            let request = fetch_request(
+                topic,
+                &wanted,
+                max_wait_ms,
+                FETCH_MAX_BYTES,
+                PARTITION_MAX_BYTES,
+            );
             let resp: FetchResponse = self.broker(leader)?.call(&request)?;
             ClientError::check(resp.error_code, || format!("topic '{topic}'"), None)?;
             for p in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
@@ -150,19 +156,27 @@ impl Client {
     }
 }
 
-fn fetch_request(topic: &str, wanted: &[(i32, i64)], max_wait_ms: i32) -> FetchRequest {
+/// A Fetch of `positions` (partition, offset) of `topic` outside any fetch session, as a
+/// consumer (not a replica) sends it: up to `max_bytes`, `partition_max_bytes` each.
+pub fn fetch_request(
+    topic: &str,
+    positions: &[(i32, i64)],
+    max_wait_ms: i32,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
     FetchRequest {
         replica_id: -1,
         max_wait_ms,
         min_bytes: 1,
-        max_bytes: FETCH_MAX_BYTES,
+        max_bytes,
         isolation_level: 0,
         // No fetch session: every request names all its partitions.
         session_id: 0,
         session_epoch: -1,
         topics: vec![FetchTopic {
             topic: topic.into(),
-            partitions: wanted
+            partitions: positions
                 .iter()
                 .map(|&(partition, fetch_offset)| FetchPartition {
                     partition,
@@ -170,7 +184,7 @@ fn fetch_request(topic: &str, wanted: &[(i32, i64)], max_wait_ms: i32) -> FetchR
                     fetch_offset,
                     last_fetched_epoch: -1,
                     log_start_offset: -1,
-                    partition_max_bytes: PARTITION_MAX_BYTES,
+                    partition_max_bytes,
                     ..Default::default()
                 })
                 .collect(),

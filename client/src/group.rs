@@ -682,27 +682,13 @@ impl GroupMember {
         if positions.is_empty() || self.generation < 0 {
             return None;
         }
-        Some(GroupRequest::OffsetCommit(OffsetCommitRequest {
-            group_id: self.cfg.group.clone(),
-            generation_id_or_member_epoch: self.generation,
-            member_id: self.member_id.clone(),
-            group_instance_id: None,
-            topics: vec![OffsetCommitRequestTopic {
-                name: self.cfg.topic.clone(),
-                partitions: positions
-                    .into_iter()
-                    .map(
-                        |(partition_index, committed_offset)| OffsetCommitRequestPartition {
-                            partition_index,
-                            committed_offset,
-                            committed_metadata: Some(String::new()),
-                            ..Default::default()
-                        },
-                    )
-                    .collect(),
-            }],
-            ..Default::default()
-        }))
+        Some(GroupRequest::OffsetCommit(offset_commit_request(
+            &self.cfg.group,
+            self.generation,
+            &self.member_id,
+            &self.cfg.topic,
+            &positions,
+        )))
     }
 
     fn leave_request(&mut self) -> Option<GroupRequest> {
@@ -729,6 +715,38 @@ impl GroupMember {
             member_id,
             members,
         }))
+    }
+}
+
+/// An OffsetCommit of `positions` (partition, next offset to read) of `topic` for `group`,
+/// by `member_id` in `generation` (-1 and "" outside any generation, as admin tools commit).
+pub fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    topic: &str,
+    positions: &[(i32, i64)],
+) -> OffsetCommitRequest {
+    OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        topics: vec![OffsetCommitRequestTopic {
+            name: topic.into(),
+            partitions: positions
+                .iter()
+                .map(
+                    |&(partition_index, committed_offset)| OffsetCommitRequestPartition {
+                        partition_index,
+                        committed_offset,
+                        committed_metadata: Some(String::new()),
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+        }],
+        ..Default::default()
     }
 }
 

@@ -11,9 +11,6 @@ use riffle_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use riffle_protocol::messages::describe_groups_response::DescribeGroupsResponse;
 use riffle_protocol::messages::list_groups_request::ListGroupsRequest;
 use riffle_protocol::messages::list_groups_response::ListGroupsResponse;
-use riffle_protocol::messages::offset_commit_request::{
-    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use riffle_protocol::messages::offset_commit_response::OffsetCommitResponse;
 use riffle_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use riffle_protocol::messages::offset_fetch_response::OffsetFetchResponse;
@@ -21,6 +18,7 @@ use riffle_protocol::messages::offset_fetch_response::OffsetFetchResponse;
 use crate::client::Client;
 use crate::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 use crate::error::ClientError;
+use crate::group::offset_commit_request;
 
 /// A group as ListGroups names it.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,27 +163,8 @@ impl Client {
         topic: &str,
         offsets: &[(i32, i64)],
     ) -> Result<(), ClientError> {
-        let resp: OffsetCommitResponse = self.coordinator(group)?.call(&OffsetCommitRequest {
-            group_id: group.into(),
-            generation_id_or_member_epoch: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            topics: vec![OffsetCommitRequestTopic {
-                name: topic.into(),
-                partitions: offsets
-                    .iter()
-                    .map(
-                        |&(partition_index, committed_offset)| OffsetCommitRequestPartition {
-                            partition_index,
-                            committed_offset,
-                            committed_metadata: Some(String::new()),
-                            ..Default::default()
-                        },
-                    )
-                    .collect(),
-            }],
-            ..Default::default()
-        })?;
+        let request = offset_commit_request(group, -1, "", topic, offsets);
+        let resp: OffsetCommitResponse = self.coordinator(group)?.call(&request)?;
         for t in &resp.topics {
             for p in &t.partitions {
                 let code = p.error_code;

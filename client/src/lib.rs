@@ -19,7 +19,8 @@ pub use client::{find_topic, Client, PartitionInfo, READY_TIMEOUT};
 pub use connection::{resolve, ConnectOptions, Connection, GroupVersions, Versions};
 pub use error::{error_description, error_name, ClientError};
 pub use fetch::{
-    for_each_record, ConsumedRecord, FetchedPartition, RecordsRead, DECOMPRESSED_MAX_BYTES,
+    fetch_request, for_each_record, ConsumedRecord, FetchedPartition, RecordsRead,
+    DECOMPRESSED_MAX_BYTES,
 };
 pub use groups::{CommittedOffsets, GroupDescription, GroupListing, GroupMemberInfo};
 pub use offsets::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use riffle_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use riffle_protocol::messages::fetch_response::FetchResponse;
 use riffle_protocol::{decode_response, error_code, Bytes};
 
@@ -18,7 +17,7 @@ use crate::worker::{wall_ns, Agent};
 use riffle_client::group::{
     Assigned, GroupMember, GroupResponse, MemberConfig, REBALANCE_TIMEOUT_MS,
 };
-use riffle_client::{for_each_record, GroupVersions};
+use riffle_client::{fetch_request, for_each_record, GroupVersions};
 
 const FETCH_MAX_WAIT_MS: i32 = 500;
 const FETCH_MAX_BYTES: i32 = 16 << 20;
@@ -206,33 +205,13 @@ impl Fetcher {
             && may_fetch
             && !self.positions.is_empty()
         {
-            let request = FetchRequest {
-                replica_id: -1,
-                max_wait_ms: FETCH_MAX_WAIT_MS,
-                min_bytes: 1,
-                max_bytes: FETCH_MAX_BYTES,
-                isolation_level: 0,
-                session_id: 0,
-                session_epoch: -1,
-                topics: vec![FetchTopic {
-                    topic: cfg.topic.clone(),
-                    partitions: self
-                        .positions
-                        .iter()
-                        .map(|&(partition, fetch_offset)| FetchPartition {
-                            partition,
-                            current_leader_epoch: -1,
-                            fetch_offset,
-                            last_fetched_epoch: -1,
-                            log_start_offset: -1,
-                            partition_max_bytes: PARTITION_MAX_BYTES,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
+            let request = fetch_request(
+                &cfg.topic,
+                &self.positions,
+                FETCH_MAX_WAIT_MS,
+                FETCH_MAX_BYTES,
+                PARTITION_MAX_BYTES,
+            );
             let corr = conn
                 .send(cfg.fetch_version, &request)
                 .map_err(|e| format!("encode fetch: {e}"))?;
