@@ -1,7 +1,8 @@
 //! `riffle`: a Kafka-wire-compatible broker, one shard per core.
 //!
 //! `riffle` alone is `riffle serve` with defaults: a single combined node listening on
-//! 127.0.0.1:9092 with its data in ./riffle-data.
+//! 127.0.0.1:9092 with its data in ./riffle-data. `riffle topic|produce|consume|group|cluster`
+//! are the admin CLI (`riffle-cli`).
 
 mod clock;
 mod config;
@@ -41,6 +42,9 @@ struct Cli {
 enum Command {
     /// Run a broker (the default).
     Serve(ServeArgs),
+    /// The admin CLI: topic, produce, consume, group, cluster (any Kafka-compatible broker).
+    #[command(flatten)]
+    Admin(riffle_cli::Command),
 }
 
 /// Every flag can also be set in the TOML file given with --config; flags win.
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Admin(command)) => std::process::exit(riffle_cli::run(command)),
         None => ServeArgs::default(),
     };
     let config_file = args.config.clone();

@@ -12,7 +12,10 @@ use riffle_protocol::{
     encode_request, frame_size, Bytes, BytesMut, Message, RequestHeader, DEFAULT_MAX_FRAME_BYTES,
 };
 
-use crate::kafka::CLIENT_ID;
+use riffle_client::group::GroupRequest;
+use riffle_client::GroupVersions;
+
+use crate::CLIENT_ID;
 
 /// Bytes read from the socket per read call.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
@@ -82,21 +85,43 @@ impl Conn {
 
     /// Queues a request; returns its correlation id. Call `flush` to write it.
     pub(crate) fn send<M: Message>(&mut self, api_version: i16, body: &M) -> io::Result<i32> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
+        let correlation_id = self.next_correlation_id();
         let header = RequestHeader {
             request_api_key: M::API_KEY as i16,
             request_api_version: api_version,
             correlation_id,
             client_id: Some(CLIENT_ID.into()),
         };
-        let chunks = encode_request(&header, body)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let chunks = encode_request(&header, body).map_err(invalid_input)?;
+        self.queue(chunks);
+        Ok(correlation_id)
+    }
+
+    /// Queues a group member's request; returns its correlation id.
+    pub(crate) fn send_group(
+        &mut self,
+        versions: &GroupVersions,
+        request: &GroupRequest,
+    ) -> io::Result<i32> {
+        let correlation_id = self.next_correlation_id();
+        let chunks = request
+            .encode(versions, correlation_id, CLIENT_ID)
+            .map_err(invalid_input)?;
+        self.queue(chunks);
+        Ok(correlation_id)
+    }
+
+    fn next_correlation_id(&mut self) -> i32 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
+        correlation_id
+    }
+
+    fn queue(&mut self, chunks: Vec<Bytes>) {
         for c in chunks {
             self.out_bytes += c.len();
             self.out.push_back(c);
         }
-        Ok(correlation_id)
     }
 
     /// Writes queued bytes until the socket would block.
@@ -164,4 +189,8 @@ impl Conn {
             }
         }
     }
+}
+
+fn invalid_input(e: riffle_protocol::EncodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }

@@ -8,25 +8,20 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use riffle_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use riffle_protocol::messages::fetch_response::FetchResponse;
-use riffle_protocol::record_batch::{batches, parse_records, Compression, Record};
-use riffle_protocol::{decode_response, error_code, Bytes, Message};
+use riffle_protocol::{decode_response, error_code, Bytes};
 
 use crate::conn::{reconnect_if_due, Conn, RECONNECT_BACKOFF_NS};
-use crate::group::{
-    Assigned, GroupApi, GroupMember, GroupRequest, GroupResponse, MemberConfig,
-    REBALANCE_TIMEOUT_MS,
-};
-use crate::kafka::GroupVersions;
 use crate::stats::{Interval, Kind};
 use crate::worker::{wall_ns, Agent};
+use riffle_client::group::{
+    Assigned, GroupMember, GroupResponse, MemberConfig, REBALANCE_TIMEOUT_MS,
+};
+use riffle_client::{fetch_request, for_each_record, GroupVersions};
 
 const FETCH_MAX_WAIT_MS: i32 = 500;
 const FETCH_MAX_BYTES: i32 = 16 << 20;
 const PARTITION_MAX_BYTES: i32 = 4 << 20;
-/// Decompressed size a batch may reach.
-const DECOMPRESSED_MAX_BYTES: usize = 64 << 20;
 const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
 /// A JoinGroup may wait for the whole rebalance (Kafka: the rebalance timeout plus 5 s).
 const GROUP_REQUEST_TIMEOUT_NS: u64 = (REBALANCE_TIMEOUT_MS as u64 + 5_000) * 1_000_000;
@@ -210,33 +205,13 @@ impl Fetcher {
             && may_fetch
             && !self.positions.is_empty()
         {
-            let request = FetchRequest {
-                replica_id: -1,
-                max_wait_ms: FETCH_MAX_WAIT_MS,
-                min_bytes: 1,
-                max_bytes: FETCH_MAX_BYTES,
-                isolation_level: 0,
-                session_id: 0,
-                session_epoch: -1,
-                topics: vec![FetchTopic {
-                    topic: cfg.topic.clone(),
-                    partitions: self
-                        .positions
-                        .iter()
-                        .map(|&(partition, fetch_offset)| FetchPartition {
-                            partition,
-                            current_leader_epoch: -1,
-                            fetch_offset,
-                            last_fetched_epoch: -1,
-                            log_start_offset: -1,
-                            partition_max_bytes: PARTITION_MAX_BYTES,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
+            let request = fetch_request(
+                &cfg.topic,
+                &self.positions,
+                FETCH_MAX_WAIT_MS,
+                FETCH_MAX_BYTES,
+                PARTITION_MAX_BYTES,
+            );
             let corr = conn
                 .send(cfg.fetch_version, &request)
                 .map_err(|e| format!("encode fetch: {e}"))?;
@@ -271,50 +246,24 @@ impl Fetcher {
                 continue;
             }
             let Some(records) = &p.records else { continue };
-            let data = records.to_bytes();
             let (mut messages, mut bytes) = (0u64, 0u64);
-            for batch in batches(&data) {
-                let Ok(batch) = batch else { break }; // a partial batch ends a fetch response
-                if batch.last_offset() < pos.1 {
-                    continue;
-                }
-                let base = batch.base_offset();
-                let mut on_record = |r: Record<'_>| {
-                    let offset = base + r.offset_delta as i64;
-                    if offset < pos.1 {
-                        return;
+            let read = for_each_record(&records.to_bytes(), pos.1, |_, _, r| {
+                let value = r.value.unwrap_or(&[]);
+                messages += 1;
+                bytes += value.len() as u64;
+                if measured && value.len() >= 8 {
+                    let sent = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+                    // Only values that look like our timestamps (not from another tool).
+                    if sent > 0 && sent <= receipt_wall_ns + 1_000_000_000 {
+                        let latency_us = receipt_wall_ns.saturating_sub(sent) / 1000;
+                        iv.hist(Kind::E2e).saturating_record(latency_us.max(1));
                     }
-                    let value = r.value.unwrap_or(&[]);
-                    messages += 1;
-                    bytes += value.len() as u64;
-                    if measured && value.len() >= 8 {
-                        let sent = u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
-                        // Only values that look like our timestamps (not from another tool).
-                        if sent > 0 && sent <= receipt_wall_ns + 1_000_000_000 {
-                            let latency_us = receipt_wall_ns.saturating_sub(sent) / 1000;
-                            iv.hist(Kind::E2e).saturating_record(latency_us.max(1));
-                        }
-                    }
-                };
-                let parsed = if batch.attributes().compression() == Compression::None {
-                    batch
-                        .records()
-                        .map(|it| it.filter_map(Result::ok).for_each(&mut on_record))
-                } else {
-                    batch.decompress(DECOMPRESSED_MAX_BYTES).map(|raw| {
-                        parse_records(&raw, batch.record_count())
-                            .filter_map(Result::ok)
-                            .for_each(&mut on_record)
-                    })
-                };
-                if let Err(e) = parsed {
-                    iv.error(format!(
-                        "fetch {}-{}: bad batch at {base}: {e}",
-                        cfg.topic, p.partition_index
-                    ));
                 }
-                pos.1 = batch.last_offset() + 1;
+            });
+            if let Some(e) = read.error {
+                iv.error(format!("fetch {}-{}: {e}", cfg.topic, p.partition_index));
             }
+            pos.1 = read.next_offset;
             iv.consumed.add(messages, bytes, measured);
         }
     }
@@ -398,7 +347,7 @@ impl GroupSession {
                 .member
                 .expecting()
                 .ok_or("group response the member does not expect")?;
-            let (got, response) = decode(api, frame, &self.versions)?;
+            let (got, response) = GroupResponse::decode(api, frame, &self.versions)?;
             if got != corr {
                 return Err(format!("correlation id {got}, expected {corr}"));
             }
@@ -425,7 +374,8 @@ impl GroupSession {
                 .member
                 .poll(now_ns, stopping, fetch_idle, || positions(fetchers))
             {
-                let corr = send(conn, &self.versions, &request)
+                let corr = conn
+                    .send_group(&self.versions, &request)
                     .map_err(|e| format!("encode {:?}: {e}", request.api()))?;
                 self.in_flight = Some((corr, now_ns));
             }
@@ -447,37 +397,6 @@ fn assignment_note(group: &str, cfg: &ConsumerConfig, a: &Assigned, now_ns: u64)
         now_ns as f64 / 1e9,
         a.committed
     )
-}
-
-fn send(conn: &mut Conn, v: &GroupVersions, request: &GroupRequest) -> std::io::Result<i32> {
-    match request {
-        GroupRequest::Join(r) => conn.send(v.join_group, r),
-        GroupRequest::Sync(r) => conn.send(v.sync_group, r),
-        GroupRequest::OffsetFetch(r) => conn.send(v.offset_fetch, r),
-        GroupRequest::Heartbeat(r) => conn.send(v.heartbeat, r),
-        GroupRequest::OffsetCommit(r) => conn.send(v.offset_commit, r),
-        GroupRequest::Leave(r) => conn.send(v.leave_group, r),
-    }
-}
-
-fn decode(api: GroupApi, frame: Bytes, v: &GroupVersions) -> Result<(i32, GroupResponse), String> {
-    fn typed<R: Message>(
-        frame: Bytes,
-        version: i16,
-        wrap: fn(R) -> GroupResponse,
-    ) -> Result<(i32, GroupResponse), String> {
-        decode_response::<R>(frame, version)
-            .map(|(corr, r)| (corr, wrap(r)))
-            .map_err(|e| format!("bad {:?} response: {e}", R::API_KEY))
-    }
-    match api {
-        GroupApi::Join => typed(frame, v.join_group, GroupResponse::Join),
-        GroupApi::Sync => typed(frame, v.sync_group, GroupResponse::Sync),
-        GroupApi::OffsetFetch => typed(frame, v.offset_fetch, GroupResponse::OffsetFetch),
-        GroupApi::Heartbeat => typed(frame, v.heartbeat, GroupResponse::Heartbeat),
-        GroupApi::OffsetCommit => typed(frame, v.offset_commit, GroupResponse::OffsetCommit),
-        GroupApi::Leave => typed(frame, v.leave_group, GroupResponse::Leave),
-    }
 }
 
 impl Agent for ConsumerAgent {

@@ -20,10 +20,7 @@ macro_rules! out_raw {
 
 mod conn;
 mod consumer;
-mod consumer_protocol;
-mod group;
 mod hgrm;
-mod kafka;
 mod producer;
 mod report;
 mod run;
@@ -32,6 +29,9 @@ mod sink;
 mod stats;
 mod summary;
 mod worker;
+
+/// How riffle-loadgen names itself to brokers.
+const CLIENT_ID: &str = "riffle-loadgen";
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -13,18 +13,26 @@ use riffle_protocol::record_batch::Compression;
 use serde_json::json;
 
 use crate::consumer::{ConsumerAgent, ConsumerConfig};
-use crate::group::{
-    MemberConfig, COMMIT_INTERVAL_NS, HEARTBEAT_INTERVAL_NS, REBALANCE_TIMEOUT_MS,
-    SESSION_TIMEOUT_MS,
-};
-use crate::kafka::{PartitionInfo, SetupClient};
 use crate::producer::{ProducerAgent, ProducerConfig};
 use crate::report;
 use crate::schedule::OpenLoop;
 use crate::stats::{Collector, Interval, Kind};
 use crate::summary::{summarize, write_run, RunResult, Summary};
 use crate::worker::{allowed_cpus, run_worker, Agent, Clock};
+use riffle_client::group::{
+    MemberConfig, COMMIT_INTERVAL_NS, HEARTBEAT_INTERVAL_NS, REBALANCE_TIMEOUT_MS,
+    SESSION_TIMEOUT_MS,
+};
+use riffle_client::{
+    Client, ConnectOptions, NewTopic, PartitionInfo, Versions, EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP, READY_TIMEOUT,
+};
+use riffle_protocol::{error_code, ApiKey};
 
+/// How long setup waits to connect to a broker.
+const SETUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long setup waits for one response.
+const SETUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long workers may take after the run to collect outstanding acknowledgements.
 const DRAIN_NS: u64 = 15_000_000_000;
 /// In e2e, consumers keep reading this long after the producers stop.
@@ -137,16 +145,52 @@ struct Measured {
     wall_s: f64,
 }
 
+/// Connects to the bootstrap broker, creates the topic with `create_partitions` (an existing
+/// topic is fine), and waits for its partitions' leaders.
+fn connect(
+    c: &Common,
+    create_partitions: Option<i32>,
+) -> Result<(Client, Versions, Vec<PartitionInfo>)> {
+    let options = ConnectOptions {
+        client_id: crate::CLIENT_ID.into(),
+        connect_timeout: SETUP_CONNECT_TIMEOUT,
+        request_timeout: SETUP_REQUEST_TIMEOUT,
+    };
+    let mut setup = Client::connect(&c.bootstrap, options)?;
+    let versions = setup.bootstrap().versions().clone();
+    if let Some(n) = create_partitions {
+        let topic = NewTopic {
+            name: c.topic.clone(),
+            partitions: n,
+            replication_factor: -1,
+            configs: Vec::new(),
+        };
+        match setup.create_topic(&topic) {
+            Err(e) if e.kafka_code() != Some(error_code::TOPIC_ALREADY_EXISTS) => {
+                bail!("creating topic {}: {e}", c.topic)
+            }
+            _ => {}
+        }
+    }
+    // A broker that creates topics on first use (Kafka's auto.create.topics.enable) may.
+    let partitions = setup.partition_leaders(&c.topic, READY_TIMEOUT, true)?;
+    Ok((setup, versions, partitions))
+}
+
 impl Run<'_> {
     /// Over a blocking connection: agrees API versions, finds (or creates) the topic and,
     /// with consumers, their start offsets and group coordinator.
     fn prepare(&self) -> Result<Setup> {
         let c = self.common;
-        let mut client = SetupClient::connect(&c.bootstrap)?;
-        let partitions = client.topic(&c.topic, self.produce.and_then(|p| p.create_partitions))?;
+        let (mut client, versions, partitions) =
+            connect(c, self.produce.and_then(|p| p.create_partitions))?;
+        let produce_version = versions.get(ApiKey::Produce);
+        if self.produce.is_some() && produce_version.is_none() {
+            bail!("broker {} supports no usable Produce version", c.bootstrap);
+        }
         let mut setup = Setup {
-            produce_version: client.versions.produce,
-            fetch_version: client.versions.fetch,
+            produce_version: produce_version.unwrap_or(-1),
+            fetch_version: versions.get(ApiKey::Fetch).unwrap_or(-1),
             params: common_params(c, partitions.len()),
             partitions,
             notes: Vec::new(),
@@ -157,7 +201,7 @@ impl Run<'_> {
             insert_produce_params(&mut setup.params, p)?;
         }
         if let Some(k) = self.consume {
-            setup.prepare_consumers(&mut client, c, k)?;
+            setup.prepare_consumers(&mut client, &versions, c, k)?;
         }
         Ok(setup)
     }
@@ -376,11 +420,12 @@ impl Setup {
     /// broker can coordinate, its coordinator; notes how partitions get assigned.
     fn prepare_consumers(
         &mut self,
-        client: &mut SetupClient,
+        client: &mut Client,
+        versions: &Versions,
         c: &Common,
         k: &ConsumeSpec,
     ) -> Result<()> {
-        if client.versions.fetch < 0 || client.versions.list_offsets < 0 {
+        if versions.get(ApiKey::Fetch).is_none() || versions.get(ApiKey::ListOffsets).is_none() {
             bail!(
                 "broker {} supports no Fetch/ListOffsets version riffle-loadgen speaks",
                 c.bootstrap
@@ -391,7 +436,7 @@ impl Setup {
         self.list_positions(client, &c.topic, k.from_latest)?;
         let from = if k.from_latest { "latest" } else { "earliest" };
         self.params.insert("from".into(), json!(from));
-        let group_apis = client.versions.group_apis.clone();
+        let group_apis = versions.group_apis();
         let note = match (&k.group, group_apis) {
             (Some(group), Some(versions)) => {
                 let coordinator = client.find_coordinator(group)?;
@@ -419,7 +464,7 @@ impl Setup {
                 )
             }
             (group, _) => {
-                let groups = client.versions.groups;
+                let groups = versions.offers(ApiKey::JoinGroup);
                 self.round_robin_note(group.as_deref(), groups, from, k.consumers)
             }
         };
@@ -434,12 +479,16 @@ impl Setup {
     /// group members without a committed offset, start.
     fn list_positions(
         &mut self,
-        client: &mut SetupClient,
+        client: &mut Client,
         topic: &str,
         from_latest: bool,
     ) -> Result<()> {
-        let ids: Vec<i32> = self.partitions.iter().map(|p| p.partition).collect();
-        let offsets = client.list_offsets(topic, &ids, if from_latest { -1 } else { -2 })?;
+        let timestamp = if from_latest {
+            LATEST_TIMESTAMP
+        } else {
+            EARLIEST_TIMESTAMP
+        };
+        let offsets = client.list_offsets(topic, &self.partitions, timestamp)?;
         for (info, (_, offset)) in self.partitions.iter().zip(offsets) {
             self.positions.push((info.clone(), offset));
         }

@@ -8,28 +8,28 @@ use std::collections::BTreeMap;
 use riffle_protocol::Bytes;
 
 /// The protocol name of the range assignor in JoinGroup.
-pub(crate) const RANGE: &str = "range";
+pub const RANGE: &str = "range";
 /// The protocol type of Kafka consumers in JoinGroup and SyncGroup.
-pub(crate) const PROTOCOL_TYPE: &str = "consumer";
-/// The version riffle-loadgen writes.
+pub const PROTOCOL_TYPE: &str = "consumer";
+/// The version this client writes.
 const VERSION: i16 = 0;
 
 /// A member's JoinGroup metadata: the topics it subscribes to.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Subscription {
+pub struct Subscription {
     pub topics: Vec<String>,
     pub user_data: Option<Bytes>,
 }
 
 /// What the leader gives a member in SyncGroup: (topic, partitions).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Assignment {
+pub struct Assignment {
     pub partitions: Vec<(String, Vec<i32>)>,
     pub user_data: Option<Bytes>,
 }
 
 impl Subscription {
-    pub(crate) fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Bytes {
         let mut out = Vec::new();
         out.extend_from_slice(&VERSION.to_be_bytes());
         put_len(&mut out, self.topics.len());
@@ -40,7 +40,7 @@ impl Subscription {
         out.into()
     }
 
-    pub(crate) fn decode(data: &[u8]) -> Result<Subscription, String> {
+    pub fn decode(data: &[u8]) -> Result<Subscription, String> {
         let mut r = Reader { data };
         r.version("subscription")?;
         let n = r.array_len("subscription topics")?;
@@ -53,7 +53,7 @@ impl Subscription {
 }
 
 impl Assignment {
-    pub(crate) fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Bytes {
         let mut out = Vec::new();
         out.extend_from_slice(&VERSION.to_be_bytes());
         put_len(&mut out, self.partitions.len());
@@ -70,7 +70,7 @@ impl Assignment {
 
     /// Empty bytes are the empty assignment (Kafka's coordinator sends them to a member the
     /// leader left out).
-    pub(crate) fn decode(data: &[u8]) -> Result<Assignment, String> {
+    pub fn decode(data: &[u8]) -> Result<Assignment, String> {
         if data.is_empty() {
             return Ok(Assignment::default());
         }
@@ -94,7 +94,7 @@ impl Assignment {
     }
 
     /// The partitions of `topic` in this assignment, sorted.
-    pub(crate) fn of_topic(&self, topic: &str) -> Vec<i32> {
+    pub fn of_topic(&self, topic: &str) -> Vec<i32> {
         let mut out: Vec<i32> = self
             .partitions
             .iter()
@@ -112,7 +112,7 @@ impl Assignment {
 /// `members` are (member id, subscription); `topics` maps each topic the leader knows to its
 /// partitions (a subscribed topic it does not know is left unassigned). Every member gets an
 /// entry, possibly empty.
-pub(crate) fn range_assign(
+pub fn range_assign(
     members: &[(String, Subscription)],
     topics: &BTreeMap<String, Vec<i32>>,
 ) -> BTreeMap<String, Assignment> {

@@ -1,12 +1,12 @@
 //! One member of a classic consumer group, without I/O: Kafka's consumer side of the group
 //! protocol (JoinGroup → SyncGroup → OffsetFetch, then Heartbeat and OffsetCommit, LeaveGroup at
-//! the end). The consumer agent sends the requests `poll` returns on its coordinator connection,
-//! one at a time, and hands back the responses; time is the run clock in nanoseconds.
+//! the end). Its driver (loadgen's consumer agent, the CLI's group consumer) sends the
+//! requests `poll` returns on its coordinator connection, one at a time, and hands back the
+//! responses; time is the run clock in nanoseconds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use riffle_protocol::error_code;
 use riffle_protocol::messages::heartbeat_request::HeartbeatRequest;
 use riffle_protocol::messages::heartbeat_response::HeartbeatResponse;
 use riffle_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
@@ -23,24 +23,27 @@ use riffle_protocol::messages::offset_fetch_request::{
 use riffle_protocol::messages::offset_fetch_response::OffsetFetchResponse;
 use riffle_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use riffle_protocol::messages::sync_group_response::SyncGroupResponse;
+use riffle_protocol::{
+    decode_response, encode_request, error_code, ApiKey, Bytes, EncodeError, Message, RequestHeader,
+};
 
+use crate::connection::GroupVersions;
 use crate::consumer_protocol::{range_assign, Assignment, Subscription, PROTOCOL_TYPE, RANGE};
-use crate::kafka::GroupVersions;
 
 /// Time before a join is retried after an unexpected error or a lost connection.
-pub(crate) const GROUP_RETRY_BACKOFF_NS: u64 = 1_000_000_000;
+pub const GROUP_RETRY_BACKOFF_NS: u64 = 1_000_000_000;
 /// Kafka's `session.timeout.ms` before 3.0 (Riffle's and Kafka's minimum is 6 s).
-pub(crate) const SESSION_TIMEOUT_MS: i32 = 10_000;
+pub const SESSION_TIMEOUT_MS: i32 = 10_000;
 /// How long the coordinator waits for the members to rejoin (Kafka: `max.poll.interval.ms`).
-pub(crate) const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+pub const REBALANCE_TIMEOUT_MS: i32 = 30_000;
 /// Kafka's `heartbeat.interval.ms`: a third of the session timeout.
-pub(crate) const HEARTBEAT_INTERVAL_NS: u64 = SESSION_TIMEOUT_MS as u64 * 1_000_000 / 3;
+pub const HEARTBEAT_INTERVAL_NS: u64 = SESSION_TIMEOUT_MS as u64 * 1_000_000 / 3;
 /// How often consumed positions are committed (Kafka: `auto.commit.interval.ms`).
-pub(crate) const COMMIT_INTERVAL_NS: u64 = 1_000_000_000;
+pub const COMMIT_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// What a run's members share.
 #[derive(Debug, Clone)]
-pub(crate) struct MemberConfig {
+pub struct MemberConfig {
     pub group: String,
     pub topic: String,
     /// Every partition of the topic with the offset to start from when the group has none
@@ -55,7 +58,7 @@ pub(crate) struct MemberConfig {
 
 /// A request for the coordinator.
 #[derive(Debug)]
-pub(crate) enum GroupRequest {
+pub enum GroupRequest {
     Join(JoinGroupRequest),
     Sync(SyncGroupRequest),
     OffsetFetch(OffsetFetchRequest),
@@ -66,7 +69,7 @@ pub(crate) enum GroupRequest {
 
 /// The coordinator's answer to the request in flight.
 #[derive(Debug)]
-pub(crate) enum GroupResponse {
+pub enum GroupResponse {
     Join(JoinGroupResponse),
     Sync(SyncGroupResponse),
     OffsetFetch(OffsetFetchResponse),
@@ -75,9 +78,38 @@ pub(crate) enum GroupResponse {
     Leave(LeaveGroupResponse),
 }
 
+impl GroupResponse {
+    /// Decodes the response frame (without its size prefix) to a request of `api`; returns
+    /// its correlation id and the response.
+    pub fn decode(
+        api: GroupApi,
+        frame: Bytes,
+        versions: &GroupVersions,
+    ) -> Result<(i32, GroupResponse), String> {
+        fn typed<R: Message>(
+            frame: Bytes,
+            version: i16,
+            wrap: fn(R) -> GroupResponse,
+        ) -> Result<(i32, GroupResponse), String> {
+            decode_response::<R>(frame, version)
+                .map(|(corr, r)| (corr, wrap(r)))
+                .map_err(|e| format!("bad {:?} response: {e}", R::API_KEY))
+        }
+        let v = versions;
+        match api {
+            GroupApi::Join => typed(frame, v.join_group, GroupResponse::Join),
+            GroupApi::Sync => typed(frame, v.sync_group, GroupResponse::Sync),
+            GroupApi::OffsetFetch => typed(frame, v.offset_fetch, GroupResponse::OffsetFetch),
+            GroupApi::Heartbeat => typed(frame, v.heartbeat, GroupResponse::Heartbeat),
+            GroupApi::OffsetCommit => typed(frame, v.offset_commit, GroupResponse::OffsetCommit),
+            GroupApi::Leave => typed(frame, v.leave_group, GroupResponse::Leave),
+        }
+    }
+}
+
 /// Which API a request or response is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GroupApi {
+pub enum GroupApi {
     Join,
     Sync,
     OffsetFetch,
@@ -87,7 +119,50 @@ pub(crate) enum GroupApi {
 }
 
 impl GroupRequest {
-    pub(crate) fn api(&self) -> GroupApi {
+    pub fn api_key(&self) -> ApiKey {
+        match self {
+            GroupRequest::Join(_) => ApiKey::JoinGroup,
+            GroupRequest::Sync(_) => ApiKey::SyncGroup,
+            GroupRequest::OffsetFetch(_) => ApiKey::OffsetFetch,
+            GroupRequest::Heartbeat(_) => ApiKey::Heartbeat,
+            GroupRequest::OffsetCommit(_) => ApiKey::OffsetCommit,
+            GroupRequest::Leave(_) => ApiKey::LeaveGroup,
+        }
+    }
+
+    /// The request framed for the wire at the agreed version.
+    pub fn encode(
+        &self,
+        versions: &GroupVersions,
+        correlation_id: i32,
+        client_id: &str,
+    ) -> Result<Vec<Bytes>, EncodeError> {
+        fn framed<M: Message>(
+            version: i16,
+            body: &M,
+            correlation_id: i32,
+            client_id: &str,
+        ) -> Result<Vec<Bytes>, EncodeError> {
+            let header = RequestHeader {
+                request_api_key: M::API_KEY as i16,
+                request_api_version: version,
+                correlation_id,
+                client_id: Some(client_id.into()),
+            };
+            encode_request(&header, body)
+        }
+        let v = versions;
+        match self {
+            GroupRequest::Join(r) => framed(v.join_group, r, correlation_id, client_id),
+            GroupRequest::Sync(r) => framed(v.sync_group, r, correlation_id, client_id),
+            GroupRequest::OffsetFetch(r) => framed(v.offset_fetch, r, correlation_id, client_id),
+            GroupRequest::Heartbeat(r) => framed(v.heartbeat, r, correlation_id, client_id),
+            GroupRequest::OffsetCommit(r) => framed(v.offset_commit, r, correlation_id, client_id),
+            GroupRequest::Leave(r) => framed(v.leave_group, r, correlation_id, client_id),
+        }
+    }
+
+    pub fn api(&self) -> GroupApi {
         match self {
             GroupRequest::Join(_) => GroupApi::Join,
             GroupRequest::Sync(_) => GroupApi::Sync,
@@ -101,7 +176,7 @@ impl GroupRequest {
 
 /// A new assignment: fetch these partitions from these offsets.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Assigned {
+pub struct Assigned {
     pub generation: i32,
     pub member_id: String,
     pub leader: bool,
@@ -135,7 +210,7 @@ enum Phase {
 
 /// Lives in one consumer agent, on one worker thread, for the whole run.
 #[derive(Debug)]
-pub(crate) struct GroupMember {
+pub struct GroupMember {
     cfg: Arc<MemberConfig>,
     member_id: String,
     generation: i32,
@@ -149,7 +224,7 @@ pub(crate) struct GroupMember {
 }
 
 impl GroupMember {
-    pub(crate) fn new(cfg: Arc<MemberConfig>) -> Self {
+    pub fn new(cfg: Arc<MemberConfig>) -> Self {
         GroupMember {
             cfg,
             member_id: String::new(),
@@ -167,25 +242,25 @@ impl GroupMember {
     }
 
     /// The response the coordinator connection awaits.
-    pub(crate) fn expecting(&self) -> Option<GroupApi> {
+    pub fn expecting(&self) -> Option<GroupApi> {
         self.in_flight
     }
 
     /// Whether the member holds a valid assignment (fetching is allowed).
-    pub(crate) fn assigned(&self) -> bool {
+    pub fn assigned(&self) -> bool {
         self.phase == Phase::Stable
     }
 
-    pub(crate) fn group(&self) -> &str {
+    pub fn group(&self) -> &str {
         &self.cfg.group
     }
 
-    pub(crate) fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         self.phase == Phase::Done
     }
 
     /// When `poll` next has something to send (None: only after a response or a fetch).
-    pub(crate) fn next_due_ns(&self) -> Option<u64> {
+    pub fn next_due_ns(&self) -> Option<u64> {
         if self.in_flight.is_some() {
             return None;
         }
@@ -200,7 +275,7 @@ impl GroupMember {
     /// The next request to send, if one is due and none is in flight. `stopping`: the run is
     /// over; `fetch_idle`: no fetch is in flight, so `positions` (partition, next offset) are
     /// final until the next fetch, as a commit before a rejoin or at the end needs them.
-    pub(crate) fn poll(
+    pub fn poll(
         &mut self,
         now_ns: u64,
         stopping: bool,
@@ -215,19 +290,8 @@ impl GroupMember {
             }
             return None;
         }
-        if stopping && !matches!(self.phase, Phase::Leaving { .. } | Phase::Done) {
-            let can_commit = matches!(
-                self.phase,
-                Phase::Stable
-                    | Phase::Rejoin {
-                        commit_first: true,
-                        ..
-                    }
-            );
-            self.queued = None;
-            self.phase = Phase::Leaving {
-                committed: !can_commit,
-            };
+        if stopping {
+            self.begin_leaving();
         }
         let request = if let Some(q) = self.queued.take() {
             Some(q)
@@ -284,9 +348,28 @@ impl GroupMember {
         request
     }
 
+    /// The run is over: leave, after a commit if the member holds consumed positions.
+    fn begin_leaving(&mut self) {
+        if matches!(self.phase, Phase::Leaving { .. } | Phase::Done) {
+            return;
+        }
+        let can_commit = matches!(
+            self.phase,
+            Phase::Stable
+                | Phase::Rejoin {
+                    commit_first: true,
+                    ..
+                }
+        );
+        self.queued = None;
+        self.phase = Phase::Leaving {
+            committed: !can_commit,
+        };
+    }
+
     /// Handles the response to the request in flight. Err: an unexpected error, for the run's
     /// error count (the member has already moved on: retrying, rejoining or leaving).
-    pub(crate) fn on_response(
+    pub fn on_response(
         &mut self,
         now_ns: u64,
         response: GroupResponse,
@@ -312,7 +395,7 @@ impl GroupMember {
     }
 
     /// The coordinator connection is gone: rejoin on a new one, or give up at the end.
-    pub(crate) fn on_disconnect(&mut self, now_ns: u64, stopping: bool) {
+    pub fn on_disconnect(&mut self, now_ns: u64, stopping: bool) {
         self.in_flight = None;
         self.queued = None;
         self.phase = if stopping || matches!(self.phase, Phase::Leaving { .. } | Phase::Done) {
@@ -599,27 +682,13 @@ impl GroupMember {
         if positions.is_empty() || self.generation < 0 {
             return None;
         }
-        Some(GroupRequest::OffsetCommit(OffsetCommitRequest {
-            group_id: self.cfg.group.clone(),
-            generation_id_or_member_epoch: self.generation,
-            member_id: self.member_id.clone(),
-            group_instance_id: None,
-            topics: vec![OffsetCommitRequestTopic {
-                name: self.cfg.topic.clone(),
-                partitions: positions
-                    .into_iter()
-                    .map(
-                        |(partition_index, committed_offset)| OffsetCommitRequestPartition {
-                            partition_index,
-                            committed_offset,
-                            committed_metadata: Some(String::new()),
-                            ..Default::default()
-                        },
-                    )
-                    .collect(),
-            }],
-            ..Default::default()
-        }))
+        Some(GroupRequest::OffsetCommit(offset_commit_request(
+            &self.cfg.group,
+            self.generation,
+            &self.member_id,
+            &self.cfg.topic,
+            &positions,
+        )))
     }
 
     fn leave_request(&mut self) -> Option<GroupRequest> {
@@ -646,6 +715,38 @@ impl GroupMember {
             member_id,
             members,
         }))
+    }
+}
+
+/// An OffsetCommit of `positions` (partition, next offset to read) of `topic` for `group`,
+/// by `member_id` in `generation` (-1 and "" outside any generation, as admin tools commit).
+pub fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    topic: &str,
+    positions: &[(i32, i64)],
+) -> OffsetCommitRequest {
+    OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        topics: vec![OffsetCommitRequestTopic {
+            name: topic.into(),
+            partitions: positions
+                .iter()
+                .map(
+                    |&(partition_index, committed_offset)| OffsetCommitRequestPartition {
+                        partition_index,
+                        committed_offset,
+                        committed_metadata: Some(String::new()),
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+        }],
+        ..Default::default()
     }
 }
 
