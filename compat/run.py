@@ -7,6 +7,7 @@ dir, its own test.conf, and a time limit; a pass/fail line per test, then "N pas
 """
 
 import argparse
+import ctypes
 import os
 import re
 import shutil
@@ -127,6 +128,13 @@ def unexplained(cases, allowlist, findings_text):
             and not re.search(rf"(?<![\d@]){re.escape(case.label)}(?![\d@])", findings_text)]
 
 
+def die_with_parent():
+    """Runs in each child before exec: SIGKILL it when this runner dies (Ctrl-C, a CI timeout), so
+    no broker or test-runner outlives the run."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,15 +155,16 @@ def start_broker(args, case, run_dir):
     """Starts a fresh Riffle for one case; returns (process, address)."""
     config = run_dir / "riffle.toml"
     config.write_text(broker_config(args.broker_config, case.scenario))
-    log = open(run_dir / "broker.log", "wb")
+    # A free port can be taken between the probe and the bind: then try another.
     for _attempt in range(3):
         data_dir = run_dir / "data"
         shutil.rmtree(data_dir, ignore_errors=True)
         address = f"127.0.0.1:{free_port()}"
         command = [str(args.riffle), "serve", "--listen", address, "--data-dir", str(data_dir),
                    "--config", str(config)]
-        broker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+        with open(run_dir / "broker.log", "ab") as log:
+            broker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         if wait_listening(broker, address):
             return broker, address
         stop_broker(broker)
@@ -190,7 +199,7 @@ def stop_broker(broker):
 
 
 def run_test_runner(args, case, address, run_dir):
-    """Runs test-runner for one case; returns (exit status or None on timeout, output)."""
+    """Runs test-runner for one case; returns (exit status or None on timeout, output, mode)."""
     conf = run_dir / "test.conf"
     conf.write_text(f"bootstrap.servers={address}\n")
     env = dict(os.environ, TESTS=case.number, TEST_KAFKA_VERSION=KAFKA_VERSION,
@@ -202,7 +211,7 @@ def run_test_runner(args, case, address, run_dir):
         runner = subprocess.Popen(["./test-runner", *RUNNER_FLAGS, *quick, "-s", case.scenario],
                                   cwd=args.tests_dir, env=env, stdout=out,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True)
+                                  start_new_session=True, preexec_fn=die_with_parent)
         try:
             status = runner.wait(args.timeout_s)
         except subprocess.TimeoutExpired:
@@ -210,7 +219,8 @@ def run_test_runner(args, case, address, run_dir):
             runner.wait()
             status = None
         out.seek(0)
-        return status, ANSI_ESCAPE.sub("", out.read().decode("utf-8", "replace"))
+        output = ANSI_ESCAPE.sub("", out.read().decode("utf-8", "replace"))
+        return status, output, "quick" if quick else "full"
 
 
 def first_failure(output):
@@ -255,10 +265,11 @@ def run_case(args, case):
     except RuntimeError as err:
         return False, str(err), time.monotonic() - started
     try:
-        status, output = run_test_runner(args, case, address, run_dir)
+        status, output, mode = run_test_runner(args, case, address, run_dir)
     finally:
         crashed = stop_broker(broker)
     passed, reason = verdict(status, output)
+    reason = f"{mode}: {reason}"
     if crashed is not None:
         passed, reason = False, f"riffle exited with {crashed} during the test; {reason}"
     if not args.keep_data:
@@ -292,10 +303,14 @@ def selected_cases(args):
     if args.all:
         return all_cases(args.tests_dir)
     if args.cases:
+        names = {case.label: case.name for case in all_cases(args.tests_dir)}
         try:
-            return [Case(spec) for spec in args.cases]
+            cases = [Case(spec) for spec in args.cases]
         except ValueError as err:
             sys.exit(str(err))
+        for case in cases:
+            case.name = names.get(case.label, "(not a broker-facing test of this scenario)")
+        return cases
     return read_allowlist(args.allowlist)
 
 
