@@ -186,16 +186,17 @@ def wait_listening(broker, address):
 
 
 def stop_broker(broker):
-    """SIGTERM, then SIGKILL; returns the exit status seen before the stop, or None if it ran."""
+    """SIGTERM, then SIGKILL after BROKER_STOP_TIMEOUT_S. Returns (the exit status if the broker
+    had already exited, else None; the exit status of the stop: 0 for a clean one)."""
     crashed = broker.poll()
-    if crashed is None:
-        broker.send_signal(signal.SIGTERM)
-        try:
-            broker.wait(BROKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            broker.kill()
-            broker.wait()
-    return crashed
+    if crashed is not None:
+        return crashed, crashed
+    broker.send_signal(signal.SIGTERM)
+    try:
+        return None, broker.wait(BROKER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        broker.kill()
+        return None, broker.wait()
 
 
 def run_test_runner(args, case, address, run_dir):
@@ -267,11 +268,13 @@ def run_case(args, case):
     try:
         status, output, mode = run_test_runner(args, case, address, run_dir)
     finally:
-        crashed = stop_broker(broker)
+        crashed, stopped = stop_broker(broker)
     passed, reason = verdict(status, output)
     reason = f"{mode}: {reason}"
     if crashed is not None:
         passed, reason = False, f"riffle exited with {crashed} during the test; {reason}"
+    elif stopped != 0:
+        passed, reason = False, f"riffle did not stop cleanly on SIGTERM ({stopped}); {reason}"
     if not args.keep_data:
         shutil.rmtree(run_dir / "data", ignore_errors=True)
     return passed, reason, time.monotonic() - started
