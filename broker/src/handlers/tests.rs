@@ -547,3 +547,20 @@ fn partitions_beyond_the_per_shard_cap_are_refused() {
         assert_eq!(grown.results[0].error_code, error_code::NONE);
     });
 }
+
+#[test]
+fn max_timestamp_answers_the_record_that_holds_it_not_its_batch_end() {
+    with_broker(|shard| async move {
+        create_topic(&shard, "ts", 1).await;
+        let base = 1_700_000_000_000;
+        produce(&shard, "ts", batch(&["first"], None), -1).await;
+        let mut b = RecordBatchBuilder::new(Compression::None, base);
+        for (delta, value) in [(100, "a"), (400, "b"), (250, "c")] {
+            b.append(base + delta, None, Some(value.as_bytes()), &[]);
+        }
+        produce(&shard, "ts", b.finish(), -1).await;
+        let max = list_offset(&shard, "ts", -3).await;
+        let p = &max.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset, p.timestamp), (0, 2, base + 400));
+    });
+}

@@ -142,7 +142,7 @@ impl Partition {
             EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
                 Ok(at(self.log.log_start_offset()))
             }
-            MAX_TIMESTAMP => Ok(below_high_watermark(self.log.max_timestamp())),
+            MAX_TIMESTAMP => Ok(below_high_watermark(self.offset_of_max_timestamp().await?)),
             ts if ts < 0 => {
                 Err(self.error(PartitionErrorKind::InvalidTimestamp { timestamp_ms: ts }))
             }
@@ -151,6 +151,27 @@ impl Partition {
                 Ok(below_high_watermark(found.map(|(offset, t)| (t, offset))))
             }
         }
+    }
+
+    /// The largest timestamp and the offset of the first record that holds it (Kafka since 3.8,
+    /// KAFKA-16310), as (timestamp, offset). The log knows the batch; its records say which one.
+    async fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        let Some((max_ts, batch_last_offset)) = self.log.max_timestamp() else {
+            return Ok(None);
+        };
+        let read = self
+            .log
+            .read(batch_last_offset, 1)
+            .await
+            .map_err(|e| self.storage_error("max timestamp lookup", e))?;
+        let bytes = concat(&read.chunks);
+        let found = record_batch::batches(&bytes)
+            .next()
+            .and_then(Result::ok)
+            .and_then(|view| first_record_at_or_after(&view, max_ts));
+        Ok(Some(
+            found.map_or((max_ts, batch_last_offset), |(offset, ts)| (ts, offset)),
+        ))
     }
 
     /// The first record whose timestamp is at or after `timestamp_ms`, as (offset, timestamp). The
