@@ -128,6 +128,12 @@ impl LogOverhead {
         LogOverhead::ref_from_prefix(bytes).ok().map(|(h, _)| h)
     }
 
+    /// The 12-byte prefix at the start of `bytes` for in-place edits, or None when fewer
+    /// are given.
+    pub fn view_mut(bytes: &mut [u8]) -> Option<&mut LogOverhead> {
+        LogOverhead::mut_from_prefix(bytes).ok().map(|(h, _)| h)
+    }
+
     /// See [`RecordBatchHeader::batch_size`].
     pub fn batch_size(&self) -> Option<usize> {
         let length = self.batch_length.get();
@@ -186,6 +192,8 @@ mod tests {
     fn short_input_has_no_view() {
         assert!(RecordBatchHeader::view(&[0u8; HEADER_BYTES - 1]).is_none());
         assert!(LogOverhead::view(&[0u8; LOG_OVERHEAD - 1]).is_none());
+        assert!(LogOverhead::view_mut(&mut [0u8; LOG_OVERHEAD - 1]).is_none());
+        assert!(RecordBatchHeader::view_mut(&mut [0u8; HEADER_BYTES - 1]).is_none());
         assert!(compute_crc(&[0u8; CRC_FROM - 1]).is_none());
         assert_eq!(compute_crc(&[0u8; CRC_FROM]), Some(crc32c::crc32c(&[])));
     }

@@ -76,7 +76,10 @@ impl Model {
     fn append(&mut self, b: &[u8], records: i32, ts: i64) -> i64 {
         let base = self.end;
         let mut v = b.to_vec();
-        v[..8].copy_from_slice(&base.to_be_bytes());
+        riffle_batch_header::LogOverhead::view_mut(&mut v)
+            .expect("a whole batch")
+            .base_offset
+            .set(base);
         self.end = base + i64::from(records);
         self.batches.push((base, self.end, ts, v));
         base

@@ -28,7 +28,10 @@ fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
 /// The stored form of `b` once assigned `base`.
 fn stored(b: &Bytes, base: i64) -> Vec<u8> {
     let mut v = b.to_vec();
-    v[..8].copy_from_slice(&base.to_be_bytes());
+    riffle_batch_header::LogOverhead::view_mut(&mut v)
+        .expect("a whole batch")
+        .base_offset
+        .set(base);
     v
 }
 
