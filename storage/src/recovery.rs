@@ -176,7 +176,7 @@ pub(crate) async fn recover(
     }
     let dropped: Vec<PathBuf> = scanned
         .drain(keep..)
-        .flat_map(|(base, _, _, _)| crate::log::segment_paths(dir, base))
+        .flat_map(|(base, _, _, _)| crate::segment::segment_paths(dir, base))
         .collect();
     if !dropped.is_empty() {
         tracing::warn!(dir = %dir.display(), files = dropped.len(), "recovery drops segments after damage");

@@ -80,10 +80,12 @@ fn crash_child() {
                     glommio::spawn_local(async move {
                         for seq in 0.. {
                             let key = (round << 40) | (t << 32) | seq;
+                            // Acknowledged as the broker does acks=all: append, then flush.
                             let info = log
-                                .append_durable(Bytes::from(batch_for(key)))
+                                .append(Bytes::from(batch_for(key)))
                                 .await
                                 .expect("append");
+                            log.flush().await.expect("flush");
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "{key} {} {}", info.base_offset, info.last_offset)
                                 .unwrap();
