@@ -467,3 +467,40 @@ impl Shared {
         self.space.notify();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Offsets;
+
+    #[test]
+    fn offsets_follow_append_sync_and_durable_in_order() {
+        let mut o = Offsets::recovered(0, 10);
+        o.append(15);
+        o.request_flush(20); // capped at the log end
+        assert_eq!(o.flush_target(), 15);
+        o.sync_issued_to(15);
+        o.publish_durable(12);
+        assert_eq!(o.durable(), 12);
+        // A sync that no longer matches what was issued (cut meanwhile) is ignored.
+        o.truncate(13);
+        o.publish_durable(15);
+        assert_eq!((o.durable(), o.sync_issued(), o.log_end()), (12, 13, 13));
+        o.advance_start(12);
+        assert_eq!(o.log_start(), 12);
+    }
+
+    #[test]
+    #[should_panic(expected = "log start moved past the durable offset")]
+    fn log_start_never_passes_the_durable_offset() {
+        let mut o = Offsets::recovered(0, 10);
+        o.append(20);
+        o.advance_start(15);
+    }
+
+    #[test]
+    #[should_panic(expected = "truncated below the log start")]
+    fn truncation_never_goes_below_the_log_start() {
+        let mut o = Offsets::recovered(5, 10);
+        o.truncate(4);
+    }
+}

@@ -646,3 +646,42 @@ fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
         reopened.close().await.unwrap();
     });
 }
+
+#[test]
+fn delete_records_and_retention_make_what_they_delete_durable_first() {
+    run(|dir| async move {
+        let config = LogConfig {
+            retention_ms: Some(1000),
+            segment_ms: None,
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        for i in 0..4 {
+            log.append(batch(1, i, 100)).await.unwrap();
+        }
+        // Not flushed: the log start moves only once the records below it are durable,
+        // so a crash can never bring deleted records back below a later log start.
+        assert_eq!(log.delete_records_before(3).await.unwrap(), 3);
+        assert!(
+            log.durable_offset() >= 3,
+            "durable {}",
+            log.durable_offset()
+        );
+        for i in 0..30 {
+            log.append(batch(1, i, 3000)).await.unwrap();
+        }
+        // Retention deletes at least the first, full segment, written but not flushed.
+        log.housekeeping(1_000_000).await.unwrap();
+        let start = log.log_start_offset();
+        assert!(start >= 25, "log start {start}");
+        assert!(
+            log.durable_offset() >= start,
+            "durable {}",
+            log.durable_offset()
+        );
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 34));
+        log.close().await.unwrap();
+    });
+}
