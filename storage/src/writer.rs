@@ -48,7 +48,7 @@ impl WriteOp {
 /// 256 KiB chunk while appends arrive; a flush writes the buffer itself out and keeps
 /// only a copy of its partial last block, so an idle partition holds 4 KiB, not a chunk.
 pub(crate) struct Head {
-    pub file: Rc<SegFile>,
+    file: Rc<SegFile>,
     /// Bytes for `[pos, pos + buf.len())`: ALIGN long after a flush, CHUNK_BYTES once
     /// appended to.
     buf: Option<DmaBuffer>,
@@ -90,7 +90,7 @@ impl Head {
     }
 
     /// Copies `data` in, queueing every chunk that fills up.
-    pub fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
+    fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
         let mut queued = 0;
         while !data.is_empty() {
             if self.buf.as_ref().is_none_or(|b| b.len() < CHUNK_BYTES) {
@@ -130,7 +130,7 @@ impl Head {
     /// The write that puts every appended byte on disk (the partial last block
     /// zero-padded), or None if that is already the case. The head keeps only the
     /// partial last block afterwards.
-    pub fn take_tail(&mut self) -> Option<WriteOp> {
+    fn take_tail(&mut self) -> Option<WriteOp> {
         if self.len == self.flushed_len {
             return None;
         }
