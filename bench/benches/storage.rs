@@ -164,7 +164,7 @@ async fn raw_write(path: PathBuf, batch: Bytes, count: u64, sync_every: Option<u
     start.elapsed()
 }
 
-/// `count` appends from `appenders` concurrent tasks, each durable (`append_durable`) or,
+/// `count` appends from `appenders` concurrent tasks, each durable (`append` + `flush`) or,
 /// with `durable` false, plain `append` and one `flush` at the end (the raw baseline's
 /// durability); returns (elapsed, fdatasyncs).
 async fn log_append(
@@ -184,10 +184,10 @@ async fn log_append(
             let batch = batch.clone();
             glommio::spawn_local(async move {
                 for _ in 0..count / appenders {
+                    log.append(batch.clone()).await.unwrap();
                     if durable {
-                        log.append_durable(batch.clone()).await.unwrap();
-                    } else {
-                        log.append(batch.clone()).await.unwrap();
+                        // acks=all as the broker does it: wait for the group fdatasync.
+                        log.flush().await.unwrap();
                     }
                 }
             })
@@ -412,7 +412,7 @@ fn paired(size: usize, count: u64, appenders: u64, durable: bool, sync_every: Op
         v[v.len() / 2]
     };
     let kind = if durable {
-        format!("log {appenders} appenders append_durable")
+        format!("log {appenders} appenders append+flush each")
     } else {
         format!("log {appenders} appenders append + final flush")
     };

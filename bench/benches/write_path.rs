@@ -48,7 +48,7 @@ enum Case {
     /// With `overlap`, each write starts at the last block of the previous one, as the
     /// log's writes do (its partial last block is written again with the next bytes).
     Raw(Layout, Sync, bool),
-    /// `partitions` logs on one shard, `appenders` tasks each doing `append_durable` of
+    /// `partitions` logs on one shard, `appenders` tasks each doing `append` + `flush` of
     /// `batch_bytes` batches, each log with its own group commit.
     Log {
         partitions: usize,
@@ -334,7 +334,8 @@ async fn log(
             let batch = batch.clone();
             tasks.push(glommio::spawn_local(async move {
                 for _ in 0..count / appenders {
-                    log.append_durable(batch.clone()).await.unwrap();
+                    log.append(batch.clone()).await.unwrap();
+                    log.flush().await.unwrap();
                 }
             }));
         }

@@ -1,20 +1,13 @@
-//! RecordBatch v2 header fields the log needs, parsed from plain bytes (sans-io).
-//! The crate stays independent of riffle-protocol: only offsets, lengths, timestamps
-//! and the CRC32C are read here.
+//! RecordBatch v2 header fields the log needs, parsed from plain bytes (sans-io) through
+//! the shared `riffle_batch_header` view, so the crate stays independent of
+//! riffle-protocol: only offsets, lengths, timestamps and the CRC32C are read here.
 
-/// Bytes before `batch_length` counts: base offset (8) + batch length (4).
-pub(crate) const LOG_OVERHEAD: usize = 12;
-/// Fixed RecordBatch v2 header size (up to and including the record count).
-pub(crate) const HEADER_SIZE: usize = 61;
-/// Bytes at the start of a batch that the log patches (base offset, length, leader epoch).
-pub(crate) const PATCHED_PREFIX: usize = 16;
-const BATCH_LENGTH_AT: usize = 8;
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const CRC_FROM: usize = 21;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const BASE_TIMESTAMP_AT: usize = 27;
-const MAX_TIMESTAMP_AT: usize = 35;
+pub(crate) use riffle_batch_header::HEADER_BYTES as HEADER_SIZE;
+use riffle_batch_header::{LogOverhead, RecordBatchHeader, MAGIC_AT, MAGIC_V2};
+
+/// Bytes at the start of a batch that the log patches (base offset, length, leader epoch:
+/// everything before the magic, none of it CRC-covered).
+pub(crate) const PATCHED_PREFIX: usize = MAGIC_AT;
 /// Largest batch the log accepts or believes on disk (matches the broker's message.max.bytes cap).
 pub(crate) const BATCH_SIZE_MAX: usize = 64 << 20;
 
@@ -38,13 +31,6 @@ impl BatchHeader {
     }
 }
 
-fn i64_at(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-fn i32_at(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
 /// Why bytes are not a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum BatchError {
@@ -57,27 +43,25 @@ pub(crate) enum BatchError {
 
 /// Parses and sanity-checks the header at the start of `b` (no CRC check).
 pub(crate) fn parse_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
-    if b.len() < HEADER_SIZE {
+    let Some(h) = RecordBatchHeader::view(b) else {
         return Err(BatchError::Incomplete {
             needed: HEADER_SIZE,
         });
-    }
-    let batch_length = i32_at(b, BATCH_LENGTH_AT);
-    if batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32 {
+    };
+    let Some(size) = h.batch_size() else {
         return Err(BatchError::Invalid("batch length too small"));
-    }
-    let size = batch_length as usize + LOG_OVERHEAD;
+    };
     if size > BATCH_SIZE_MAX {
         return Err(BatchError::Invalid("batch length too large"));
     }
-    if b[MAGIC_AT] != 2 {
+    if h.magic != MAGIC_V2 {
         return Err(BatchError::Invalid("magic is not 2"));
     }
-    let last_offset_delta = i32_at(b, LAST_OFFSET_DELTA_AT);
+    let last_offset_delta = h.last_offset_delta.get();
     if last_offset_delta < 0 {
         return Err(BatchError::Invalid("negative last offset delta"));
     }
-    let base_offset = i64_at(b, 0);
+    let base_offset = h.base_offset();
     if base_offset < 0 {
         return Err(BatchError::Invalid("negative base offset"));
     }
@@ -85,21 +69,21 @@ pub(crate) fn parse_header(b: &[u8]) -> Result<BatchHeader, BatchError> {
         base_offset,
         size,
         last_offset_delta,
-        base_timestamp: i64_at(b, BASE_TIMESTAMP_AT),
-        max_timestamp: i64_at(b, MAX_TIMESTAMP_AT),
+        base_timestamp: h.base_timestamp.get(),
+        max_timestamp: h.max_timestamp.get(),
     })
 }
 
 /// Parses the header and checks the CRC32C over the whole batch at the start of `b`.
 pub(crate) fn parse_checked(b: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = parse_header(b)?;
-    if b.len() < header.size {
+    let Some(batch) = b.get(..header.size) else {
         return Err(BatchError::Incomplete {
             needed: header.size,
         });
-    }
-    let stored = u32::from_be_bytes(b[CRC_AT..CRC_AT + 4].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&b[CRC_FROM..header.size]) != stored {
+    };
+    let stored = RecordBatchHeader::view(batch).map(|h| h.crc.get());
+    if riffle_batch_header::compute_crc(batch) != stored {
         return Err(BatchError::Invalid("crc32c mismatch"));
     }
     Ok(header)
@@ -118,8 +102,9 @@ pub(crate) fn validate_for_append(b: &[u8]) -> Result<BatchHeader, &'static str>
 /// The 16 patched leading bytes: assigned base offset, then length and leader epoch as given.
 pub(crate) fn patched_prefix(batch: &[u8], base_offset: i64) -> [u8; PATCHED_PREFIX] {
     let mut p = [0u8; PATCHED_PREFIX];
-    p[..8].copy_from_slice(&base_offset.to_be_bytes());
-    p[8..].copy_from_slice(&batch[8..PATCHED_PREFIX]);
+    p.copy_from_slice(&batch[..PATCHED_PREFIX]);
+    let overhead = LogOverhead::view_mut(&mut p).expect("the prefix holds the log overhead");
+    overhead.base_offset.set(base_offset);
     p
 }
 
@@ -174,21 +159,27 @@ pub(crate) fn scan(b: &[u8], mut next_offset: i64) -> Scan {
 #[cfg(test)]
 pub(crate) mod test_batch {
     //! Builds valid RecordBatch v2 bytes for tests (records are opaque filler).
+    use riffle_batch_header::{RecordBatchHeader, HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2};
+
     pub fn make(base_offset: i64, records: i32, max_timestamp: i64, payload: &[u8]) -> Vec<u8> {
-        let size = super::HEADER_SIZE + payload.len();
+        let size = HEADER_BYTES + payload.len();
         let mut b = vec![0u8; size];
-        b[..8].copy_from_slice(&base_offset.to_be_bytes());
-        b[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
-        b[12..16].copy_from_slice(&7i32.to_be_bytes());
-        b[16] = 2;
-        b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
-        b[27..35].copy_from_slice(&max_timestamp.to_be_bytes());
-        b[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-        b[57..61].copy_from_slice(&records.to_be_bytes());
-        b[61..].copy_from_slice(payload);
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h = RecordBatchHeader::view_mut(&mut b).expect("header-sized");
+        h.log.base_offset.set(base_offset);
+        h.log.batch_length.set((size - LOG_OVERHEAD) as i32);
+        h.partition_leader_epoch.set(7);
+        h.magic = MAGIC_V2;
+        h.last_offset_delta.set(records - 1);
+        h.base_timestamp.set(max_timestamp);
+        h.max_timestamp.set(max_timestamp);
+        h.producer_id.set(-1);
+        h.record_count.set(records);
+        b[HEADER_BYTES..].copy_from_slice(payload);
+        let crc = riffle_batch_header::compute_crc(&b).expect("a whole header");
+        RecordBatchHeader::view_mut(&mut b)
+            .expect("header-sized")
+            .crc
+            .set(crc);
         b
     }
 }

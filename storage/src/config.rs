@@ -3,10 +3,10 @@
 /// When appended data is made durable with fdatasync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlushPolicy {
-    /// `append_durable` waits for an fdatasync (group-committed): acks=all.
+    /// On request: `PartitionLog::flush` waits for an fdatasync of everything appended
+    /// before it, group-committed with every concurrent flush (acks=all). Background
+    /// flushes by time or bytes were never used by the broker and were removed.
     EveryBatch,
-    /// Background flush every `interval_ms` or every `bytes` appended (flush.ms / flush.messages-like).
-    Interval { interval_ms: u64, bytes: u64 },
 }
 
 /// Log settings. Defaults follow Kafka's where Kafka has the setting.
@@ -22,7 +22,7 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// index.interval.bytes: bytes between sparse index entries. Default 4096.
     pub index_interval_bytes: u32,
-    /// Durability policy. Default EveryBatch.
+    /// Durability policy: the only one is EveryBatch (the default).
     pub flush: FlushPolicy,
     /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet durable). Default 4 MiB.
     pub tail_cache_bytes: usize,

@@ -4,14 +4,18 @@
 
 mod batch;
 mod cache;
+pub mod clock;
 mod config;
 mod error;
 mod event;
 mod index;
 mod log;
+mod read;
 mod recovery;
 mod retention;
 mod segment;
+mod state;
+mod truncate;
 mod writer;
 
 #[cfg(test)]
@@ -25,4 +29,5 @@ mod tests;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use error::StorageError;
-pub use log::{AppendInfo, PartitionLog, ReadResult};
+pub use log::{AppendInfo, PartitionLog};
+pub use read::ReadResult;

@@ -76,7 +76,10 @@ impl Model {
     fn append(&mut self, b: &[u8], records: i32, ts: i64) -> i64 {
         let base = self.end;
         let mut v = b.to_vec();
-        v[..8].copy_from_slice(&base.to_be_bytes());
+        riffle_batch_header::LogOverhead::view_mut(&mut v)
+            .expect("a whole batch")
+            .base_offset
+            .set(base);
         self.end = base + i64::from(records);
         self.batches.push((base, self.end, ts, v));
         base
@@ -203,7 +206,7 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) -> Result<(), String> {
                 let info = if matches!(op, Op::Append { .. }) {
                     log.append(b.clone()).await
                 } else {
-                    log.append_durable(b.clone()).await
+                    crate::test_util::append_and_flush(&log, b.clone()).await
                 }
                 .map_err(|x| ctx(x.to_string()))?;
                 let base = m.append(&b, *records, *ts);
@@ -211,7 +214,7 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) -> Result<(), String> {
                     return Err(ctx(format!("assigned {info:?}, model {base}")));
                 }
                 if matches!(op, Op::AppendDurable { .. }) && log.durable_offset() < m.end {
-                    return Err(ctx("append_durable returned before durable".into()));
+                    return Err(ctx("append then flush returned before durable".into()));
                 }
             }
             Op::Burst { count, len } => {
@@ -223,7 +226,9 @@ async fn run_ops(dir: &Path, ops: Vec<Op>) -> Result<(), String> {
                     .map(|b| {
                         let log = log.clone();
                         let b = b.clone();
-                        glommio::spawn_local(async move { log.append_durable(b).await })
+                        glommio::spawn_local(async move {
+                            crate::test_util::append_and_flush(&log, b).await
+                        })
                     })
                     .collect();
                 let mut infos = Vec::new();

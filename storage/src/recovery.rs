@@ -6,10 +6,12 @@
 use crate::error::StorageError;
 use crate::index::SegmentIndex;
 use crate::segment::{
-    index_path, log_path, scan_segment, time_index_path, ScanOutcome, SegFile, Segment,
+    index_path, log_path, scan_segment, segment_paths, time_index_path, ScanOutcome, SegFile,
+    Segment,
 };
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 const START_CHECKPOINT: &str = "log-start-offset";
 
@@ -113,11 +115,60 @@ pub(crate) struct Recovered {
     pub log_start_offset: i64,
 }
 
+/// One segment file as the recovery scan found it.
+struct Scanned {
+    base: i64,
+    file: Rc<SegFile>,
+    outcome: ScanOutcome,
+    /// Its `.index`/`.timeindex` existed and matched.
+    had_index: bool,
+}
+
+/// Opens a partition directory: scans every segment, keeps the whole batches up to the
+/// first damage (trimming the torn or zeroed tail, dropping later empty segments) and
+/// refuses damage followed by real data.
 pub(crate) async fn recover(
     dir: &Path,
     index_interval_bytes: u32,
     now_ms: i64,
 ) -> Result<Recovered, StorageError> {
+    let (bases, checkpoint) = list_segments(dir).await?;
+    let mut scanned = Vec::with_capacity(bases.len());
+    for base in bases {
+        let file = SegFile::open(log_path(dir, base)).await?;
+        let saved = read_indexes(dir, base, index_interval_bytes).await?;
+        let had_index = saved.is_some();
+        let outcome = scan_segment(&file, base, index_interval_bytes, saved).await?;
+        scanned.push(Scanned {
+            base,
+            file,
+            outcome,
+            had_index,
+        });
+    }
+    let keep = intact_prefix(&scanned)?;
+    let dropped: Vec<PathBuf> = scanned
+        .drain(keep..)
+        .flat_map(|s| segment_paths(dir, s.base))
+        .collect();
+    if !dropped.is_empty() {
+        tracing::warn!(dir = %dir.display(), files = dropped.len(), "recovery drops segments after damage");
+        remove_files(dir, dropped).await?;
+    }
+    let mut segments = VecDeque::with_capacity(scanned.len());
+    let last = scanned.len().saturating_sub(1);
+    for (i, s) in scanned.into_iter().enumerate() {
+        segments.push_back(settle(dir, s, i == last, now_ms).await?);
+    }
+    let log_start_offset = log_start_offset(&segments, checkpoint);
+    Ok(Recovered {
+        segments,
+        log_start_offset,
+    })
+}
+
+/// The segment files' base offsets, sorted, and the saved log start offset if any.
+async fn list_segments(dir: &Path) -> Result<(Vec<i64>, Option<i64>), StorageError> {
     let (mut bases, checkpoint) = blocking("open dir", dir.to_path_buf(), |d| {
         std::fs::create_dir_all(d)?;
         let mut bases = Vec::new();
@@ -134,34 +185,25 @@ pub(crate) async fn recover(
     })
     .await?;
     bases.sort_unstable();
+    Ok((bases, checkpoint))
+}
 
-    let mut scanned: Vec<(i64, std::rc::Rc<SegFile>, ScanOutcome, bool)> = Vec::new();
-    for base in bases {
-        let file = SegFile::open(log_path(dir, base)).await?;
-        let saved = read_indexes(dir, base, index_interval_bytes).await?;
-        let had_index = saved.is_some();
-        let outcome = scan_segment(&file, base, index_interval_bytes, saved).await?;
-        scanned.push((base, file, outcome, had_index));
-    }
-
-    // Find the first segment that is damaged or does not reach the next segment's base.
-    let mut keep = scanned.len();
-    for i in 0..scanned.len() {
-        let (_, _, o, _) = &scanned[i];
-        let next_base = scanned.get(i + 1).map(|(b, _, _, _)| *b);
-        let complete = match next_base {
-            Some(nb) => o.next_offset == nb,
-            None => true,
-        };
+/// How many segments to keep: up to and including the first one that is damaged or does
+/// not reach the next one's base, or CorruptSegment if a later segment holds data.
+fn intact_prefix(scanned: &[Scanned]) -> Result<usize, StorageError> {
+    for (i, s) in scanned.iter().enumerate() {
+        let o = &s.outcome;
+        let next_base = scanned.get(i + 1).map(|n| n.base);
         // Zeros after the last batch of a complete segment are pre-allocation, not damage.
-        if complete {
+        if next_base.is_none_or(|nb| o.next_offset == nb) {
             continue;
         }
-        let later_has_data = scanned[i + 1..].iter().any(|(_, _, o, _)| o.batches > 0);
-        if later_has_data {
-            let (_, file, o, _) = &scanned[i];
+        if scanned[i + 1..]
+            .iter()
+            .any(|later| later.outcome.batches > 0)
+        {
             return Err(StorageError::CorruptSegment {
-                path: file.path.clone(),
+                path: s.file.path.clone(),
                 position: o.valid_len,
                 reason: format!(
                     "{} (segment ends at offset {}, next segment starts at {})",
@@ -171,60 +213,62 @@ pub(crate) async fn recover(
                 ),
             });
         }
-        keep = i + 1;
-        break;
+        return Ok(i + 1);
     }
-    let dropped: Vec<PathBuf> = scanned
-        .drain(keep..)
-        .flat_map(|(base, _, _, _)| crate::log::segment_paths(dir, base))
-        .collect();
-    if !dropped.is_empty() {
-        tracing::warn!(dir = %dir.display(), files = dropped.len(), "recovery drops segments after damage");
-        remove_files(dir, dropped).await?;
-    }
+    Ok(scanned.len())
+}
 
-    let mut segments = VecDeque::new();
-    let last = scanned.len().saturating_sub(1);
-    for (i, (base, file, o, had_index)) in scanned.into_iter().enumerate() {
-        let file_size = file.allocated.get();
-        let trimmed = file_size != o.valid_len;
-        if trimmed {
-            if let Some(reason) = o.damage.filter(|_| i == last) {
-                tracing::warn!(path = %file.path.display(), position = o.valid_len, reason, "recovery truncates the log tail");
-            }
-            // Physically trim: stale bytes must never be scanned again after new appends.
-            file.truncate(o.valid_len).await?;
-            file.sync().await?;
+/// Trims a kept segment to its valid bytes and leaves its index files right: a sealed
+/// segment keeps (or gets) them, the last one loses stale ones (close writes fresh ones).
+async fn settle(
+    dir: &Path,
+    s: Scanned,
+    is_last: bool,
+    now_ms: i64,
+) -> Result<Segment, StorageError> {
+    let Scanned {
+        base,
+        file,
+        outcome: o,
+        had_index,
+    } = s;
+    let trimmed = file.allocated.get() != o.valid_len;
+    if trimmed {
+        if let Some(reason) = o.damage.filter(|_| is_last) {
+            tracing::warn!(path = %file.path.display(), position = o.valid_len, reason, "recovery truncates the log tail");
         }
-        if i < last && (!had_index || trimmed) {
-            // A sealed segment keeps index files: the next open skips scanning it.
-            let indexes = (o.index.encode_offset_index(), o.index.encode_time_index());
-            write_indexes(&file.path, indexes).await?;
-        } else if i == last && had_index && trimmed {
-            // Saved indexes may describe cut bytes; close writes fresh ones.
-            remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
-        }
-        segments.push_back(Segment {
-            base_offset: base,
-            next_offset: o.next_offset,
-            size: o.valid_len,
-            durable_size: o.valid_len,
-            file,
-            index: o.index,
-            created_ms: now_ms,
-        });
+        // Physically trim: stale bytes must never be scanned again after new appends.
+        file.truncate(o.valid_len).await?;
+        file.sync().await?;
     }
+    if !is_last && (!had_index || trimmed) {
+        // A sealed segment keeps index files: the next open skips scanning it.
+        let indexes = (o.index.encode_offset_index(), o.index.encode_time_index());
+        write_indexes(&file.path, indexes).await?;
+    } else if is_last && had_index && trimmed {
+        // Saved indexes may describe cut bytes; close writes fresh ones.
+        remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
+    }
+    Ok(Segment {
+        base_offset: base,
+        next_offset: o.next_offset,
+        size: o.valid_len,
+        durable_size: o.valid_len,
+        file,
+        index: o.index,
+        created_ms: now_ms,
+    })
+}
+
+/// The saved log start offset kept within the recovered segments, or the first one's base.
+fn log_start_offset(segments: &VecDeque<Segment>, checkpoint: Option<i64>) -> i64 {
     let first_base = segments.front().map(|s| s.base_offset);
-    let log_start_offset = match (first_base, checkpoint) {
+    match (first_base, checkpoint) {
         (Some(b), Some(c)) => {
             let end = segments.back().map_or(b, |s| s.next_offset);
             c.clamp(b, end)
         }
         (Some(b), None) => b,
         (None, c) => c.unwrap_or(0).max(0),
-    };
-    Ok(Recovered {
-        segments,
-        log_start_offset,
-    })
+    }
 }

@@ -5,12 +5,18 @@ use crate::batch::{self, BatchHeader, ScanStop};
 use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::index::SegmentIndex;
+use crate::recovery::remove_files;
+use crate::state::preallocate_step;
+use crate::LogConfig;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// Hard cap on a segment's size: index positions are u32 (Kafka caps segment.bytes at
+/// i32::MAX too).
+pub(crate) const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Alignment of every DMA position and length (the device's physical block).
 pub(crate) const ALIGN: u64 = 4096;
 /// Window of a recovery scan read.
@@ -31,6 +37,14 @@ pub(crate) fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
 }
 pub(crate) fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{base_offset:020}.timeindex"))
+}
+/// The `.log`, `.index` and `.timeindex` files of the segment at `base_offset`.
+pub(crate) fn segment_paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
+    [
+        log_path(dir, base_offset),
+        index_path(dir, base_offset),
+        time_index_path(dir, base_offset),
+    ]
 }
 
 /// Zeros are written ahead of the data in writes of this size (large: fewer requests and
@@ -283,6 +297,34 @@ impl Segment {
     }
 }
 
+/// Creates (or reuses, emptied) the segment file for `base`, pre-allocates it and makes
+/// its directory entry durable before anything in it can be acknowledged.
+pub(crate) async fn create_segment(
+    dir: &Path,
+    base: i64,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Segment, StorageError> {
+    let file = SegFile::open(log_path(dir, base)).await?;
+    if file.allocated.get() > 0 {
+        file.truncate(0).await?;
+    }
+    // Starts writing the first step of zeros in the background.
+    file.reserve(0, preallocate_step(config)).await?;
+    // Index files left by an earlier segment of the same base would be stale; removing
+    // them also syncs the directory, making the new file's entry durable.
+    remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
+    Ok(Segment {
+        base_offset: base,
+        next_offset: base,
+        size: 0,
+        durable_size: 0,
+        file,
+        index: SegmentIndex::new(base, config.index_interval_bytes),
+        created_ms: now_ms,
+    })
+}
+
 /// What a recovery scan of one segment file found.
 pub(crate) struct ScanOutcome {
     pub index: SegmentIndex,
@@ -344,7 +386,7 @@ async fn scan_from(
         let too_far = s
             .batches
             .iter()
-            .position(|(at, _)| pos + *at as u64 > crate::log::SEGMENT_BYTES_MAX);
+            .position(|(at, _)| pos + *at as u64 > SEGMENT_BYTES_MAX);
         if let Some(i) = too_far {
             batches_in_window = &s.batches[..i];
         }

@@ -61,3 +61,13 @@ where
 {
     run_with_limit(Duration::from_secs(60), f)
 }
+
+/// An append acknowledged the way the broker does for acks=all: append, then flush.
+pub(crate) async fn append_and_flush(
+    log: &crate::PartitionLog,
+    batch: bytes::Bytes,
+) -> Result<crate::AppendInfo, crate::StorageError> {
+    let info = log.append(batch).await?;
+    log.flush().await?;
+    Ok(info)
+}

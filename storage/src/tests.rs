@@ -1,7 +1,7 @@
 //! Behaviour tests of `PartitionLog` on a real disk.
 
 use crate::batch::test_batch::make;
-use crate::test_util::run;
+use crate::test_util::{append_and_flush, run};
 use crate::{LogConfig, PartitionLog, StorageError};
 use bytes::Bytes;
 use std::path::Path;
@@ -28,7 +28,10 @@ fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
 /// The stored form of `b` once assigned `base`.
 fn stored(b: &Bytes, base: i64) -> Vec<u8> {
     let mut v = b.to_vec();
-    v[..8].copy_from_slice(&base.to_be_bytes());
+    riffle_batch_header::LogOverhead::view_mut(&mut v)
+        .expect("a whole batch")
+        .base_offset
+        .set(base);
     v
 }
 
@@ -165,7 +168,7 @@ fn roll_by_size_spreads_batches_over_segments() {
         let mut expect = Vec::new();
         for i in 0..100 {
             let b = batch(2, i, 2000);
-            let info = log.append_durable(b.clone()).await.unwrap();
+            let info = append_and_flush(&log, b.clone()).await.unwrap();
             expect.extend(stored(&b, info.base_offset));
         }
         let segments = std::fs::read_dir(&dir)
@@ -196,7 +199,7 @@ fn concurrent_durable_appends_share_fdatasyncs() {
                 let log = log.clone();
                 glommio::spawn_local(async move {
                     for i in 0..20 {
-                        log.append_durable(batch(1, t * 100 + i, 1000))
+                        append_and_flush(&log, batch(1, t * 100 + i, 1000))
                             .await
                             .unwrap();
                     }
@@ -262,7 +265,7 @@ fn recovery_keeps_every_whole_batch_before_a_cut_or_garbage() {
             );
             // The log stays appendable after recovery.
             let b = batch(1, 99, 50);
-            let info = log.append_durable(b.clone()).await.unwrap();
+            let info = append_and_flush(&log, b.clone()).await.unwrap();
             assert_eq!(info.base_offset, keep_end);
             log.close().await.unwrap();
         }
@@ -315,7 +318,7 @@ fn truncate_to_removes_the_containing_batch_and_after() {
         assert_eq!(log.log_end_offset(), 99);
         assert_eq!(read_all(&log, 0).await, stored_all[..bounds[33]]);
         let b = batch(1, 5, 10);
-        let info = log.append_durable(b.clone()).await.unwrap();
+        let info = append_and_flush(&log, b.clone()).await.unwrap();
         assert_eq!(info.base_offset, 99);
         let mut expect = stored_all[..bounds[33]].to_vec();
         expect.extend(stored(&b, 99));
@@ -489,50 +492,6 @@ fn append_rejects_bytes_that_are_not_one_batch() {
 }
 
 #[test]
-fn interval_flush_policy_makes_appends_durable_in_the_background() {
-    run(|dir| async move {
-        let config = LogConfig {
-            flush: crate::FlushPolicy::Interval {
-                interval_ms: 20,
-                bytes: u64::MAX,
-            },
-            ..small_config()
-        };
-        let log = open(&dir, config).await;
-        // append_durable does not wait under an interval policy.
-        log.append_durable(batch(1, 1, 100)).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while log.durable_offset() < 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "interval flush never ran"
-            );
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        log.close().await.unwrap();
-        // The bytes threshold triggers a flush without waiting for the interval.
-        let config = LogConfig {
-            flush: crate::FlushPolicy::Interval {
-                interval_ms: 3_600_000,
-                bytes: 1000,
-            },
-            ..small_config()
-        };
-        let log = open(&dir, config).await;
-        log.append(batch(1, 2, 2000)).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while log.durable_offset() < 2 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "bytes flush never ran"
-            );
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        log.close().await.unwrap();
-    });
-}
-
-#[test]
 fn retention_of_a_just_rolled_segment_leaves_no_orphan_files_and_delete_removes_the_dir() {
     run(|dir| async move {
         let config = LogConfig {
@@ -580,7 +539,7 @@ fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
         let mut expect = Vec::new();
         for i in 0..300 {
             let b = batch(1, i, 3000 + i as usize);
-            let info = log.append_durable(b.clone()).await.unwrap();
+            let info = append_and_flush(&log, b.clone()).await.unwrap();
             expect.extend(stored(&b, info.base_offset));
         }
         // The crash image: the files as they are now, the log still open (no close, so
@@ -611,7 +570,7 @@ fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
         );
         // Appends continue after recovery.
         let b = batch(1, 999, 100);
-        let info = recovered.append_durable(b.clone()).await.unwrap();
+        let info = append_and_flush(&recovered, b.clone()).await.unwrap();
         assert_eq!(info.base_offset, 300);
         expect.extend(stored(&b, 300));
         recovered.close().await.unwrap();
@@ -635,7 +594,7 @@ fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
         let mut expect = Vec::new();
         for i in 0..1500 {
             let b = batch(1, i, 700 + (i as usize * 13) % 900);
-            let info = log.append_durable(b.clone()).await.unwrap();
+            let info = append_and_flush(&log, b.clone()).await.unwrap();
             expect.extend(stored(&b, info.base_offset));
             if i == 700 {
                 // A truncate stops the prefill of the active segment; appends restart it.
@@ -685,5 +644,44 @@ fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
         let reopened = open(&dir, config).await;
         assert_eq!(read_all(&reopened, 0).await, expect);
         reopened.close().await.unwrap();
+    });
+}
+
+#[test]
+fn delete_records_and_retention_make_what_they_delete_durable_first() {
+    run(|dir| async move {
+        let config = LogConfig {
+            retention_ms: Some(1000),
+            segment_ms: None,
+            ..small_config()
+        };
+        let log = open(&dir, config).await;
+        for i in 0..4 {
+            log.append(batch(1, i, 100)).await.unwrap();
+        }
+        // Not flushed: the log start moves only once the records below it are durable,
+        // so a crash can never bring deleted records back below a later log start.
+        assert_eq!(log.delete_records_before(3).await.unwrap(), 3);
+        assert!(
+            log.durable_offset() >= 3,
+            "durable {}",
+            log.durable_offset()
+        );
+        for i in 0..30 {
+            log.append(batch(1, i, 3000)).await.unwrap();
+        }
+        // Retention deletes at least the first, full segment, written but not flushed.
+        log.housekeeping(1_000_000).await.unwrap();
+        let start = log.log_start_offset();
+        assert!(start >= 25, "log start {start}");
+        assert!(
+            log.durable_offset() >= start,
+            "durable {}",
+            log.durable_offset()
+        );
+        log.close().await.unwrap();
+        let log = open(&dir, small_config()).await;
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 34));
+        log.close().await.unwrap();
     });
 }

@@ -4,12 +4,11 @@
 //! on the log's shard, from open to close.
 
 use crate::error::{Failure, StorageError};
-use crate::log::Inner;
-use crate::segment::{align_down, align_up, SegFile};
+use crate::segment::{align_down, align_up, create_segment, SegFile, Segment};
+use crate::state::Shared;
 use glommio::io::DmaBuffer;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// Size of a head buffer chunk: the unit of write-behind.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
@@ -47,7 +46,7 @@ impl WriteOp {
 /// 256 KiB chunk while appends arrive; a flush writes the buffer itself out and keeps
 /// only a copy of its partial last block, so an idle partition holds 4 KiB, not a chunk.
 pub(crate) struct Head {
-    pub file: Rc<SegFile>,
+    file: Rc<SegFile>,
     /// Bytes for `[pos, pos + buf.len())`: ALIGN long after a flush, CHUNK_BYTES once
     /// appended to.
     buf: Option<DmaBuffer>,
@@ -89,7 +88,7 @@ impl Head {
     }
 
     /// Copies `data` in, queueing every chunk that fills up.
-    pub fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
+    fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
         let mut queued = 0;
         while !data.is_empty() {
             if self.buf.as_ref().is_none_or(|b| b.len() < CHUNK_BYTES) {
@@ -129,7 +128,7 @@ impl Head {
     /// The write that puts every appended byte on disk (the partial last block
     /// zero-padded), or None if that is already the case. The head keeps only the
     /// partial last block afterwards.
-    pub fn take_tail(&mut self) -> Option<WriteOp> {
+    fn take_tail(&mut self) -> Option<WriteOp> {
         if self.len == self.flushed_len {
             return None;
         }
@@ -150,6 +149,87 @@ impl Head {
         self.flushed_len = self.len;
         self.buf = keep;
         Some(op)
+    }
+}
+
+/// The writer's side of the log: the head buffer of the active segment and the aligned
+/// writes queued behind it. Appenders fill it (through `LogState::place`), the writer
+/// task drains it; `queued_bytes` is what appenders wait on.
+pub(crate) struct WriteQueue {
+    head: Head,
+    ops: VecDeque<WriteOp>,
+    /// Sum of the queued ops' lengths.
+    queued_bytes: usize,
+}
+
+impl WriteQueue {
+    pub fn new(head: Head) -> WriteQueue {
+        WriteQueue {
+            head,
+            ops: VecDeque::new(),
+            queued_bytes: 0,
+        }
+    }
+
+    fn debug_check(&self) {
+        debug_assert_eq!(
+            self.queued_bytes,
+            self.ops.iter().map(WriteOp::len).sum::<usize>(),
+            "queued byte count"
+        );
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Copies one batch's bytes (patched prefix, then the rest) into the head buffer,
+    /// queueing every chunk that fills up.
+    pub fn push_batch(&mut self, prefix: &[u8], body: &[u8]) {
+        self.queued_bytes += self.head.push(prefix, &mut self.ops);
+        self.queued_bytes += self.head.push(body, &mut self.ops);
+        self.debug_check();
+    }
+
+    /// Everything queued, for the writer to issue.
+    pub fn take_ops(&mut self) -> Vec<WriteOp> {
+        self.queued_bytes = 0;
+        self.ops.drain(..).collect()
+    }
+
+    /// The write of the head's unwritten bytes, if any (a flush).
+    pub fn take_tail(&mut self) -> Option<WriteOp> {
+        self.head.take_tail()
+    }
+
+    /// Ends the active segment: its last write, then `seal`, are queued ahead of any
+    /// write to the next segment, whose head starts empty on `next`.
+    pub fn seal_and_switch(&mut self, seal: WriteOp, next: Rc<SegFile>) {
+        assert!(
+            matches!(seal, WriteOp::Seal { .. }),
+            "a segment ends with a seal"
+        );
+        if let Some(tail) = self.head.take_tail() {
+            self.queued_bytes += tail.len();
+            self.ops.push_back(tail);
+        }
+        self.ops.push_back(seal);
+        self.head = Head::new(next, 0, &[]);
+        self.debug_check();
+    }
+
+    /// Restarts the head on `file` at `size` (a truncation or reset), once every queued
+    /// data write was issued (a seal of a segment being removed may still wait).
+    pub fn restart(&mut self, file: Rc<SegFile>, size: u64, tail_block: &[u8]) {
+        assert!(
+            self.ops.iter().all(|op| matches!(op, WriteOp::Seal { .. })),
+            "the head moves only with no data write queued"
+        );
+        self.head = Head::new(file, size, tail_block);
     }
 }
 
@@ -237,184 +317,201 @@ async fn write_all(file: Rc<SegFile>, pos: u64, buf: DmaBuffer) -> Result<(), St
 enum Job {
     Run {
         ops: Vec<WriteOp>,
-        /// (log end offset, active segment base, its size) to publish as durable.
-        flush: Option<(i64, i64, u64)>,
+        /// What becomes durable once the ops are written and synced.
+        flush: Option<DurableMark>,
     },
     /// Start a new active segment at the placed end offset.
     Roll,
-    Wait(Option<Duration>),
+    Wait,
     Exit,
 }
 
-/// The writer task. Exits after close or on the first I/O failure (the log then answers
-/// every call with that failure).
-/// An issued group fdatasync and what it makes durable once it (and every earlier one)
-/// has completed.
-struct PendingSync {
-    task: glommio::Task<Result<(), StorageError>>,
-    done: Rc<std::cell::Cell<bool>>,
+/// What a group fdatasync makes durable: every offset below `offset`, and the active
+/// segment (`active_base`) up to `active_size` bytes.
+#[derive(Clone, Copy)]
+struct DurableMark {
     offset: i64,
     active_base: i64,
     active_size: u64,
 }
 
-/// Publishes completed syncs in issue order (durability is a prefix).
-async fn publish_completed(
-    inner: &Inner,
-    pending: &mut VecDeque<PendingSync>,
-    wait_for_front: bool,
-) -> Result<(), StorageError> {
-    let mut wait = wait_for_front;
-    while let Some(front) = pending.front() {
-        if !front.done.get() && !wait {
-            break;
-        }
-        wait = false;
-        let p = pending.pop_front().expect("front exists");
-        p.task.await?;
-        inner.publish_durable(p.offset, p.active_base, p.active_size);
-    }
-    Ok(())
+/// An issued group fdatasync and what it makes durable once it (and every earlier one)
+/// has completed.
+struct PendingSync {
+    task: glommio::Task<Result<(), StorageError>>,
+    done: Rc<std::cell::Cell<bool>>,
+    mark: DurableMark,
 }
 
-pub(crate) async fn run(inner: Rc<Inner>) {
-    let mut in_flight = InFlight::default();
-    let mut dirty: Vec<Rc<SegFile>> = Vec::new();
-    let mut pending: VecDeque<PendingSync> = VecDeque::new();
-    // Interval policy: when unflushed data must be flushed at the latest.
-    let mut flush_deadline: Option<std::time::Instant> = None;
-    let result: Result<(), StorageError> = async {
+/// The writer task's own state: writes in flight, files written since their last sync,
+/// syncs issued and not yet published.
+struct Writer {
+    shared: Rc<Shared>,
+    in_flight: InFlight,
+    dirty: Vec<Rc<SegFile>>,
+    pending: VecDeque<PendingSync>,
+}
+
+/// The writer task. Exits after close or on the first I/O failure (the log then answers
+/// every call with that failure).
+pub(crate) async fn run(shared: Rc<Shared>) {
+    let mut w = Writer {
+        shared: shared.clone(),
+        in_flight: InFlight::default(),
+        dirty: Vec::new(),
+        pending: VecDeque::new(),
+    };
+    let result = w.serve().await;
+    while w.in_flight.pop_front().await.is_some() {}
+    while let Some(p) = w.pending.pop_front() {
+        let _ = p.task.await;
+    }
+    shared.writer_stopped(result.err().map(|e| Failure::from_error(&e)));
+}
+
+impl Writer {
+    async fn serve(&mut self) -> Result<(), StorageError> {
+        let shared = self.shared.clone();
         loop {
-            let listener = inner.work.listen();
-            publish_completed(&inner, &mut pending, false).await?;
-            let job = next_job(&inner);
-            let (ops, flush) = match job {
+            let listener = shared.work.listen();
+            self.publish_completed(false).await?;
+            match next_job(&shared) {
                 Job::Exit => {
-                    while !pending.is_empty() {
-                        publish_completed(&inner, &mut pending, true).await?;
+                    while !self.pending.is_empty() {
+                        self.publish_completed(true).await?;
                     }
                     return Ok(());
                 }
-                Job::Wait(None) => {
-                    listener.await;
-                    continue;
-                }
-                Job::Wait(Some(interval)) => {
-                    let now = std::time::Instant::now();
-                    let deadline = *flush_deadline.get_or_insert(now + interval);
-                    let elapsed = now >= deadline
-                        || glommio::future::timeout(deadline - now, listener)
-                            .await
-                            .is_err();
-                    if elapsed {
-                        // Interval flush policy: the interval elapsed with data not durable.
-                        flush_deadline = None;
-                        let mut s = inner.state.borrow_mut();
-                        s.flush_target = s.flush_target.max(s.log_end_offset);
-                    }
-                    continue;
-                }
-                Job::Run { ops, flush } => (ops, flush),
+                Job::Wait => listener.await,
                 Job::Roll => {
-                    let rolled = roll(&inner).await;
-                    inner.state.borrow_mut().rolling = false;
-                    inner.space.notify();
+                    let rolled = roll(&shared).await;
+                    shared.state.borrow_mut().rolling = false;
+                    shared.space.notify();
                     rolled?;
-                    continue;
                 }
-            };
-            inner.space.notify();
-            let writes_in_flight_max = inner.state.borrow().config.write_behind_depth.max(1);
-            for op in ops {
-                match op {
-                    WriteOp::Write { file, pos, buf } => {
-                        let step = inner.state.borrow().preallocate_step();
-                        file.reserve(pos + buf.len() as u64, step).await?;
-                        if !dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {
-                            dirty.push(file.clone());
-                        }
-                        in_flight.push(Box::pin(write_all(file, pos, buf))).await;
-                        if in_flight.len() >= writes_in_flight_max {
-                            in_flight.pop_front().await.expect("non-empty")?;
-                        }
+                Job::Run { ops, flush } => {
+                    shared.space.notify();
+                    for op in ops {
+                        self.issue(op).await?;
                     }
-                    WriteOp::Seal {
-                        file,
-                        size,
-                        indexes,
-                    } => {
-                        while let Some(r) = in_flight.pop_front().await {
-                            r?;
-                        }
-                        dirty.retain(|f| !Rc::ptr_eq(f, &file));
-                        if !file.deleted.get() {
-                            file.sync().await?;
-                            file.truncate(size).await?;
-                            crate::recovery::write_indexes(&file.path, *indexes).await?;
-                        }
+                    if let Some(mark) = flush {
+                        self.issue_sync(mark).await?;
                     }
                 }
-            }
-            if let Some((offset, active_base, active_size)) = flush {
-                flush_deadline = None;
-                // io_uring completes out of order: every write must be done before the sync.
-                while let Some(r) = in_flight.pop_front().await {
-                    r?;
-                }
-                if pending.len() >= SYNCS_IN_FLIGHT_MAX {
-                    publish_completed(&inner, &mut pending, true).await?;
-                }
-                let files: Vec<Rc<SegFile>> = std::mem::take(&mut dirty);
-                inner.syncs.set(inner.syncs.get() + files.len() as u64);
-                let done = Rc::new(std::cell::Cell::new(false));
-                let task = glommio::spawn_local({
-                    let done = done.clone();
-                    let inner = inner.clone();
-                    async move {
-                        let mut result = Ok(());
-                        for f in files {
-                            result = f.sync().await;
-                            if result.is_err() {
-                                break;
-                            }
-                        }
-                        done.set(true);
-                        inner.work.notify();
-                        result
-                    }
-                });
-                pending.push_back(PendingSync {
-                    task,
-                    done,
-                    offset,
-                    active_base,
-                    active_size,
-                });
             }
         }
     }
-    .await;
-    while in_flight.pop_front().await.is_some() {}
-    while let Some(p) = pending.pop_front() {
-        let _ = p.task.await;
+
+    async fn issue(&mut self, op: WriteOp) -> Result<(), StorageError> {
+        match op {
+            WriteOp::Write { file, pos, buf } => {
+                let (step, writes_in_flight_max) = {
+                    let state = self.shared.state.borrow();
+                    (state.preallocate_step(), state.config.write_behind_depth.max(1))
+                };
+                file.reserve(pos + buf.len() as u64, step).await?;
+                if !self.dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {
+                    self.dirty.push(file.clone());
+                }
+                self.in_flight
+                    .push(Box::pin(write_all(file, pos, buf)))
+                    .await;
+                if self.in_flight.len() >= writes_in_flight_max {
+                    self.in_flight.pop_front().await.expect("non-empty")?;
+                }
+                Ok(())
+            }
+            WriteOp::Seal {
+                file,
+                size,
+                indexes,
+            } => {
+                self.complete_writes().await?;
+                self.dirty.retain(|f| !Rc::ptr_eq(f, &file));
+                if !file.deleted.get() {
+                    file.sync().await?;
+                    file.truncate(size).await?;
+                    crate::recovery::write_indexes(&file.path, *indexes).await?;
+                }
+                Ok(())
+            }
+        }
     }
-    inner.writer_stopped(result.err().map(|e| Failure::from_error(&e)));
+
+    /// Waits for every write in flight.
+    async fn complete_writes(&mut self) -> Result<(), StorageError> {
+        while let Some(r) = self.in_flight.pop_front().await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Starts one fdatasync of every file written since its last one, on the sync pool.
+    async fn issue_sync(&mut self, mark: DurableMark) -> Result<(), StorageError> {
+        // io_uring completes out of order: every write must be done before the sync.
+        self.complete_writes().await?;
+        if self.pending.len() >= SYNCS_IN_FLIGHT_MAX {
+            self.publish_completed(true).await?;
+        }
+        let files: Vec<Rc<SegFile>> = std::mem::take(&mut self.dirty);
+        let syncs = &self.shared.syncs;
+        syncs.set(syncs.get() + files.len() as u64);
+        let done = Rc::new(std::cell::Cell::new(false));
+        let task = glommio::spawn_local({
+            let done = done.clone();
+            let shared = self.shared.clone();
+            async move {
+                let mut result = Ok(());
+                for f in files {
+                    result = f.sync().await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                done.set(true);
+                shared.work.notify();
+                result
+            }
+        });
+        self.pending.push_back(PendingSync { task, done, mark });
+        Ok(())
+    }
+
+    /// Publishes completed syncs in issue order (durability is a prefix); with
+    /// `wait_for_front`, waits for the oldest one first.
+    async fn publish_completed(&mut self, wait_for_front: bool) -> Result<(), StorageError> {
+        let mut wait = wait_for_front;
+        while let Some(front) = self.pending.front() {
+            if !front.done.get() && !wait {
+                break;
+            }
+            wait = false;
+            let p = self.pending.pop_front().expect("front exists");
+            p.task.await?;
+            let m = p.mark;
+            self.shared
+                .publish_durable(m.offset, m.active_base, m.active_size);
+        }
+        Ok(())
+    }
 }
 
-fn next_job(inner: &Inner) -> Job {
-    let mut s = inner.state.borrow_mut();
+/// Places what is staged and decides the writer's next step; asks for a roll when the
+/// next staged batch does not fit the active segment or housekeeping wants one.
+fn next_job(shared: &Shared) -> Job {
+    let mut s = shared.state.borrow_mut();
     if s.failed.is_some() {
         return Job::Exit;
     }
     if !s.maintenance {
-        let placed_any = !s.staged_is_empty();
+        let placed_any = !s.staged.is_empty();
         let needs_roll = s.place_staged();
         if placed_any {
             drop(s);
-            inner.space.notify();
-            s = inner.state.borrow_mut();
+            shared.space.notify();
+            s = shared.state.borrow_mut();
         }
-        if needs_roll || (s.roll_requested && s.segments.back().is_some_and(|a| a.size > 0)) {
+        if needs_roll || (s.roll_requested && s.active().size > 0) {
             s.roll_requested = false;
             s.rolling = true;
             return Job::Roll;
@@ -426,60 +523,50 @@ fn next_job(inner: &Inner) -> Job {
         }
     }
     let placed_end = s.placed_end_offset();
-    let covered = s.durable_offset.max(s.sync_issued_offset);
-    let flush_needed = s.flush_target > covered && placed_end > covered;
-    if flush_needed || !s.queue.is_empty() {
-        let mut ops: Vec<WriteOp> = s.queue.drain(..).collect();
-        s.queued_bytes = 0;
-        let flush = if flush_needed {
-            if let Some(tail) = s.head.take_tail() {
-                ops.push(tail);
+    let covered = s.offsets.durable().max(s.offsets.sync_issued());
+    let flush_needed = s.offsets.flush_target() > covered && placed_end > covered;
+    if flush_needed || !s.write.is_empty() {
+        let mut ops = s.write.take_ops();
+        let flush = flush_needed.then(|| {
+            ops.extend(s.write.take_tail());
+            s.offsets.sync_issued_to(placed_end);
+            let active = s.active();
+            DurableMark {
+                offset: placed_end,
+                active_base: active.base_offset,
+                active_size: active.size,
             }
-            s.unflushed_bytes = 0;
-            s.sync_issued_offset = placed_end;
-            let active = s.segments.back().expect("a log has an active segment");
-            Some((placed_end, active.base_offset, active.size))
-        } else {
-            None
-        };
+        });
+        s.debug_assert_invariants();
         return Job::Run { ops, flush };
     }
-    if s.closed && s.staged_is_empty() && !s.maintenance {
+    if s.closed && s.staged.is_empty() && !s.maintenance {
         return Job::Exit;
     }
-    match s.config.flush {
-        crate::FlushPolicy::Interval { interval_ms, .. } if s.durable_offset < placed_end => {
-            Job::Wait(Some(Duration::from_millis(interval_ms.max(1))))
-        }
-        _ => Job::Wait(None),
-    }
+    Job::Wait
 }
 
 /// Creates the next segment and makes it active; the old one gets its last write and a
 /// Seal (sync, trim, indexes) queued ahead of any write to the new one.
-async fn roll(inner: &Inner) -> Result<(), StorageError> {
+async fn roll(shared: &Shared) -> Result<(), StorageError> {
     let (base, config) = {
-        let s = inner.state.borrow();
+        let s = shared.state.borrow();
         (s.placed_end_offset(), s.config.clone())
     };
-    let seg = crate::log::create_segment(&inner.dir, base, &config, crate::log::now_ms()).await?;
-    let mut s = inner.state.borrow_mut();
-    let s = &mut *s;
-    if let Some(tail) = s.head.take_tail() {
-        s.queued_bytes += tail.len();
-        s.queue.push_back(tail);
-    }
-    let old = s.segments.back().expect("active segment");
-    s.queue.push_back(WriteOp::Seal {
+    let seg: Segment = create_segment(&shared.dir, base, &config, crate::clock::now_ms()).await?;
+    let mut s = shared.state.borrow_mut();
+    let old = s.active();
+    let seal = WriteOp::Seal {
         file: old.file.clone(),
         size: old.size,
         indexes: Box::new((
             old.index.encode_offset_index(),
             old.index.encode_time_index(),
         )),
-    });
-    s.head = Head::new(seg.file.clone(), 0, &[]);
+    };
+    s.write.seal_and_switch(seal, seg.file.clone());
     s.segments.push_back(seg);
     s.rolls += 1;
+    s.assert_invariants();
     Ok(())
 }

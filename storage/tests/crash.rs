@@ -4,6 +4,9 @@
 //! and that everything served is whole, CRC-valid and contiguous. Bounded: 10 rounds.
 
 use bytes::Bytes;
+use riffle_batch_header::{
+    compute_crc, LogOverhead, RecordBatchHeader, HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2,
+};
 use riffle_storage::{LogConfig, PartitionLog};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -28,19 +31,20 @@ fn config() -> LogConfig {
 fn batch_for(key: u64) -> Vec<u8> {
     let payload_len = 50 + (key.wrapping_mul(2_654_435_761) % 4_000) as usize;
     let records = 1 + (key % 5) as i32;
-    let size = 61 + payload_len;
+    let size = HEADER_BYTES + payload_len;
     let mut b = vec![0u8; size];
-    b[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
-    b[16] = 2;
-    b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
-    b[27..35].copy_from_slice(&(key as i64).to_be_bytes());
-    b[35..43].copy_from_slice(&(key as i64).to_be_bytes());
-    b[57..61].copy_from_slice(&records.to_be_bytes());
-    for (i, x) in b[61..].iter_mut().enumerate() {
+    let h = RecordBatchHeader::view_mut(&mut b).unwrap();
+    h.log.batch_length.set((size - LOG_OVERHEAD) as i32);
+    h.magic = MAGIC_V2;
+    h.last_offset_delta.set(records - 1);
+    h.base_timestamp.set(key as i64);
+    h.max_timestamp.set(key as i64);
+    h.record_count.set(records);
+    for (i, x) in b[HEADER_BYTES..].iter_mut().enumerate() {
         *x = (key as usize * 31 + i * 7) as u8;
     }
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    let crc = compute_crc(&b).unwrap();
+    RecordBatchHeader::view_mut(&mut b).unwrap().crc.set(crc);
     b
 }
 
@@ -76,10 +80,12 @@ fn crash_child() {
                     glommio::spawn_local(async move {
                         for seq in 0.. {
                             let key = (round << 40) | (t << 32) | seq;
+                            // Acknowledged as the broker does acks=all: append, then flush.
                             let info = log
-                                .append_durable(Bytes::from(batch_for(key)))
+                                .append(Bytes::from(batch_for(key)))
                                 .await
                                 .expect("append");
+                            log.flush().await.expect("flush");
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "{key} {} {}", info.base_offset, info.last_offset)
                                 .unwrap();
@@ -186,31 +192,30 @@ fn verify(dir: PathBuf, acked: BTreeMap<i64, (u64, i64)>, round: u64) {
                 let bytes: Vec<u8> = r.chunks.iter().flat_map(|c| c.iter().copied()).collect();
                 let mut p = 0;
                 while p < bytes.len() {
-                    let len =
-                        i32::from_be_bytes(bytes[p + 8..p + 12].try_into().unwrap()) as usize + 12;
+                    let h = RecordBatchHeader::view(&bytes[p..]).expect("a whole header");
+                    let len = h.batch_size().expect("a valid batch length");
                     let b = &bytes[p..p + len];
-                    let base = i64::from_be_bytes(b[..8].try_into().unwrap());
+                    let base = h.base_offset();
                     assert_eq!(base, at, "round {round}: offsets contiguous");
-                    let crc = u32::from_be_bytes(b[17..21].try_into().unwrap());
                     assert_eq!(
-                        crc32c::crc32c(&b[21..]),
-                        crc,
+                        compute_crc(b),
+                        Some(h.crc.get()),
                         "round {round}: CRC at offset {base}"
                     );
                     if let Some((key, last)) = acked.get(&base) {
                         let mut expect = batch_for(*key);
-                        expect[..8].copy_from_slice(&base.to_be_bytes());
+                        LogOverhead::view_mut(&mut expect)
+                            .unwrap()
+                            .base_offset
+                            .set(base);
                         assert!(
                             expect == b,
                             "round {round}: acknowledged batch at {base} differs"
                         );
-                        assert_eq!(
-                            base + i64::from(i32::from_be_bytes(b[23..27].try_into().unwrap())),
-                            *last
-                        );
+                        assert_eq!(h.last_offset(), *last);
                         seen += 1;
                     }
-                    at = base + i64::from(i32::from_be_bytes(b[23..27].try_into().unwrap())) + 1;
+                    at = h.last_offset() + 1;
                     p += len;
                 }
             }

@@ -151,21 +151,24 @@ impl RecordBatchBuilder {
         } else {
             self.max_timestamp
         };
-        let mut header = &mut out[..RECORD_BATCH_OVERHEAD];
-        header.put_i64(0); // base offset: the broker assigns it
-        header.put_i32(batch_length);
-        header.put_i32(-1); // partition leader epoch: the broker assigns it
-        header.put_i8(MAGIC_V2);
-        header.put_u32(0); // CRC, below
-        header.put_i16(self.compression.id());
-        header.put_i32(self.record_count - 1);
-        header.put_i64(self.base_timestamp);
-        header.put_i64(max_timestamp);
-        header.put_i64(self.producer_id);
-        header.put_i16(self.producer_epoch);
-        header.put_i32(self.base_sequence);
-        header.put_i32(self.record_count);
-        debug_assert!(header.is_empty());
+        let header = RecordBatchHeader {
+            log: LogOverhead {
+                base_offset: 0.into(), // the broker assigns it
+                batch_length: batch_length.into(),
+            },
+            partition_leader_epoch: (-1).into(), // the broker assigns it
+            magic: MAGIC_V2,
+            crc: 0.into(), // below
+            attributes: self.compression.id().into(),
+            last_offset_delta: (self.record_count - 1).into(),
+            base_timestamp: self.base_timestamp.into(),
+            max_timestamp: max_timestamp.into(),
+            producer_id: self.producer_id.into(),
+            producer_epoch: self.producer_epoch.into(),
+            base_sequence: self.base_sequence.into(),
+            record_count: self.record_count.into(),
+        };
+        *RecordBatchHeader::view_mut(&mut out).expect("the buffer starts with the header") = header;
         let end = out.len();
         write_crc(&mut out, end);
         out.freeze()

@@ -3,11 +3,7 @@
 //! the batch byte-identical otherwise, a record iterator, bounded decompression, and a
 //! builder for clients.
 //!
-//! Header layout (big endian), offsets in bytes:
-//! baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12, magic i8 @16,
-//! crc u32 @17 (CRC-32C over bytes 21..end), attributes i16 @21, lastOffsetDelta i32 @23,
-//! baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43, producerEpoch i16 @51,
-//! baseSequence i32 @53, recordCount i32 @57, records @61.
+//! The header's layout is `riffle_batch_header::RecordBatchHeader`, shared with the log.
 
 mod builder;
 mod compression;
@@ -26,31 +22,15 @@ pub use builder::RecordBatchBuilder;
 pub use records::{parse_records, Header, Record, RecordIter};
 pub use view::{batches, Batches, RecordBatchView};
 
+use riffle_batch_header::{LogOverhead, RecordBatchHeader, CRC_FROM, LOG_OVERHEAD, MAGIC_AT};
+
 /// Header bytes before the first record.
-pub const RECORD_BATCH_OVERHEAD: usize = 61;
-/// Bytes before the CRC-covered part; the batch length counts from here on.
-pub(crate) const LOG_OVERHEAD: usize = 12;
-/// Smallest legal `batchLength`: the header after baseOffset and batchLength.
-pub(crate) const MIN_BATCH_LENGTH: i32 = (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32;
+pub const RECORD_BATCH_OVERHEAD: usize = riffle_batch_header::HEADER_BYTES;
 /// The smallest record: length, attributes, timestampDelta, offsetDelta, keyLength,
 /// valueLength and header count, one byte each.
 pub(crate) const MIN_RECORD_BYTES: usize = 7;
 /// The only magic this module reads.
-pub const MAGIC_V2: i8 = 2;
-
-pub(crate) const BASE_OFFSET_AT: usize = 0;
-pub(crate) const BATCH_LENGTH_AT: usize = 8;
-pub(crate) const PARTITION_LEADER_EPOCH_AT: usize = 12;
-pub(crate) const MAGIC_AT: usize = 16;
-pub(crate) const CRC_AT: usize = 17;
-pub(crate) const ATTRIBUTES_AT: usize = 21;
-pub(crate) const LAST_OFFSET_DELTA_AT: usize = 23;
-pub(crate) const BASE_TIMESTAMP_AT: usize = 27;
-pub(crate) const MAX_TIMESTAMP_AT: usize = 35;
-pub(crate) const PRODUCER_ID_AT: usize = 43;
-pub(crate) const PRODUCER_EPOCH_AT: usize = 51;
-pub(crate) const BASE_SEQUENCE_AT: usize = 53;
-pub(crate) const RECORD_COUNT_AT: usize = 57;
+pub const MAGIC_V2: i8 = riffle_batch_header::MAGIC_V2;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
@@ -181,30 +161,27 @@ impl From<Corruption> for BatchError {
     }
 }
 
-fn header_len_checked(batch: &[u8]) -> usize {
-    assert!(
-        batch.len() >= RECORD_BATCH_OVERHEAD,
-        "record batch setter on {} bytes: call it on a parsed batch",
-        batch.len()
-    );
-    batch.len()
+/// The header of `batch` for an in-place edit.
+fn header_mut(batch: &mut [u8]) -> &mut RecordBatchHeader {
+    let len = batch.len();
+    match RecordBatchHeader::view_mut(batch) {
+        Some(header) => header,
+        None => panic!("record batch setter on {len} bytes: call it on a parsed batch"),
+    }
 }
 
 /// Writes the base offset (bytes 0..8, outside the CRC).
 ///
 /// Panics if `batch` is shorter than the 61-byte header: call it on a parsed batch.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
-    header_len_checked(batch);
-    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    header_mut(batch).log.base_offset.set(base_offset);
 }
 
 /// Writes the partition leader epoch (bytes 12..16, outside the CRC).
 ///
 /// Panics if `batch` is shorter than the 61-byte header.
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
-    header_len_checked(batch);
-    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
-        .copy_from_slice(&epoch.to_be_bytes());
+    header_mut(batch).partition_leader_epoch.set(epoch);
 }
 
 /// Marks the batch LogAppendTime with `timestamp_ms` as its max timestamp, as Kafka's
@@ -214,26 +191,17 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 ///
 /// Panics if `batch` is shorter than the 61-byte header.
 pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
-    let len = header_len_checked(batch);
-    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
-    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2]
-        .copy_from_slice(&(attributes | TIMESTAMP_TYPE_BIT).to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
-    let batch_length = i32::from_be_bytes([
-        batch[BATCH_LENGTH_AT],
-        batch[BATCH_LENGTH_AT + 1],
-        batch[BATCH_LENGTH_AT + 2],
-        batch[BATCH_LENGTH_AT + 3],
-    ]);
-    let end = usize::try_from(batch_length)
-        .ok()
-        .and_then(|l| l.checked_add(LOG_OVERHEAD))
-        .map_or(len, |e| e.min(len));
+    let len = batch.len();
+    let header = header_mut(batch);
+    let attributes = header.attributes.get();
+    header.attributes.set(attributes | TIMESTAMP_TYPE_BIT);
+    header.max_timestamp.set(timestamp_ms);
+    let end = header.batch_size().map_or(len, |e| e.min(len));
     write_crc(batch, end);
 }
 
-/// Computes the CRC over 21..end and stores it at 17.
+/// Computes the CRC of `batch[..end]` and stores it in the header.
 pub(crate) fn write_crc(batch: &mut [u8], end: usize) {
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..end]);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_FROM..end]);
+    header_mut(batch).crc.set(crc);
 }

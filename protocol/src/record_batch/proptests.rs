@@ -188,10 +188,11 @@ proptest! {
         let mut bytes = base.to_vec();
         bytes.extend_from_slice(&body);
         let batch_length = (bytes.len() - LOG_OVERHEAD) as i32;
-        bytes[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
-        bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&codec_id.to_be_bytes());
-        bytes[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
-        bytes[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&count.wrapping_sub(1).to_be_bytes());
+        let header = RecordBatchHeader::view_mut(&mut bytes).expect("a built batch");
+        header.log.batch_length.set(batch_length);
+        header.attributes.set(codec_id);
+        header.record_count.set(count);
+        header.last_offset_delta.set(count.wrapping_sub(1));
         let end = bytes.len();
         write_crc(&mut bytes, end);
         poke(&bytes);

@@ -26,6 +26,10 @@ fn put_i32_at(bytes: &mut [u8], at: usize, v: i32) {
     bytes[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
+fn header_of(bytes: &mut [u8]) -> &mut RecordBatchHeader {
+    RecordBatchHeader::view_mut(bytes).expect("a whole header")
+}
+
 #[test]
 fn builder_writes_every_header_field() {
     let bytes = sample_batch(Compression::None);
@@ -276,8 +280,10 @@ fn invalid_codec_ids_are_unsupported_compression() {
 
 fn with_count(count: i32, last_offset_delta: i32) -> Vec<u8> {
     let mut bytes = sample_batch(Compression::None);
-    put_i32_at(&mut bytes, RECORD_COUNT_AT, count);
-    put_i32_at(&mut bytes, LAST_OFFSET_DELTA_AT, last_offset_delta);
+    header_of(&mut bytes).record_count.set(count);
+    header_of(&mut bytes)
+        .last_offset_delta
+        .set(last_offset_delta);
     fix_crc(&mut bytes);
     bytes
 }
@@ -346,7 +352,7 @@ fn clients_may_not_write_control_batches() {
 #[test]
 fn producer_id_requires_a_base_sequence() {
     let mut bytes = sample_batch(Compression::None);
-    put_i32_at(&mut bytes, BASE_SEQUENCE_AT, -1);
+    header_of(&mut bytes).base_sequence.set(-1);
     fix_crc(&mut bytes);
     assert_eq!(
         view(&bytes).validate(),

@@ -10,12 +10,8 @@ use super::*;
 pub struct RecordBatchView<'a> {
     /// Exactly `12 + batchLength` bytes, at least 61.
     bytes: &'a [u8],
-}
-
-fn be<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&bytes[at..at + N]);
-    out
+    /// The first 61 of them.
+    header: &'a RecordBatchHeader,
 }
 
 impl<'a> RecordBatchView<'a> {
@@ -36,12 +32,11 @@ impl<'a> RecordBatchView<'a> {
         if magic != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic(magic));
         }
-        let batch_length = i32::from_be_bytes(be(bytes, BATCH_LENGTH_AT));
-        if batch_length < MIN_BATCH_LENGTH {
-            return Err(Corruption::BatchLength(batch_length).into());
-        }
-        // batch_length is positive, so the sum cannot overflow usize on 32/64-bit.
-        let len = LOG_OVERHEAD + batch_length as usize;
+        // More than MAGIC_AT bytes hold the 12-byte log overhead.
+        let overhead = LogOverhead::view(bytes).expect("longer than the log overhead");
+        let Some(len) = overhead.batch_size() else {
+            return Err(Corruption::BatchLength(overhead.batch_length.get()).into());
+        };
         if len > bytes.len() {
             return Err(Corruption::Truncated {
                 needed: len,
@@ -49,8 +44,10 @@ impl<'a> RecordBatchView<'a> {
             }
             .into());
         }
+        let header = RecordBatchHeader::view(bytes).expect("batch_size() covers the header");
         Ok(RecordBatchView {
             bytes: &bytes[..len],
+            header,
         })
     }
 
@@ -75,54 +72,53 @@ impl<'a> RecordBatchView<'a> {
     }
 
     pub fn base_offset(&self) -> i64 {
-        i64::from_be_bytes(be(self.bytes, BASE_OFFSET_AT))
+        self.header.base_offset()
     }
     pub fn batch_length(&self) -> i32 {
-        i32::from_be_bytes(be(self.bytes, BATCH_LENGTH_AT))
+        self.header.batch_length()
     }
     pub fn partition_leader_epoch(&self) -> i32 {
-        i32::from_be_bytes(be(self.bytes, PARTITION_LEADER_EPOCH_AT))
+        self.header.partition_leader_epoch.get()
     }
     pub fn magic(&self) -> i8 {
-        self.bytes[MAGIC_AT] as i8
+        self.header.magic
     }
     pub fn crc(&self) -> u32 {
-        u32::from_be_bytes(be(self.bytes, CRC_AT))
+        self.header.crc.get()
     }
     pub fn attributes(&self) -> Attributes {
-        Attributes(i16::from_be_bytes(be(self.bytes, ATTRIBUTES_AT)))
+        Attributes(self.header.attributes.get())
     }
     pub fn last_offset_delta(&self) -> i32 {
-        i32::from_be_bytes(be(self.bytes, LAST_OFFSET_DELTA_AT))
+        self.header.last_offset_delta.get()
     }
     pub fn base_timestamp(&self) -> i64 {
-        i64::from_be_bytes(be(self.bytes, BASE_TIMESTAMP_AT))
+        self.header.base_timestamp.get()
     }
     pub fn max_timestamp(&self) -> i64 {
-        i64::from_be_bytes(be(self.bytes, MAX_TIMESTAMP_AT))
+        self.header.max_timestamp.get()
     }
     pub fn producer_id(&self) -> i64 {
-        i64::from_be_bytes(be(self.bytes, PRODUCER_ID_AT))
+        self.header.producer_id.get()
     }
     pub fn producer_epoch(&self) -> i16 {
-        i16::from_be_bytes(be(self.bytes, PRODUCER_EPOCH_AT))
+        self.header.producer_epoch.get()
     }
     pub fn base_sequence(&self) -> i32 {
-        i32::from_be_bytes(be(self.bytes, BASE_SEQUENCE_AT))
+        self.header.base_sequence.get()
     }
     pub fn record_count(&self) -> i32 {
-        i32::from_be_bytes(be(self.bytes, RECORD_COUNT_AT))
+        self.header.record_count.get()
     }
 
     /// base_offset + last_offset_delta (wrapping, as the fields are untrusted).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset()
-            .wrapping_add(i64::from(self.last_offset_delta()))
+        self.header.last_offset()
     }
 
     /// CRC-32C of bytes 21..end, as it should be stored.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..])
+        crc32c::crc32c(&self.bytes[CRC_FROM..])
     }
 
     /// The checks that hold for every stored batch, whoever wrote it (Kafka's
