@@ -4,7 +4,6 @@
 //! 127.0.0.1:9092 with its data in ./riffle-data. `riffle topic|produce|consume|group|cluster`
 //! are the admin CLI (`riffle-cli`).
 
-mod clock;
 mod config;
 mod connection;
 mod errors;

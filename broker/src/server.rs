@@ -592,7 +592,7 @@ impl LogThrottle {
 async fn housekeeping_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
-        let now_ms = crate::clock::now_ms();
+        let now_ms = riffle_storage::clock::now_ms();
         for partition in shard.open_partitions() {
             partition.housekeeping(now_ms).await;
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use riffle_storage::{FlushPolicy, LogConfig};
+use riffle_storage::LogConfig;
 
 use crate::config::{BrokerConfig, MIN_SEGMENT_BYTES};
 
@@ -197,7 +197,6 @@ pub fn settings(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> 
         retention_bytes: positive_ms(effective(overrides, broker, "retention.bytes")),
         retention_ms: positive_ms(effective(overrides, broker, "retention.ms")),
         index_interval_bytes: effective(overrides, broker, "index.interval.bytes").unwrap_or(4096),
-        flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: broker.log_tail_cache_bytes,
         preallocate_bytes: broker.log_preallocate_bytes,
         write_behind_depth: broker.log_write_behind_depth,

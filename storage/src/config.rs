@@ -1,15 +1,8 @@
 //! Per-partition log settings, named after Kafka's topic configs.
 
-/// When appended data is made durable with fdatasync.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FlushPolicy {
-    /// On request: `PartitionLog::flush` waits for an fdatasync of everything appended
-    /// before it, group-committed with every concurrent flush (acks=all). Background
-    /// flushes by time or bytes were never used by the broker and were removed.
-    EveryBatch,
-}
-
-/// Log settings. Defaults follow Kafka's where Kafka has the setting.
+/// Log settings. Defaults follow Kafka's where Kafka has the setting. Durability is on request:
+/// `PartitionLog::flush` waits for an fdatasync of everything appended before it,
+/// group-committed with every concurrent flush.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     /// segment.bytes: roll when a segment would grow past this. Default 1 GiB.
@@ -22,8 +15,6 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// index.interval.bytes: bytes between sparse index entries. Default 4096.
     pub index_interval_bytes: u32,
-    /// Durability policy: the only one is EveryBatch (the default).
-    pub flush: FlushPolicy,
     /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet durable). Default 4 MiB.
     pub tail_cache_bytes: usize,
     /// Most bytes of zeros written ahead of the data in the active segment (capped by
@@ -49,7 +40,6 @@ impl Default for LogConfig {
             retention_bytes: None,
             retention_ms: Some(7 * DAY_MS),
             index_interval_bytes: 4096,
-            flush: FlushPolicy::EveryBatch,
             tail_cache_bytes: 4 << 20,
             preallocate_bytes: 16 << 20,
             write_behind_depth: 4,

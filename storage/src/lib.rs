@@ -27,7 +27,7 @@ mod test_util;
 #[cfg(test)]
 mod tests;
 
-pub use config::{FlushPolicy, LogConfig};
+pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, PartitionLog};
 pub use read::ReadResult;

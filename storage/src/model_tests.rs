@@ -2,7 +2,7 @@
 //! in-memory model of it; after every step the log must agree with the model.
 
 use crate::batch::test_batch::make;
-use crate::{FlushPolicy, LogConfig, PartitionLog, StorageError};
+use crate::{LogConfig, PartitionLog, StorageError};
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::path::Path;
@@ -100,7 +100,6 @@ fn config() -> LogConfig {
         retention_ms: None,
         retention_bytes: None,
         index_interval_bytes: 1024,
-        flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: 6 << 10,
         preallocate_bytes: 8 << 10,
         write_behind_depth: 4,

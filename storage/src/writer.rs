@@ -407,7 +407,10 @@ impl Writer {
             WriteOp::Write { file, pos, buf } => {
                 let (step, writes_in_flight_max) = {
                     let state = self.shared.state.borrow();
-                    (state.preallocate_step(), state.config.write_behind_depth.max(1))
+                    (
+                        state.preallocate_step(),
+                        state.config.write_behind_depth.max(1),
+                    )
                 };
                 file.reserve(pos + buf.len() as u64, step).await?;
                 if !self.dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {

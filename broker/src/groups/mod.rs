@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use riffle_protocol::error_code;
 
-use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::errors;
 use crate::metadata::image::MetadataImage;
@@ -24,6 +23,7 @@ use group::{
     CommittedOffset, Group, GroupSettings, GroupState, JoinRequest, JoinResult, MemberDescription,
     Reply, SyncResult,
 };
+use riffle_storage::clock::now_ms;
 use store::{Entry, GroupRecord, OffsetStore};
 
 /// Slots groups are spread over (Kafka: `offsets.topic.num.partitions`). Fixed: changing it would

@@ -10,11 +10,11 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use riffle_protocol::record_batch::{self, Compression, RecordBatchBuilder};
-use riffle_storage::{FlushPolicy, LogConfig, PartitionLog, StorageError};
+use riffle_storage::{LogConfig, PartitionLog, StorageError};
 use serde::{Deserialize, Serialize};
 
 use super::group::{CommittedOffset, Group};
-use crate::clock::now_ms;
+use riffle_storage::clock::now_ms;
 
 /// What a record is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +202,6 @@ fn slot_log_config() -> LogConfig {
         segment_ms: None,
         retention_bytes: None,
         retention_ms: None,
-        flush: FlushPolicy::EveryBatch,
         tail_cache_bytes: 256 << 10,
         preallocate_bytes: 1 << 20,
         ..LogConfig::default()

@@ -11,11 +11,11 @@ use riffle_protocol::messages::offset_commit_response::{
 use riffle_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use riffle_protocol::RequestHeader;
 
-use crate::clock::now_ms;
 use crate::groups::group::CommittedOffset;
 use crate::groups::request as group_request;
 use crate::groups::{Committer, OffsetCommit};
 use crate::shard::Shard;
+use riffle_storage::clock::now_ms;
 
 /// `offset.metadata.max.bytes`.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;

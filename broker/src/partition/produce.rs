@@ -11,7 +11,7 @@ use riffle_storage::{AppendInfo, StorageError};
 use super::error::{PartitionError, PartitionErrorKind};
 use super::producer_state::Admission;
 use super::Partition;
-use crate::clock::now_ms;
+use riffle_storage::clock::now_ms;
 
 /// A produce to one partition that succeeded, as the Produce response needs it.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,10 +4,7 @@
 //! cuts them at the high watermark without copying.
 
 use bytes::Bytes;
-
-/// Base offset (8 bytes) then batch length (4 bytes) start every stored batch; the length
-/// counts the bytes after these 12.
-const BATCH_PREFIX: usize = 12;
+use riffle_batch_header::{LogOverhead, LOG_OVERHEAD as BATCH_PREFIX};
 
 /// The 12-byte batch prefix at `pos` of the logical concatenation of `chunks`, if all there.
 /// `first` is the index of the chunk holding `pos` and `skipped` the bytes of the chunks before it,
@@ -47,8 +44,8 @@ pub fn cut_at_offset(chunks: Vec<Bytes>, end: i64) -> (Vec<Bytes>, usize) {
         let Some(prefix) = prefix_at(&chunks, &mut first, &mut skipped, cut) else {
             break;
         };
-        let base = i64::from_be_bytes(prefix[..8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(prefix[8..].try_into().expect("4 bytes"));
+        let overhead = LogOverhead::view(&prefix).expect("a whole prefix");
+        let (base, length) = (overhead.base_offset.get(), overhead.batch_length.get());
         if base >= end || length < 0 {
             break;
         }
