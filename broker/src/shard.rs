@@ -5,7 +5,7 @@
 //! shard to another are bounded (`CALLS_IN_FLIGHT_MAX`): a sender waits for a slot, in order.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -241,10 +241,42 @@ struct Outbox {
     slots: Rc<Semaphore>,
 }
 
-/// A partition being opened or open. The semaphore makes concurrent first users wait for one open.
+/// A partition being opened or open. The first user opens it; users that come meanwhile wait in
+/// line and go in arrival order, each waking the next (glommio's semaphore lets a newcomer take a
+/// released permit before the woken waiter runs, which reordered one connection's appends).
+#[derive(Default)]
 pub struct PartitionSlot {
-    opening: Semaphore,
     partition: RefCell<Option<Rc<Partition>>>,
+    opening: Cell<bool>,
+    /// Users waiting for their turn, in arrival order.
+    line: RefCell<VecDeque<oneshot::Sender<Result<(), PartitionError>>>>,
+    /// Users in line or woken but not yet running: while any, newcomers queue too.
+    waiting: Cell<usize>,
+}
+
+impl PartitionSlot {
+    /// Gives the turn to the next user in line that is still there.
+    fn wake_next(&self) {
+        loop {
+            let next = self.line.borrow_mut().pop_front();
+            match next {
+                Some(user) => {
+                    if user.send(Ok(())).is_ok() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The open failed: every user in line gets the error.
+    fn fail_line(&self, e: &PartitionError) {
+        let line = std::mem::take(&mut *self.line.borrow_mut());
+        for user in line {
+            let _ = user.send(Err(e.for_waiter()));
+        }
+    }
 }
 
 impl Shard {
@@ -565,31 +597,55 @@ impl Shard {
             .partitions
             .borrow_mut()
             .entry(key.clone())
-            .or_insert_with(|| {
-                Rc::new(PartitionSlot {
-                    opening: Semaphore::new(1),
-                    partition: RefCell::new(None),
-                })
-            })
+            .or_default()
             .clone();
-        // The open partition, unless requests that came first still wait for its opening: they
-        // go first (the semaphore is first come, first served), so that one connection's appends
-        // reach the log in the order sent even while the partition opens.
         let open = slot.partition.borrow().clone();
-        if let Some(p) = open {
-            if slot.opening.try_acquire_permit(1).is_ok() {
-                return Ok(p);
+        match open {
+            Some(p) if slot.waiting.get() == 0 => return Ok(p),
+            None if !slot.opening.get() => return self.open_slot(key, &slot).await,
+            _ => {}
+        }
+        let (turn, my_turn) = oneshot::channel();
+        slot.line.borrow_mut().push_back(turn);
+        slot.waiting.set(slot.waiting.get() + 1);
+        let turn = my_turn.await;
+        slot.waiting.set(slot.waiting.get() - 1);
+        match turn {
+            Ok(Ok(())) => {
+                let p = slot.partition.borrow().clone();
+                slot.wake_next();
+                p.ok_or_else(|| {
+                    self.partition_error(key, PartitionErrorKind::UnknownTopicOrPartition)
+                })
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                Err(self
+                    .partition_error(key, PartitionErrorKind::ShardUnavailable { shard: self.id }))
             }
         }
-        let _guard = slot.opening.acquire_permit(1).await.map_err(|_| {
-            self.partition_error(key, PartitionErrorKind::ShardUnavailable { shard: self.id })
-        })?;
-        if let Some(p) = slot.partition.borrow().as_ref() {
-            return Ok(p.clone());
+    }
+
+    /// Opens the partition of `slot` for its first user, then gives the turn to the next in line.
+    async fn open_slot(
+        self: &Rc<Self>,
+        key: &PartitionKey,
+        slot: &PartitionSlot,
+    ) -> Result<Rc<Partition>, PartitionError> {
+        slot.opening.set(true);
+        let opened = self.open_partition(key).await;
+        slot.opening.set(false);
+        match &opened {
+            Ok(p) => {
+                *slot.partition.borrow_mut() = Some(p.clone());
+                slot.wake_next();
+            }
+            Err(e) => {
+                slot.fail_line(e);
+                self.partitions.borrow_mut().remove(key);
+            }
         }
-        let partition = self.open_partition(key).await?;
-        *slot.partition.borrow_mut() = Some(partition.clone());
-        Ok(partition)
+        opened
     }
 
     async fn open_partition(

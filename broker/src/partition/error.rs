@@ -23,6 +23,8 @@ pub enum PartitionErrorKind {
     NotOwner { owner: usize, asked: usize },
     #[error("its shard {shard} is not available")]
     ShardUnavailable { shard: usize },
+    #[error("opening failed: {reason}")]
+    OpenFailed { reason: String },
     #[error("{operation} failed: {source}")]
     Storage {
         operation: &'static str,
@@ -65,6 +67,24 @@ pub enum PartitionErrorKind {
 }
 
 impl PartitionError {
+    /// The same error for another request that waited on the one that met it (the source of a
+    /// storage error stays with the first; the others get its text).
+    pub fn for_waiter(&self) -> PartitionError {
+        let kind = match &self.kind {
+            PartitionErrorKind::UnknownTopicOrPartition => {
+                PartitionErrorKind::UnknownTopicOrPartition
+            }
+            PartitionErrorKind::NotOwner { owner, asked } => PartitionErrorKind::NotOwner {
+                owner: *owner,
+                asked: *asked,
+            },
+            other => PartitionErrorKind::OpenFailed {
+                reason: other.to_string(),
+            },
+        };
+        PartitionError::new(&self.topic, self.partition, kind)
+    }
+
     pub fn new(topic: &str, partition: i32, kind: PartitionErrorKind) -> Self {
         PartitionError {
             topic: topic.to_string(),
