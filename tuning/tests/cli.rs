@@ -149,9 +149,22 @@ fn iotune_figures_are_plausible_and_it_cleans_up() {
     ] {
         let rows = props[table].as_array().unwrap();
         assert!(!rows.is_empty(), "{table}");
+        // A 3 s run gives each shape about 50 ms: on a loaded machine the slowest shape (4 KiB at
+        // queue depth 1) can round to 0.0 MB/s, so every figure must be a number >= 0 and the
+        // table's best one positive.
         for row in rows {
-            assert!(positive(&row[figure]), "{table}: {row}");
+            let f = &row[figure];
+            assert!(
+                f.as_float()
+                    .or(f.as_integer().map(|i| i as f64))
+                    .is_some_and(|v| v >= 0.0),
+                "{table}: {row}"
+            );
         }
+        assert!(
+            rows.iter().any(|row| positive(&row[figure])),
+            "{table}: {rows:?}"
+        );
     }
     for row in props["fdatasync"].as_array().unwrap() {
         let q = |k: &str| row[k].as_integer().unwrap();
