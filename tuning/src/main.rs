@@ -143,23 +143,14 @@ impl MachineArgs {
     }
 }
 
+/// `--duration`: humantime's forms ("30s", "500ms", "2m"), at most `iotune::DURATION_MAX`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (e.g. 30s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("bad duration unit in {s:?} (ms, s or m)")),
-    };
-    if !(0.0..=iotune::DURATION_MAX.as_secs_f64()).contains(&secs) {
+    let duration =
+        humantime::parse_duration(s.trim()).map_err(|err| format!("bad duration {s:?}: {err}"))?;
+    if duration > iotune::DURATION_MAX {
         return Err(format!("duration {s:?} out of range (at most 1h)"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(duration)
 }
 
 fn run_check(machine: &MachineArgs, json: bool) -> anyhow::Result<ExitCode> {
