@@ -42,6 +42,9 @@ FILTERED = "Filtered due to negative test flags"
 # Scenarios of librdkafka's suite (tests/scenarios/*.json) that Riffle can be set up for.
 SCENARIOS = ("default", "noautocreate")
 
+# An allow-list entry's expected run time, "~99s".
+EXPECTED_DURATION = re.compile(r"~(\d+)s\s+")
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 # A row of test-runner's summary table: "| 0001_multiobj | PASSED | 3.123s | reason".
 SUMMARY_ROW = re.compile(r"^\|\s*(\d{4}\S*)\s*\|\s*(\w+)\s*\|\s*([\d.]+)s\s*\|\s*(.*)$")
@@ -52,7 +55,7 @@ FAILURE = re.compile(r'^### Test "([^"]+)" failed at ([^:]+:\d+):')
 class Case:
     """One run of test-runner: a test number in one scenario."""
 
-    def __init__(self, spec, name="", force_quick=False):
+    def __init__(self, spec, name="", force_quick=False, expected_s=0):
         number, _, scenario = spec.partition("@")
         if not re.fullmatch(r"\d{4}", number):
             raise ValueError(f"not a test number: {spec!r} (want NNNN or NNNN@scenario)")
@@ -61,6 +64,7 @@ class Case:
             raise ValueError(f"{spec}: unknown scenario {scenario!r} (known: {SCENARIOS})")
         self.number, self.scenario, self.name = number, scenario, name
         self.force_quick = force_quick
+        self.expected_s = expected_s
 
     @property
     def label(self):
@@ -68,18 +72,22 @@ class Case:
 
 
 def read_allowlist(path):
-    """Cases of compat/allowlist.txt: "NNNN[@scenario] [quick] name", '#' starts a comment; "quick"
-    runs the test with -Q even though that skips some of it (the allow-list says what)."""
+    """Cases of compat/allowlist.txt: "NNNN[@scenario] [~Ns] [quick] name", '#' starts a comment;
+    "~Ns" is how long the test takes (N seconds), so the longest start first; "quick" runs the test
+    with -Q even though that skips some of it (the allow-list says what)."""
     cases = []
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         spec, _, name = line.partition(" ")
+        expected = EXPECTED_DURATION.match(name)
+        expected_s = int(expected.group(1)) if expected else 0
+        name = name[expected.end():] if expected else name
         force_quick = name.startswith("quick ")
         name = name.removeprefix("quick ") if force_quick else name
         try:
-            cases.append(Case(spec, name.strip(), force_quick))
+            cases.append(Case(spec, name.strip(), force_quick, expected_s))
         except ValueError as err:
             sys.exit(f"{path}:{line_no}: {err}")
     return cases
@@ -331,7 +339,8 @@ def main():
     if missing:
         sys.exit(f"{args.findings}: say why these broker-facing tests are not on "
                  f"{args.allowlist.name}: {' '.join(missing)}")
-    cases = selected_cases(args)
+    # Longest first: with several jobs, the run then ends close to (total time / jobs).
+    cases = sorted(selected_cases(args), key=lambda case: -case.expected_s)
     passed = failed = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = pool.map(lambda case: (case, *run_case(args, case)), cases)
