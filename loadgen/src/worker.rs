@@ -6,9 +6,6 @@ use std::os::fd::RawFd;
 use std::sync::mpsc::Sender;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sched::{sched_getaffinity, CpuSet};
-use nix::unistd::Pid;
-
 use crate::stats::{Interval, Report};
 
 /// The run's clock, shared by every thread: nanoseconds since the start, and the wall clock
@@ -134,20 +131,13 @@ pub(crate) fn run_worker(
 
 /// The CPUs this process may run on (all of them, counted, if the kernel will not say).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    let Ok(set) = sched_getaffinity(Pid::from_raw(0)) else {
-        return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    };
-    (0..CpuSet::count())
-        .filter(|&c| set.is_set(c) == Ok(true))
-        .collect()
+    match core_affinity::get_core_ids() {
+        Some(cores) if !cores.is_empty() => cores.into_iter().map(|core| core.id).collect(),
+        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
 }
 
 fn pin_to_cpu(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads at most its size and pins
-    // the calling thread only.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    // Best effort: an unpinned worker still measures, only less steadily.
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
 }

@@ -100,12 +100,10 @@ fn file_probes(dir: &Path) -> Option<(Result<(), String>, Result<(), String>)> {
     Some(result)
 }
 
-/// The CPUs this process may run on, as the broker computes them.
+/// The CPUs this process may run on (all of them, counted, if the kernel will not say).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    match core_affinity::get_core_ids() {
+        Some(cores) if !cores.is_empty() => cores.into_iter().map(|core| core.id).collect(),
+        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
     }
 }
