@@ -1,0 +1,26 @@
+//! The end-to-end suite, one binary (linked once, its tests scheduled together): each module
+//! starts the real `riffle` binary ($RIFFLE_BIN) and drives it with third-party clients.
+
+mod cli;
+mod compression;
+mod config;
+mod confluent;
+mod connections;
+mod descriptors;
+mod fetch;
+mod group_offsets;
+mod groups;
+mod groups_protocol;
+mod hostile;
+mod kafka_python;
+mod kafkajs;
+mod kcat;
+mod pipelining;
+mod produce;
+mod recovery;
+mod restart;
+mod retention;
+mod shutdown;
+mod smp;
+mod topics;
+mod wire;
