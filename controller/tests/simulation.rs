@@ -186,3 +186,27 @@ fn silent_broker_is_fenced_and_its_leadership_moves() {
     assert_eq!(sim.fenced_brokers(), vec![3]);
     assert_eq!(sim.partitions_led_by(3), 0);
 }
+
+#[test]
+fn graceful_shutdown_hands_leadership_over() {
+    let dir = sim_dir();
+    let mut sim = Simulation::new(3, 3, dir.path().to_owned(), background_faults());
+    sim.converge();
+    let old_leader = sim.leader().expect("a converged quorum has a leader");
+    let target = sim
+        .transfer_leadership(old_leader)
+        .expect("a leader with followers");
+    assert_ne!(target, old_leader);
+    for _ in 0..ROUND_STEPS {
+        sim.run(1);
+        if sim.leader().is_some_and(|l| l != old_leader) {
+            break;
+        }
+    }
+    let new_leader = sim.leader().expect("a leader after the transfer");
+    assert_ne!(new_leader, old_leader);
+    // The old leader can now stop without an election timeout on the others.
+    sim.crash(old_leader);
+    sim.run(ROUND_STEPS);
+    sim.converge();
+}
