@@ -33,7 +33,9 @@ pub const RECORD_MAX_BYTES: usize = 1024 * 1024;
 pub struct NodeConfig {
     /// This node's id in the quorum (Kafka's `node.id`), nonzero.
     pub node_id: u64,
-    /// The voters a fresh quorum starts with; ignored once the log exists.
+    /// The voters a fresh quorum starts with; ignored once the log exists. Empty for a node
+    /// that joins an existing quorum: it waits for the leader's snapshot, and the leader
+    /// adds it with `propose_add_voter`.
     pub initial_voters: Vec<u64>,
     /// Random per process start: tells this start's proposals from an earlier one's.
     pub incarnation: u64,
@@ -175,16 +177,20 @@ impl Node {
             ));
         }
         let mut log = RaftLog::open(dir)?;
-        if !log.is_initialized() {
+        if !log.is_initialized() && !config.initial_voters.is_empty() {
             bootstrap(&mut log, &config)?;
         }
         let snapshot = log.latest_snapshot();
         let snapshot_index = snapshot.get_metadata().index;
-        let image =
+        // A node joining an existing quorum starts empty and receives the leader's snapshot.
+        let image = if snapshot.is_empty() {
+            MetadataImage::default()
+        } else {
             records::decode(snapshot.get_data()).map_err(|source| ControllerError::Snapshot {
                 index: snapshot_index,
                 source,
-            })?;
+            })?
+        };
         let raw = RawNode::new(&config.raft_config(snapshot_index), log, &raft_logger())?;
         Ok(Node {
             raw,
@@ -609,7 +615,7 @@ impl Node {
 }
 
 fn bootstrap(log: &mut RaftLog, config: &NodeConfig) -> Result<(), ControllerError> {
-    if config.initial_voters.is_empty() || !config.initial_voters.contains(&config.node_id) {
+    if !config.initial_voters.contains(&config.node_id) {
         return Err(ControllerError::Config(format!(
             "node {} is not among the initial voters {:?}",
             config.node_id, config.initial_voters

@@ -52,6 +52,8 @@ pub struct Simulation {
     rng: StdRng,
     base_dir: PathBuf,
     voters: Vec<u64>,
+    /// The first voters, who bootstrap the quorum; later ones join it empty.
+    founders: usize,
     nodes: BTreeMap<u64, Option<Node>>,
     incarnations: u64,
     network: Vec<Envelope>,
@@ -84,6 +86,7 @@ impl Simulation {
             rng: StdRng::seed_from_u64(seed),
             base_dir,
             voters: voters.clone(),
+            founders: voters.len(),
             nodes: BTreeMap::new(),
             incarnations: 0,
             network: Vec::new(),
@@ -122,7 +125,10 @@ impl Simulation {
     }
 
     fn start(&mut self, id: u64) {
-        let config = self.node_config(id);
+        let mut config = self.node_config(id);
+        if !self.voters[..self.founders].contains(&id) {
+            config.initial_voters.clear();
+        }
         let dir = self.base_dir.join(format!("node-{id}"));
         let node = Node::open(config, &dir)
             .unwrap_or_else(|e| panic!("seed {}: node {id} cannot open: {e}", self.seed));
@@ -180,6 +186,55 @@ impl Simulation {
                 .filter(|p| p.leader == broker_id)
                 .count()
         })
+    }
+
+    /// Starts node `id`, empty, and asks the leader to add it as a voter; `false` when no
+    /// leader would take the proposal.
+    pub fn add_voter(&mut self, id: u64) -> bool {
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        if !self.voters.contains(&id) {
+            self.voters.push(id);
+            self.start(id);
+        }
+        let leader = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.as_mut())
+            .expect("live");
+        leader.propose_add_voter(id).is_ok()
+    }
+
+    /// Asks the leader to remove voter `id`.
+    pub fn remove_voter(&mut self, id: u64) -> Result<(), crate::node::ProposeError> {
+        let leader = self
+            .leader()
+            .ok_or(crate::node::ProposeError::NotController { leader_hint: None })?;
+        let leader = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.as_mut())
+            .expect("live");
+        leader.propose_remove_voter(id)
+    }
+
+    /// Stops and forgets node `id` once it is no longer a voter.
+    pub fn retire(&mut self, id: u64) {
+        self.nodes.remove(&id);
+        self.voters.retain(|v| *v != id);
+    }
+
+    /// The voters as node `id` has applied them.
+    pub fn applied_voters(&self, id: u64) -> Option<Vec<u64>> {
+        let node = self.nodes.get(&id)?.as_ref()?;
+        Some(node.status().voters)
+    }
+
+    /// Index of the latest snapshot in node `id`'s log.
+    pub fn snapshot_index(&self, id: u64) -> Option<u64> {
+        let node = self.nodes.get(&id)?.as_ref()?;
+        Some(node.raft_log().latest_snapshot().get_metadata().index)
     }
 
     /// Asks node `id` to hand its leadership over, as a graceful shutdown does.

@@ -210,3 +210,51 @@ fn graceful_shutdown_hands_leadership_over() {
     sim.run(ROUND_STEPS);
     sim.converge();
 }
+
+/// Runs until `done` holds, at most `ROUND_STEPS` steps.
+fn run_until(sim: &mut Simulation, mut done: impl FnMut(&Simulation) -> bool) -> bool {
+    for _ in 0..ROUND_STEPS {
+        if done(sim) {
+            return true;
+        }
+        sim.run(1);
+    }
+    done(sim)
+}
+
+#[test]
+fn a_new_voter_catches_up_by_snapshot_and_the_leader_is_never_removed() {
+    let dir = sim_dir();
+    let mut sim = Simulation::new(11, 3, dir.path().to_owned(), background_faults());
+    sim.run(ROUND_STEPS * 2);
+    sim.converge();
+    assert!(run_until(&mut sim, |sim| sim.leader().is_some()));
+    assert!(sim.add_voter(4), "the leader takes the proposal");
+    assert!(run_until(&mut sim, |sim| sim
+        .applied_voters(4)
+        .is_some_and(|v| v.contains(&4))));
+    sim.converge();
+    assert!(
+        sim.snapshot_index(4).unwrap() > 1,
+        "node 4 was brought up by a snapshot"
+    );
+
+    let leader = sim.leader().expect("a leader");
+    assert!(
+        sim.remove_voter(leader).is_err(),
+        "removing the leader is refused"
+    );
+    let follower = sim.voters().into_iter().find(|v| *v != leader).unwrap();
+    sim.remove_voter(follower).unwrap();
+    let others: Vec<u64> = sim
+        .voters()
+        .into_iter()
+        .filter(|v| *v != follower)
+        .collect();
+    assert!(run_until(&mut sim, |sim| others.iter().all(|id| sim
+        .applied_voters(*id)
+        .is_some_and(|v| !v.contains(&follower)))));
+    sim.retire(follower);
+    sim.run(ROUND_STEPS);
+    sim.converge();
+}
