@@ -84,10 +84,14 @@ impl RaftLog {
             snapshot,
         };
         log.drop_entries_covered_by_snapshot()?;
-        // A snapshot holds only committed state; a crash between installing one and saving
-        // the state leaves the commit index behind it, which raft-rs would refuse.
+        // A crash between installing a snapshot and saving the state leaves a state older
+        // than the snapshot: its commit index is behind it (raft-rs would refuse that) and
+        // its ConfState may be too. A snapshot holds only committed state, so it wins.
         let snapshot_index = log.snapshot_index();
-        log.hard_state.commit = log.hard_state.commit.max(snapshot_index);
+        if log.hard_state.commit < snapshot_index {
+            log.hard_state.commit = snapshot_index;
+            log.conf_state = log.snapshot.get_metadata().get_conf_state().clone();
+        }
         Ok(log)
     }
 

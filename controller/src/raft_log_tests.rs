@@ -185,3 +185,24 @@ fn corrupt_state_file_is_an_error_not_a_panic() {
         .expect("a corrupt state file");
     assert!(error.to_string().contains("corrupt"), "{error}");
 }
+
+#[test]
+fn crash_between_snapshot_install_and_state_takes_the_snapshot_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = bootstrapped(dir.path());
+    log.append(&[entry(2, 1)]).unwrap();
+    let old_state = std::fs::read(dir.path().join("raft_state")).unwrap();
+    let mut snapshot = Snapshot::default();
+    snapshot.mut_metadata().index = 10;
+    snapshot.mut_metadata().term = 4;
+    snapshot
+        .mut_metadata()
+        .set_conf_state(ConfState::from((vec![1, 2, 4], vec![])));
+    log.install_snapshot(snapshot).unwrap();
+    drop(log);
+    // As if the process died after the snapshot and the log were replaced, before the state.
+    std::fs::write(dir.path().join("raft_state"), old_state).unwrap();
+    let log = RaftLog::open(dir.path()).unwrap();
+    assert_eq!(log.hard_state().commit, 10);
+    assert_eq!(log.conf_state().voters, vec![1, 2, 4]);
+}

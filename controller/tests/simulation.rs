@@ -11,8 +11,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use riffle_controller::sim::{Faults, SimStats, Simulation};
 
-/// Seeds of the normal test run (each a few hundred ms in release).
-const SEEDS: u64 = 24;
+/// Seeds of the normal test run (each a few hundred ms in release; CI tests in release, a
+/// debug build runs a few so that a developer's `cargo test` stays quick).
+const SEEDS: u64 = if cfg!(debug_assertions) { 3 } else { 24 };
 /// Fault rounds per seed, each followed by a progress check.
 const ROUNDS: usize = 6;
 /// Steps (10 ms of simulated time each) per round.
