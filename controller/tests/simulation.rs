@@ -2,7 +2,8 @@
 //! duplication, reordering, partitions and crash-restarts; the harness checks one leader per
 //! term, no fork of committed entries and identical images after every step, progress in
 //! every round where a majority can talk, and convergence once healed.
-//! Replay one seed with `RIFFLE_SIM_SEED=N cargo test -p riffle-controller --test simulation`.
+//! Replay one seed with `RIFFLE_SIM_SEED=N cargo test -p riffle-controller --test simulation`;
+//! soak with `RIFFLE_SIM_SEEDS=500`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -107,10 +108,18 @@ fn run_seed_reporting(seed: u64, voters: u64) -> SimStats {
     }
 }
 
+/// `RIFFLE_SIM_SEED=N` replays one seed; `RIFFLE_SIM_SEEDS=N` runs seeds 1..=N (a soak).
 fn seeds() -> Vec<u64> {
-    match std::env::var("RIFFLE_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("RIFFLE_SIM_SEED is a number")],
-        Err(_) => (1..=SEEDS).collect(),
+    let number = |name: &str| {
+        std::env::var(name).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name} is a number"))
+        })
+    };
+    match (number("RIFFLE_SIM_SEED"), number("RIFFLE_SIM_SEEDS")) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(count)) => (1..=count).collect(),
+        (None, None) => (1..=SEEDS).collect(),
     }
 }
 
@@ -125,7 +134,7 @@ fn three_controllers_hold_invariants_under_faults() {
         totals.proposals_acknowledged += stats.proposals_acknowledged;
     }
     eprintln!("simulation totals: {totals:?}");
-    if std::env::var("RIFFLE_SIM_SEED").is_err() {
+    if seeds().len() > 1 {
         // The schedules must really have exercised what they claim to.
         assert!(
             totals.crashes > 0 && totals.snapshots_sent > 0,
@@ -136,7 +145,13 @@ fn three_controllers_hold_invariants_under_faults() {
 
 #[test]
 fn five_controllers_survive_two_down() {
-    for seed in seeds().into_iter().take(6) {
+    // Five-node runs cost twice as much: six seeds normally, every seed in a soak.
+    let count = if std::env::var("RIFFLE_SIM_SEEDS").is_ok() {
+        usize::MAX
+    } else {
+        6
+    };
+    for seed in seeds().into_iter().take(count) {
         run_seed_reporting(seed + 1000, 5);
     }
 }
