@@ -23,6 +23,8 @@ const BOOTSTRAP_INDEX: u64 = 1;
 const BOOTSTRAP_TERM: u64 = 1;
 /// Most proposals carried by one log entry.
 pub const PROPOSALS_PER_ENTRY_MAX: usize = 256;
+/// Most record bytes carried by one log entry (an entry holds at least one proposal).
+pub const ENTRY_RECORD_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Most proposals of this node awaiting their outcome; one more is refused (retriable).
 pub const PENDING_PROPOSALS_MAX: usize = 4096;
 /// Largest encoded record a proposal may carry.
@@ -155,7 +157,8 @@ pub struct Node {
     snapshot_index: u64,
     now_ms: u64,
     next_proposal_id: u64,
-    unproposed: Vec<Proposal>,
+    /// Proposals for the next entries, with their encoded size.
+    unproposed: Vec<(Proposal, usize)>,
     /// Deadline (ms) of each proposal of this node not yet answered.
     pending: BTreeMap<u64, u64>,
     outcomes: Vec<ProposalOutcome>,
@@ -335,12 +338,13 @@ impl Node {
         self.next_proposal_id += 1;
         self.pending
             .insert(proposal_id, self.now_ms + self.config.proposal_timeout_ms);
-        self.unproposed.push(Proposal {
+        let proposal = Proposal {
             origin_node: self.config.node_id,
             origin_incarnation: self.config.incarnation,
             proposal_id,
             record,
-        });
+        };
+        self.unproposed.push((proposal, size_bytes));
         Ok(proposal_id)
     }
 
@@ -480,8 +484,18 @@ impl Node {
 
     fn flush_proposals(&mut self) {
         while !self.unproposed.is_empty() {
-            let take = self.unproposed.len().min(PROPOSALS_PER_ENTRY_MAX);
-            let proposals: Vec<Proposal> = self.unproposed.drain(..take).collect();
+            let mut total_bytes = 0;
+            let take = self
+                .unproposed
+                .iter()
+                .take(PROPOSALS_PER_ENTRY_MAX)
+                .take_while(|(_, size_bytes)| {
+                    total_bytes += size_bytes;
+                    total_bytes <= ENTRY_RECORD_MAX_BYTES
+                })
+                .count()
+                .max(1);
+            let proposals: Vec<Proposal> = self.unproposed.drain(..take).map(|(p, _)| p).collect();
             let ids: Vec<u64> = proposals.iter().map(|p| p.proposal_id).collect();
             let data = records::encode(&ProposalBatch { proposals });
             if self.raw.propose(Vec::new(), data).is_err() {

@@ -187,3 +187,44 @@ fn record_size_limit_is_enforced() {
         Err(ProposeError::RecordTooLarge { .. })
     ));
 }
+
+#[test]
+fn proposals_are_batched_within_the_entry_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut now_ms = 0;
+    let mut node = open(dir.path(), 1, 1000);
+    tick_until_leader(&mut node, &mut now_ms);
+    register(&mut node);
+    let applied_before = node.applied_index();
+    // Records of ~1 MiB: four fit ENTRY_RECORD_MAX_BYTES, so ten need three entries.
+    let topic = create_topic(&node, "big-configs", 1);
+    commit(&mut node, topic).unwrap();
+    let topic_id = node.image().topic_by_name("big-configs").unwrap().topic_id;
+    let applied_before_alters = node.applied_index();
+    let value = "v".repeat(crate::node::RECORD_MAX_BYTES - 100);
+    let ids: Vec<u64> = (0..10)
+        .map(|i| {
+            let alter = MetadataRecord::AlterTopicConfigs {
+                topic_id,
+                set: BTreeMap::from([(format!("k{i}"), value.clone())]),
+                delete: vec![],
+            };
+            node.propose(alter).unwrap()
+        })
+        .collect();
+    node.drive().unwrap();
+    let outcomes = node.take_outcomes();
+    assert_eq!(outcomes.len(), ids.len());
+    // Values beyond TOPIC_CONFIG_VALUE_MAX_LEN: each is committed, refused, and changes nothing.
+    assert!(outcomes.iter().all(|o| matches!(
+        o.result,
+        Err(ProposeError::Rejected(MetadataError::InvalidConfig { .. }))
+    )));
+    assert!(node.image().topics[&topic_id].configs.is_empty());
+    assert_eq!(
+        node.applied_index() - applied_before_alters,
+        3,
+        "10 records in entries of at most 4"
+    );
+    assert!(applied_before < applied_before_alters);
+}

@@ -20,9 +20,6 @@ const STATE_FILE: &str = "raft_state";
 const SNAPSHOT_FILE: &str = "snapshot";
 /// Bytes before each entry in `log`: its length and CRC32C.
 const FRAME_HEADER_BYTES: usize = 8;
-/// Largest entry accepted when reading the log back; a longer length field is a torn or
-/// corrupt frame, never an allocation.
-pub const ENTRY_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RaftLogError {
@@ -349,14 +346,12 @@ fn write_frame(buf: &mut Vec<u8>, message: &impl protobuf::Message) {
     buf.extend_from_slice(&body);
 }
 
-/// Reads frames from `bytes[*pos..]`; `None` at the end or at a torn or corrupt frame.
+/// Reads frames from `bytes[*pos..]`; `None` at the end or at a torn or corrupt frame. The
+/// bytes are already in memory, so a wild length field only fails the bounds check.
 fn read_frame<M: protobuf::Message>(bytes: &[u8], pos: &mut usize) -> Option<M> {
     let header = bytes.get(*pos..*pos + FRAME_HEADER_BYTES)?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    if len > ENTRY_MAX_BYTES {
-        return None;
-    }
     let body = bytes.get(*pos + FRAME_HEADER_BYTES..*pos + FRAME_HEADER_BYTES + len)?;
     if crc32c::crc32c(body) != crc {
         return None;
