@@ -314,6 +314,15 @@ impl Node {
     /// Hands a message from another controller to raft.
     pub fn step(&mut self, message: Message) {
         let from = message.from;
+        if message.to != self.config.node_id {
+            tracing::warn!(
+                node_id = self.config.node_id,
+                from,
+                to = message.to,
+                "controller: message for another node dropped"
+            );
+            return;
+        }
         if let Err(error) = self.raw.step(message) {
             // A message from a node outside the configuration, or a stale local one: raft
             // refuses it and nothing changed.
