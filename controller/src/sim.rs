@@ -571,6 +571,16 @@ impl Simulation {
             .unwrap_or(0)
     }
 
+    /// Index of the last entry in node `id`'s log.
+    pub fn last_index(&self, id: u64) -> Option<u64> {
+        let node = self.nodes.get(&id)?.as_ref()?;
+        node.raft_log().last_index().ok()
+    }
+
+    pub fn commit_index(&self, id: u64) -> Option<u64> {
+        Some(self.nodes.get(&id)?.as_ref()?.status().commit_index)
+    }
+
     pub fn applied_index(&self, id: u64) -> Option<u64> {
         self.nodes.get(&id)?.as_ref().map(|n| n.applied_index())
     }
