@@ -131,10 +131,19 @@ pub async fn handle(
         _ => cap_bytes,
     }
     .min(budget_share);
+    // What the reads may return at most: each partition read is capped (a repeat is not read).
+    let read_max_bytes: usize = targets
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .zip(&earlier)
+        .filter(|(_, first)| first.is_none())
+        .map(|(p, _)| (p.partition_max_bytes.max(0) as usize).min(max_bytes))
+        .fold(0usize, usize::saturating_add)
+        .min(max_bytes);
     loop {
         let budget = &shard.inflight_budget;
         let waited = select(
-            Box::pin(HeldBudget::acquire(budget, max_bytes as u64, deadline)),
+            Box::pin(HeldBudget::acquire(budget, read_max_bytes as u64, deadline)),
             shard.shutdown.clone(),
         )
         .await;
@@ -161,7 +170,7 @@ pub async fn handle(
         if total >= min_bytes || any_error || now >= deadline || shard.shared.is_shutting_down() {
             let (response, kept_bytes) = build_response(&targets, reads, max_bytes);
             // The first batch is sent whole even past max_bytes; the budget counts up to it.
-            held.keep(kept_bytes.min(max_bytes) as u64);
+            held.keep(kept_bytes.min(read_max_bytes) as u64);
             return (response, Some(held));
         }
         drop(held);
