@@ -76,6 +76,9 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     /// Per-partition in-memory cache of the log tail.
     pub log_tail_cache_bytes: usize,
+    /// Memory the tail caches of all partitions of one shard hold together (batches, counted
+    /// with their bookkeeping); past it the shard's oldest durable batches are evicted first.
+    pub shard_tail_cache_bytes: usize,
     /// Disk reserved and zero-filled ahead of the active segment's data, so that appends overwrite
     /// written blocks and fdatasync rarely carries metadata. Each partition holds up to this much
     /// unused space.
@@ -129,6 +132,7 @@ impl Default for BrokerConfig {
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
             log_tail_cache_bytes: 4 * 1024 * 1024,
+            shard_tail_cache_bytes: riffle_storage::SHARD_TAIL_CACHE_BYTES_DEFAULT,
             log_preallocate_bytes: 16 * 1024 * 1024,
             log_write_behind_depth: 4,
             io_memory_bytes: 1024 * 1024,

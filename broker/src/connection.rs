@@ -24,7 +24,7 @@ use futures::future::{self, Either, LocalBoxFuture, Shared};
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use futures::{FutureExt, StreamExt};
 use glommio::net::TcpStream;
-use glommio::sync::StaticPermit;
+use glommio::sync::{Semaphore, StaticPermit};
 use glommio::Task;
 use riffle_protocol::{decode_request, frame_size, RequestError};
 
@@ -57,6 +57,42 @@ pub(crate) struct Accepted {
 struct Pending {
     response: Task<handlers::Outcome>,
     _budget: StaticPermit,
+}
+
+/// Units of the shard's in-flight budget that a response holds until it is written (a Fetch's
+/// records), given back when dropped. Shard-local, lives as long as its response.
+pub(crate) struct HeldBudget {
+    budget: Rc<Semaphore>,
+    units: u64,
+}
+
+impl HeldBudget {
+    /// Waits for `units` of `budget` until `deadline`; None if it passes first or the budget is
+    /// closed (shutdown).
+    pub async fn acquire(budget: &Rc<Semaphore>, units: u64, deadline: Instant) -> Option<Self> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        futures::select_biased! {
+            granted = budget.acquire(units).fuse() => granted.ok().map(|()| HeldBudget {
+                budget: budget.clone(),
+                units,
+            }),
+            _ = glommio::timer::sleep(wait).fuse() => None,
+        }
+    }
+
+    /// Gives back all but `units` (what the response really holds).
+    pub fn keep(&mut self, units: u64) {
+        if units < self.units {
+            self.budget.signal(self.units - units);
+            self.units = units;
+        }
+    }
+}
+
+impl Drop for HeldBudget {
+    fn drop(&mut self) {
+        self.budget.signal(self.units);
+    }
 }
 
 /// What the reader and the writer of one connection share (one shard, one connection's life).
@@ -322,8 +358,14 @@ impl Reader {
     /// Decodes the frame and starts its handler; a frame that cannot be answered closes.
     fn start_handler(&self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
         let (shard, peer) = (self.shard.clone(), self.peer);
+        let frame_bytes = frame.len();
         match decode_request(frame.clone()) {
-            Ok(request) => Ok(glommio::spawn_local(handlers::handle(shard, request, peer))),
+            Ok(request) => Ok(glommio::spawn_local(handlers::handle(
+                shard,
+                request,
+                peer,
+                frame_bytes,
+            ))),
             Err(RequestError::UnsupportedVersion { header }) => {
                 tracing::debug!(%peer, api_key = header.request_api_key, version = header.request_api_version, "unsupported version");
                 Ok(glommio::spawn_local(handlers::unsupported_version(
@@ -368,10 +410,13 @@ impl Writer {
             let outcome = pending.response.await;
             if self.socket.is_some() {
                 match outcome {
-                    Ok(Some(chunks)) => {
+                    Ok(Some(response)) => {
+                        let handlers::Response { chunks, held } = response;
                         if let Err(why) = self.write_response(&mut small, chunks).await {
                             self.stop(why);
                         }
+                        // What the response held is free once it left (or never will).
+                        drop(held);
                     }
                     Ok(None) => {}
                     Err(reason) => self.stop(reason),

@@ -327,6 +327,7 @@ impl Drop for DrainedMark {
 
 async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
     let mut drained = DrainedMark(Some(start.drained.clone()));
+    riffle_storage::set_shard_tail_cache_bytes(start.shared.config.shard_tail_cache_bytes);
     let controller =
         (start.id == 0).then(|| Rc::new(Controller::new(start.shared.config.data_dir.clone())));
     let shard = Shard::start(
@@ -348,6 +349,8 @@ async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
     };
     glommio::spawn_local(coordinator.clone().run_timers(start.shutdown.clone())).detach();
     announce_ready(&start);
+    // Dropped (cancelled) before the logs are closed, so no partition opens after that.
+    let opener = glommio::spawn_local(shard.clone().open_owned_partitions());
 
     let housekeeping = glommio::spawn_local(housekeeping_loop(shard.clone()));
     // Kept until the end of this function: dropping it would cut writes at once.
@@ -369,6 +372,7 @@ async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
         glommio::timer::sleep(DRAIN_POLL_INTERVAL).await;
     }
     drop(housekeeping);
+    drop(opener);
     for partition in shard.open_partitions() {
         partition.close().await;
     }
@@ -378,12 +382,13 @@ async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Recovers the shard's partitions and groups, then binds the listener.
+/// Recovers the shard's groups, then binds the listener. Partitions open after, in the background
+/// (`Shard::open_owned_partitions`), so start-up listens within seconds whatever their number; a
+/// request for one not open yet opens it on the spot.
 async fn open_shard(
     shard: &Rc<Shard>,
     config: &BrokerConfig,
 ) -> anyhow::Result<(Rc<GroupCoordinator>, TcpListener)> {
-    shard.open_owned_partitions().await?;
     let coordinator = shard.open_group_coordinator().await?;
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("shard {} cannot listen on {}", shard.id, config.listen))?;

@@ -698,21 +698,39 @@ impl Shard {
             .collect()
     }
 
-    /// Opens every partition the image places on this shard (recovery at start-up).
-    pub async fn open_owned_partitions(self: &Rc<Self>) -> anyhow::Result<()> {
+    /// Opens every partition the image places on this shard, one after the other (recovery,
+    /// in the background once the shard listens). One that fails is logged and left to open on
+    /// its next use; shutdown stops the walk.
+    pub async fn open_owned_partitions(self: Rc<Self>) {
         let image = self.image();
+        let (mut opened, mut failed) = (0usize, 0usize);
         for topic in image.topics.values() {
             for (index, meta) in topic.partitions.iter().enumerate() {
-                if meta.shard as usize == self.id {
-                    let key = PartitionKey {
-                        topic_id: topic.id,
-                        partition: index as i32,
-                    };
-                    self.partition(&key).await?;
+                if meta.shard as usize != self.id {
+                    continue;
+                }
+                if self.shared.is_shutting_down() {
+                    return;
+                }
+                let key = PartitionKey {
+                    topic_id: topic.id,
+                    partition: index as i32,
+                };
+                match self.partition(&key).await {
+                    Ok(_) => opened += 1,
+                    Err(e) => {
+                        failed += 1;
+                        tracing::error!(shard = self.id, error = %e, "cannot open partition at start-up; it is retried on its next use");
+                    }
                 }
             }
         }
-        Ok(())
+        tracing::info!(
+            shard = self.id,
+            opened,
+            failed,
+            "start-up opened the shard's partitions"
+        );
     }
 }
 

@@ -15,7 +15,9 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// index.interval.bytes: bytes between sparse index entries. Default 4096.
     pub index_interval_bytes: u32,
-    /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet durable). Default 4 MiB.
+    /// Bytes of recent batches kept in memory per partition (soft: never evicts data not yet
+    /// durable). The logs of a shard are also capped together: `set_shard_tail_cache_bytes`.
+    /// Default 4 MiB.
     pub tail_cache_bytes: usize,
     /// Most bytes of zeros written ahead of the data in the active segment (capped by
     /// segment_bytes). A background task fallocates and writes zeros ahead of the log end

@@ -27,6 +27,9 @@ mod test_util;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{
+    set_shard_tail_cache_bytes, shard_tail_cache_bytes, SHARD_TAIL_CACHE_BYTES_DEFAULT,
+};
 pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, PartitionLog};

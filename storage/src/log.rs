@@ -118,6 +118,7 @@ impl PartitionLog {
         if wake_writer {
             self.shared.work.notify();
         }
+        crate::cache::shard_cache().record(&self.shared, info.last_offset + 1);
         self.shared.appended.notify();
         // Backpressure after the offset is assigned, so it cannot reorder appends.
         loop {

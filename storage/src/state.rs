@@ -449,6 +449,8 @@ impl Shared {
         self.state
             .borrow_mut()
             .publish_durable(offset, active_base, active_size);
+        // Batches of any log of the shard that waited for durability may go now.
+        crate::cache::shard_cache().evict();
         self.durable.notify();
     }
 

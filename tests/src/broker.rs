@@ -30,6 +30,9 @@ pub struct BrokerOptions {
     pub config_toml: Option<String>,
     /// RLIMIT_NOFILE (soft, hard) the broker starts with; None: inherited.
     pub open_files_limit: Option<(u64, u64)>,
+    /// The data dir, when the test provides one (e.g. on a small file system); None: a fresh
+    /// scratch dir.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -40,6 +43,7 @@ impl Default for BrokerOptions {
             extra_args: Vec::new(),
             config_toml: None,
             open_files_limit: None,
+            data_dir: None,
         }
     }
 }
@@ -111,7 +115,7 @@ impl Broker {
             .arg("--listen")
             .arg(self.addr())
             .arg("--data-dir")
-            .arg(self.data_dir.path())
+            .arg(self.data_dir())
             .arg("--smp")
             .arg(self.options.smp.to_string())
             .arg("--log-level")
@@ -181,7 +185,10 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.data_dir.path()
+        self.options
+            .data_dir
+            .as_deref()
+            .unwrap_or(self.data_dir.path())
     }
 
     pub fn is_running(&mut self) -> bool {

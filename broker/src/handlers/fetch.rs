@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::{select, select_all};
+use futures::future::{select, select_all, Either};
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use riffle_protocol::messages::{FetchRequest, FetchResponse};
 use riffle_protocol::{error_code, Records, RequestHeader, Uuid};
 
+use crate::connection::HeldBudget;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::partition::request;
@@ -22,6 +23,13 @@ use crate::shard::Shard;
 
 /// Topic-id based fetches start at this version.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
+/// A Fetch holds at most this fraction (1/N) of the shard's in-flight budget for its records, so
+/// that several fetches and the requests being read share it.
+const FETCH_BUDGET_SHARE_DIVISOR: usize = 4;
+/// throttle_time_ms of a Fetch answered empty because the shard's budget stayed spent until its
+/// deadline: the client waits this long before fetching again (KIP-219), as after Kafka's quota
+/// throttling.
+const FETCH_BUDGET_THROTTLE_MS: i32 = 100;
 
 /// One partition's part of the response.
 #[derive(Debug, Default)]
@@ -101,11 +109,15 @@ fn resolve_topics(shard: &Rc<Shard>, version: i16, request: Vec<FetchTopic>) -> 
         .collect()
 }
 
+/// The response, and the shard budget its records hold until it is written: a fetch reads only
+/// once it holds budget for what it may read (its `max_bytes`, capped by `fetch_max_bytes` and a
+/// share of `shard_inflight_budget_bytes`), so many large fetches wait for each other instead of
+/// exhausting memory; one still waiting at its deadline is answered empty and throttled.
 pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: FetchRequest,
-) -> FetchResponse {
+) -> (FetchResponse, Option<HeldBudget>) {
     let targets = resolve_topics(shard, header.request_api_version, request.topics);
     let earlier = earlier_entries(&targets);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64)
@@ -113,11 +125,31 @@ pub async fn handle(
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let cap_bytes = shard.config().fetch_max_bytes;
+    let budget_share = shard.config().shard_inflight_budget_bytes / FETCH_BUDGET_SHARE_DIVISOR;
     let max_bytes = match usize::try_from(request.max_bytes) {
         Ok(asked) if asked > 0 => asked.min(cap_bytes),
         _ => cap_bytes,
-    };
+    }
+    .min(budget_share);
+    // What the reads may return at most: each partition read is capped (a repeat is not read).
+    let read_max_bytes: usize = targets
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .zip(&earlier)
+        .filter(|(_, first)| first.is_none())
+        .map(|(p, _)| (p.partition_max_bytes.max(0) as usize).min(max_bytes))
+        .fold(0usize, usize::saturating_add)
+        .min(max_bytes);
     loop {
+        let budget = &shard.inflight_budget;
+        let waited = select(
+            Box::pin(HeldBudget::acquire(budget, read_max_bytes as u64, deadline)),
+            shard.shutdown.clone(),
+        )
+        .await;
+        let Either::Left((Some(mut held), _)) = waited else {
+            return (throttled(), None);
+        };
         let entries = targets
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t, p)));
@@ -136,8 +168,12 @@ pub async fn handle(
         let any_error = reads.iter().any(|r| r.error_code != error_code::NONE);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || shard.shared.is_shutting_down() {
-            return build_response(&targets, reads, max_bytes);
+            let (response, kept_bytes) = build_response(&targets, reads, max_bytes);
+            // The first batch is sent whole even past max_bytes; the budget counts up to it.
+            held.keep(kept_bytes.min(read_max_bytes) as u64);
+            return (response, Some(held));
         }
+        drop(held);
         wait_for_data(shard, &targets, &reads, deadline - now).await;
     }
 }
@@ -207,11 +243,22 @@ async fn wait_for_data(
     select(select_all(waits), limit).await;
 }
 
+/// An empty answer to a fetch that got no budget in time (Kafka answers a throttled fetch alike).
+fn throttled() -> FetchResponse {
+    FetchResponse {
+        throttle_time_ms: FETCH_BUDGET_THROTTLE_MS,
+        error_code: error_code::NONE,
+        session_id: 0,
+        ..Default::default()
+    }
+}
+
+/// The response and the record bytes it carries.
 fn build_response(
     targets: &[TopicTarget],
     reads: Vec<PartitionRead>,
     max_bytes: usize,
-) -> FetchResponse {
+) -> (FetchResponse, usize) {
     let mut reads = reads.into_iter();
     let mut total = 0usize;
     let responses = targets
@@ -245,10 +292,11 @@ fn build_response(
                 .collect(),
         })
         .collect();
-    FetchResponse {
+    let response = FetchResponse {
         error_code: error_code::NONE,
         session_id: 0,
         responses,
         ..Default::default()
-    }
+    };
+    (response, total)
 }

@@ -41,17 +41,32 @@ use riffle_protocol::{
     encode_response, error_code, ApiKey, Message, Request, RequestBody, RequestHeader,
 };
 
+use crate::connection::HeldBudget;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::metadata::{calls, ControllerError, NewTopic};
 use crate::shard::Shard;
 
 /// What a handler produces: the encoded response, nothing (acks=0), or a reason to close.
-pub type Outcome = Result<Option<Vec<Bytes>>, String>;
+pub type Outcome = Result<Option<Response>, String>;
+
+/// An encoded response, and the shard budget its buffers hold until it is written.
+pub struct Response {
+    pub chunks: Vec<Bytes>,
+    pub held: Option<HeldBudget>,
+}
 
 fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
+    respond_holding(header, body, None)
+}
+
+fn respond_holding<M: Message>(
+    header: &RequestHeader,
+    body: &M,
+    held: Option<HeldBudget>,
+) -> Outcome {
     encode_response(header.correlation_id, header.request_api_version, body)
-        .map(Some)
+        .map(|chunks| Some(Response { chunks, held }))
         .map_err(|e| {
             format!(
                 "cannot encode {} v{} response: {e}",
@@ -61,14 +76,24 @@ fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
         })
 }
 
-pub async fn handle(shard: Rc<Shard>, request: Request, peer: SocketAddr) -> Outcome {
+/// `frame_bytes`: the size of the request frame the request was decoded from (what a slice of
+/// it keeps alive).
+pub async fn handle(
+    shard: Rc<Shard>,
+    request: Request,
+    peer: SocketAddr,
+    frame_bytes: usize,
+) -> Outcome {
     let h = &request.header;
     let s = &shard;
     match request.body {
         RequestBody::ApiVersions(_) => respond(h, &api_versions::handle(h)),
         RequestBody::Metadata(r) => respond(h, &metadata::handle(s, h, r).await),
-        RequestBody::Produce(r) => produce::handle(s, h, r).await,
-        RequestBody::Fetch(r) => respond(h, &fetch::handle(s, h, r).await),
+        RequestBody::Produce(r) => produce::handle(s, h, r, frame_bytes).await,
+        RequestBody::Fetch(r) => {
+            let (response, held) = fetch::handle(s, h, r).await;
+            respond_holding(h, &response, held)
+        }
         RequestBody::ListOffsets(r) => respond(h, &list_offsets::handle(s, r).await),
         RequestBody::OffsetForLeaderEpoch(r) => {
             respond(h, &offset_for_leader_epoch::handle(s, r).await)

@@ -4,9 +4,11 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use riffle_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
-use riffle_protocol::{error_code, Message, Records, RequestHeader};
+use riffle_protocol::{error_code, Message, RequestHeader};
 
 use super::{respond, topic_or_create, Outcome};
 use crate::errors;
@@ -14,7 +16,28 @@ use crate::metadata::image::TopicMeta;
 use crate::partition::{request, Produced};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceRequest) -> Outcome {
+/// A partition's records smaller than this are copied out of the request frame before they are
+/// appended: the tail cache keeps what it is given, and a slice keeps the whole receive buffer
+/// alive (a connection reads small frames into a shared 64 KiB buffer), so one-message requests
+/// would each pin 64 KiB while the cache counts 100 bytes (issue 14, item 5).
+const RETAIN_SLICE_MIN_BYTES: usize = 64 * 1024;
+
+/// The partition's records as the log will keep them: a slice of the frame when they are most of
+/// it (at most twice their size pinned), else a copy of their own.
+fn retained(records: Bytes, frame_bytes: usize) -> Bytes {
+    if records.len() < RETAIN_SLICE_MIN_BYTES || records.len() * 2 < frame_bytes {
+        Bytes::copy_from_slice(&records)
+    } else {
+        records
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: ProduceRequest,
+    frame_bytes: usize,
+) -> Outcome {
     let acks = request.acks;
     if !matches!(acks, -1..=1) {
         let response = error_response(&request, error_code::INVALID_REQUIRED_ACKS);
@@ -33,7 +56,8 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ProduceR
             let name = topic_data.name.clone();
             let topic = topic.clone();
             work.push(async move {
-                let answer = produce_partition(shard, topic, part.index, part.records, acks).await;
+                let records = part.records.map(|r| retained(r.to_bytes(), frame_bytes));
+                let answer = produce_partition(shard, topic, part.index, records, acks).await;
                 (name, part.index, answer)
             });
         }
@@ -69,7 +93,7 @@ async fn produce_partition(
     shard: &Rc<Shard>,
     topic: Result<Arc<TopicMeta>, i16>,
     index: i32,
-    records: Option<Records>,
+    records: Option<Bytes>,
     acks: i16,
 ) -> Answer {
     let topic = topic.map_err(|code| (code, None))?;
@@ -77,7 +101,7 @@ async fn produce_partition(
         error_code::CORRUPT_MESSAGE,
         Some("null records".to_string()),
     ))?;
-    request::produce(shard, &topic, index, records.to_bytes(), acks)
+    request::produce(shard, &topic, index, records, acks)
         .await
         .map_err(|e| {
             tracing::debug!(error = %e, "produce refused");
@@ -134,5 +158,37 @@ pub fn error_response(request: &ProduceRequest, code: i16) -> ProduceResponse {
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `kept` still points into `frame` (a slice of it) rather than a copy.
+    fn is_slice_of(kept: &Bytes, frame: &Bytes) -> bool {
+        let range = frame.as_ptr_range();
+        range.contains(&kept.as_ptr())
+    }
+
+    #[test]
+    fn records_are_copied_out_unless_they_are_large_and_most_of_the_frame() {
+        let frame = Bytes::from(vec![7u8; 4 * RETAIN_SLICE_MIN_BYTES]);
+        let cases = [
+            // A one-message request: small records always go to their own buffer.
+            (0..200, false),
+            (0..RETAIN_SLICE_MIN_BYTES - 1, false),
+            // Large but under half the frame: the rest of the frame would be pinned for it.
+            (0..2 * RETAIN_SLICE_MIN_BYTES - 1, false),
+            // At least half the frame: kept as a slice, at most twice its size pinned.
+            (0..2 * RETAIN_SLICE_MIN_BYTES, true),
+            (16..4 * RETAIN_SLICE_MIN_BYTES, true),
+        ];
+        for (range, sliced) in cases {
+            let records = frame.slice(range.clone());
+            let kept = retained(records.clone(), frame.len());
+            assert_eq!(kept, records, "same bytes for {range:?}");
+            assert_eq!(is_slice_of(&kept, &frame), sliced, "{range:?}");
+        }
     }
 }

@@ -67,10 +67,7 @@ where
             let links = mesh(1).pop().expect("one shard's links");
             let controller = Rc::new(Controller::new(data_dir));
             let shard = Shard::start(0, shared, Some(controller), shutdown, links).await;
-            shard
-                .open_owned_partitions()
-                .await
-                .expect("partitions open");
+            shard.clone().open_owned_partitions().await;
             let coordinator = match open_groups {
                 true => Some(shard.open_group_coordinator().await.expect("groups open")),
                 false => None,
@@ -108,10 +105,11 @@ async fn call<Req: Message, Resp: Message>(shard: &Rc<Shard>, version: i16, body
     let frame = join(encode_request(&header, &body).expect("request encodes"));
     let request = decode_request(frame.slice(4..)).expect("request decodes");
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
-    let chunks = handle(shard.clone(), request, peer)
+    let chunks = handle(shard.clone(), request, peer, frame.len() - 4)
         .await
         .expect("handler answers")
-        .expect("a response (acks != 0)");
+        .expect("a response (acks != 0)")
+        .chunks;
     let (correlation_id, response) =
         decode_response::<Resp>(join(chunks).slice(4..), version).expect("response decodes");
     assert_eq!(correlation_id, 7);
