@@ -582,6 +582,30 @@ fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
 }
 
 #[test]
+fn an_opened_partition_that_is_never_written_writes_no_zeros() {
+    run(|dir| async move {
+        let dir = dir.join("idle");
+        let log = open(&dir, LogConfig::default()).await;
+        // Nothing signals that a background write did not start: give one the time it
+        // would take (a prefill's first step, fallocate, completes in well under this).
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        let seg = dir.join(format!("{:020}.log", 0));
+        let meta = std::fs::metadata(&seg).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.len(), meta.blocks()),
+            (0, 0),
+            "an idle segment holds no zeros"
+        );
+        // The first write reserves what it needs.
+        let b = batch(1, 1, 1000);
+        let info = append_and_flush(&log, b.clone()).await.unwrap();
+        assert_eq!(read_all(&log, 0).await, stored(&b, info.base_offset));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
     run(|dir| async move {
         let config = LogConfig {
