@@ -7,6 +7,7 @@
 //! Run: cargo bench -p riffle-bench --bench round_commit -- [--mib N] [--repeat R]
 
 use glommio::io::{DmaFile, OpenOptions};
+use riffle_storage::commit_log::{self, CommitLog, CommitLogConfig};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ enum Case {
     /// One pre-written, recycled commit-log file per shard: a round's framed batches are one
     /// write and one fdatasync, whatever the partition count.
     CommitLog(usize),
+    /// riffle-storage's `CommitLog` (the built design): a round of `n` appends, one commit.
+    StorageCommitLog(usize),
     /// The commit log plus the segments written behind it without a per-round fdatasync,
     /// checkpointed (one fdatasync per segment) every `CHECKPOINT_BYTES`: the whole design.
     CommitLogWithSegments(usize),
@@ -58,6 +61,7 @@ impl Case {
             | Case::PerFileOverwrite(n)
             | Case::PerFileOverwriteSyncfs(n)
             | Case::CommitLog(n)
+            | Case::StorageCommitLog(n)
             | Case::CommitLogWithSegments(n)
             | Case::RawSyncPerRound(n) => n,
             Case::RawSyncAtEnd => 1,
@@ -70,6 +74,7 @@ impl Case {
             Case::PerFileOverwrite(n) => format!("per-file, overwrite, {n} file(s)"),
             Case::PerFileOverwriteSyncfs(n) => format!("per-file, overwrite, syncfs, {n} file(s)"),
             Case::CommitLog(n) => format!("shard commit log, {n} partition(s)"),
+            Case::StorageCommitLog(n) => format!("storage CommitLog, {n} partition(s)"),
             Case::CommitLogWithSegments(n) => format!("commit log + segments, {n} partition(s)"),
             Case::RawSyncPerRound(n) => format!("raw, 1 fdatasync per {n}x16k"),
             Case::RawSyncAtEnd => "raw, one final fdatasync".to_string(),
@@ -269,6 +274,37 @@ async fn commit_log(
     syncs
 }
 
+async fn storage_commit_log(dir: &Path, bytes: u64) -> Rc<CommitLog> {
+    let config = CommitLogConfig {
+        file_bytes: (bytes * 2).max(commit_log::FILE_BYTES_MIN),
+        files_max: 2,
+    };
+    let checkpoint: commit_log::Checkpoint = Rc::new(|_| Box::pin(async { Ok(()) }));
+    let dir = dir.join("commit-log");
+    // Open, fill both files once, close, then open again: the measured log recycles them.
+    let log = CommitLog::create(&dir, config.clone(), checkpoint.clone())
+        .await
+        .unwrap();
+    log.close().await.unwrap();
+    CommitLog::create(&dir, config, checkpoint).await.unwrap()
+}
+
+/// Rounds of one 16 KiB batch per partition, each committed before the next starts.
+async fn storage_rounds(log: &Rc<CommitLog>, rounds: u64, partitions: usize) -> u64 {
+    let batch = vec![7u8; BATCH_BYTES];
+    let before = log.fdatasync_count();
+    for r in 0..rounds {
+        let mut round = 0;
+        for p in 0..partitions as u32 {
+            round = log.append(p, r as i64, r as i64, &batch).await.unwrap();
+        }
+        log.commit(round).await.unwrap();
+    }
+    let syncs = log.fdatasync_count() - before;
+    log.close().await.unwrap();
+    syncs
+}
+
 struct Row {
     name: String,
     bytes: u64,
@@ -295,6 +331,7 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         }
         Case::CommitLog(_) | Case::CommitLogWithSegments(_) => prewritten(&dir, 1, bytes * 2).await,
         Case::RawSyncPerRound(_) | Case::RawSyncAtEnd => prewritten(&dir, 1, bytes).await,
+        Case::StorageCommitLog(_) => Vec::new(),
     };
     // Segments behind the commit log get no zeros ahead: fresh files, extended by the data.
     let mut segments = Vec::new();
@@ -303,9 +340,18 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
             segments.push(open(&dir.join(format!("segs/s{i}"))).await);
         }
     }
+    // The module's files are made (zeros) by a first use before timing, then recycled.
+    let storage_log = match case {
+        Case::StorageCommitLog(_) => Some(storage_commit_log(&dir, bytes).await),
+        _ => None,
+    };
     let cpu_before = cpu_s();
     let start = Instant::now();
     let syncs = match case {
+        Case::StorageCommitLog(_) => {
+            let log = storage_log.as_ref().expect("made above");
+            storage_rounds(log, rounds, n).await
+        }
         Case::PerFileZerosAhead(_) => per_file(&files, rounds, true, RoundSync::PerFile).await,
         Case::PerFileOverwrite(_) => per_file(&files, rounds, false, RoundSync::PerFile).await,
         Case::PerFileOverwriteSyncfs(_) => per_file(&files, rounds, false, RoundSync::Syncfs).await,
@@ -345,6 +391,7 @@ fn cases() -> Vec<Case> {
             Case::PerFileOverwrite(n),
             Case::PerFileOverwriteSyncfs(n),
             Case::CommitLog(n),
+            Case::StorageCommitLog(n),
             Case::CommitLogWithSegments(n),
         ]);
     }
