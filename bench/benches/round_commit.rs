@@ -5,6 +5,7 @@
 //! (`RUSAGE_SELF`: the shard thread and its io_uring workers).
 //!
 //! Run: cargo bench -p riffle-bench --bench round_commit -- [--mib N] [--repeat R]
+//! [--only NAME-SUBSTRING]
 
 use glommio::io::{DmaFile, OpenOptions};
 use riffle_storage::commit_log::{self, CommitLog, CommitLogConfig};
@@ -411,6 +412,11 @@ fn arg(name: &str, default: u64) -> u64 {
 fn main() {
     let bytes = arg("--mib", 64) << 20;
     let repeat = arg("--repeat", 1);
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("round-commit-bench");
     println!(
         "{:<42} {:>8} {:>9} {:>9} {:>9} {:>9}",
@@ -418,7 +424,10 @@ fn main() {
     );
     for _ in 0..repeat {
         let mut raw_per_round = 0.0;
-        for case in cases() {
+        for case in cases()
+            .into_iter()
+            .filter(|c| only.as_ref().is_none_or(|o| c.name().contains(o.as_str())))
+        {
             let dir = base.join("run");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("segs")).unwrap();

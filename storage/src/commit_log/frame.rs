@@ -10,7 +10,7 @@ const CRC_FROM: usize = 8;
 /// Records are written in whole blocks: a round never rewrites a block that holds
 /// records of an earlier, acknowledged round (a torn rewrite could destroy them).
 pub(crate) const BLOCK_BYTES: usize = 4096;
-/// Where the fields after the generation start.
+/// Where the generation field ends.
 const AFTER_GENERATION: usize = 16;
 /// The partition id of a file's marker record: the first record of every use of a file,
 /// written and synced before any round, carrying the use's generation.
@@ -40,10 +40,9 @@ pub(crate) fn framed_len(batch_bytes: usize) -> usize {
     RECORD_HEADER_BYTES + batch_bytes
 }
 
-/// Appends the framed record to `out`, with the generation left for `set_generation`
-/// (the file a record goes to is known only when its round is written).
+/// Appends the framed record to `out`, with the generation and CRC left for
+/// `set_generation` (the file a record goes to is known only when its round is written).
 pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
-    let start = out.len();
     let len = framed_len(record.batch.len());
     assert!(len <= RECORD_BYTES_MAX, "record of {len} bytes");
     out.extend_from_slice(&(len as u32).to_be_bytes());
@@ -53,18 +52,13 @@ pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.base_offset.to_be_bytes());
     out.extend_from_slice(&record.last_offset.to_be_bytes());
     out.extend_from_slice(record.batch);
-    // The CRC of the fields after the generation; `set_generation` extends it.
-    let crc = crc32c::crc32c(&out[start + AFTER_GENERATION..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Writes `generation` into an encoded record and completes its CRC, without reading the
-/// batch again (CRC combination).
+/// Writes `generation` into an encoded record and computes its CRC: the one pass over
+/// the batch's bytes, once the file the record goes to is known.
 pub(crate) fn set_generation(record: &mut [u8], generation: u64) {
-    let g = generation.to_be_bytes();
-    record[8..AFTER_GENERATION].copy_from_slice(&g);
-    let rest = be_u32(&record[4..]);
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&g), rest, record.len() - AFTER_GENERATION);
+    record[8..AFTER_GENERATION].copy_from_slice(&generation.to_be_bytes());
+    let crc = crc32c::crc32c(&record[CRC_FROM..]);
     record[4..8].copy_from_slice(&crc.to_be_bytes());
 }
 

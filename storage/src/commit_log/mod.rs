@@ -91,6 +91,9 @@ struct State {
     /// End of the records in the active file (block-aligned: rounds are padded).
     end: u64,
     pending: Round,
+    /// The buffer of the round last written, kept for its capacity (no reallocation and
+    /// page faults per round).
+    spare: Vec<u8>,
     /// Round numbers: the one collecting appends, and the last one made durable.
     round: u64,
     durable_round: u64,
@@ -154,6 +157,7 @@ impl CommitLog {
                 next_generation,
                 end: 0,
                 pending: Round::default(),
+                spare: Vec::new(),
                 round: 1,
                 durable_round: 0,
                 failed: None,
@@ -277,7 +281,11 @@ impl CommitLog {
                     }
                     None
                 } else {
-                    let round = std::mem::take(&mut s.pending);
+                    let next = Round {
+                        bytes: std::mem::take(&mut s.spare),
+                        last_offsets: Vec::new(),
+                    };
+                    let round = std::mem::replace(&mut s.pending, next);
                     s.round += 1;
                     Some(round)
                 }
@@ -288,7 +296,11 @@ impl CommitLog {
             };
             // Room opened for appenders waiting on a full round.
             self.progress.notify();
-            if let Err(e) = self.write_round(round).await {
+            let mut round = round;
+            let written = self.write_round(&mut round).await;
+            round.bytes.clear();
+            self.state.borrow_mut().spare = round.bytes;
+            if let Err(e) = written {
                 tracing::error!(error = %e, "commit log failed");
                 self.state.borrow_mut().failed = Some(Failure::from_error(&e));
                 self.progress.notify();
@@ -305,7 +317,7 @@ impl CommitLog {
 
     /// Writes one round's records after the active file's end (or at the start of the next
     /// file), then one fdatasync.
-    async fn write_round(&self, mut round: Round) -> Result<(), StorageError> {
+    async fn write_round(&self, round: &mut Round) -> Result<(), StorageError> {
         let fits = {
             let s = self.state.borrow();
             s.end + align_up(round.bytes.len() as u64) <= s.config.file_bytes
@@ -324,7 +336,7 @@ impl CommitLog {
             s.end += round.bytes.len() as u64;
             debug_assert_eq!(s.end % ALIGN, 0, "rounds end on a block boundary");
             let slot = s.slots.back_mut().expect("an active file");
-            for (partition, last) in round.last_offsets {
+            for (partition, last) in round.last_offsets.drain(..) {
                 let e = slot.last_offsets.entry(partition).or_insert(last);
                 *e = (*e).max(last);
             }
