@@ -44,6 +44,9 @@ enum Case {
     CommitLog(usize),
     /// riffle-storage's `CommitLog` (the built design): a round of `n` appends, one commit.
     StorageCommitLog(usize),
+    /// The same with two producers per partition, each appending and committing in a loop
+    /// (as producers with two requests in flight): rounds form and overlap on their own.
+    StorageCommitLogProducers(usize),
     /// The commit log plus the segments written behind it without a per-round fdatasync,
     /// checkpointed (one fdatasync per segment) every `CHECKPOINT_BYTES`: the whole design.
     CommitLogWithSegments(usize),
@@ -63,6 +66,7 @@ impl Case {
             | Case::PerFileOverwriteSyncfs(n)
             | Case::CommitLog(n)
             | Case::StorageCommitLog(n)
+            | Case::StorageCommitLogProducers(n)
             | Case::CommitLogWithSegments(n)
             | Case::RawSyncPerRound(n) => n,
             Case::RawSyncAtEnd => 1,
@@ -76,6 +80,9 @@ impl Case {
             Case::PerFileOverwriteSyncfs(n) => format!("per-file, overwrite, syncfs, {n} file(s)"),
             Case::CommitLog(n) => format!("shard commit log, {n} partition(s)"),
             Case::StorageCommitLog(n) => format!("storage CommitLog, {n} partition(s)"),
+            Case::StorageCommitLogProducers(n) => {
+                format!("storage CommitLog, 2 producers x {n} partition(s)")
+            }
             Case::CommitLogWithSegments(n) => format!("commit log + segments, {n} partition(s)"),
             Case::RawSyncPerRound(n) => format!("raw, 1 fdatasync per {n}x16k"),
             Case::RawSyncAtEnd => "raw, one final fdatasync".to_string(),
@@ -306,6 +313,30 @@ async fn storage_rounds(log: &Rc<CommitLog>, rounds: u64, partitions: usize) -> 
     syncs
 }
 
+/// Two producer tasks per partition, each appending one batch and waiting for its commit,
+/// `rounds / 2` times.
+async fn storage_producers(log: &Rc<CommitLog>, rounds: u64, partitions: usize) -> u64 {
+    let before = log.fdatasync_count();
+    let tasks: Vec<_> = (0..partitions as u32 * 2)
+        .map(|t| {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let batch = vec![7u8; BATCH_BYTES];
+                for r in 0..rounds / 2 {
+                    let round = log.append(t / 2, r as i64, r as i64, &batch).await.unwrap();
+                    log.commit(round).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+    let syncs = log.fdatasync_count() - before;
+    log.close().await.unwrap();
+    syncs
+}
+
 struct Row {
     name: String,
     bytes: u64,
@@ -332,7 +363,7 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         }
         Case::CommitLog(_) | Case::CommitLogWithSegments(_) => prewritten(&dir, 1, bytes * 2).await,
         Case::RawSyncPerRound(_) | Case::RawSyncAtEnd => prewritten(&dir, 1, bytes).await,
-        Case::StorageCommitLog(_) => Vec::new(),
+        Case::StorageCommitLog(_) | Case::StorageCommitLogProducers(_) => Vec::new(),
     };
     // Segments behind the commit log get no zeros ahead: fresh files, extended by the data.
     let mut segments = Vec::new();
@@ -343,7 +374,9 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
     }
     // The module's files are made (zeros) by a first use before timing, then recycled.
     let storage_log = match case {
-        Case::StorageCommitLog(_) => Some(storage_commit_log(&dir, bytes).await),
+        Case::StorageCommitLog(_) | Case::StorageCommitLogProducers(_) => {
+            Some(storage_commit_log(&dir, bytes).await)
+        }
         _ => None,
     };
     let cpu_before = cpu_s();
@@ -352,6 +385,10 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         Case::StorageCommitLog(_) => {
             let log = storage_log.as_ref().expect("made above");
             storage_rounds(log, rounds, n).await
+        }
+        Case::StorageCommitLogProducers(_) => {
+            let log = storage_log.as_ref().expect("made above");
+            storage_producers(log, rounds, n).await
         }
         Case::PerFileZerosAhead(_) => per_file(&files, rounds, true, RoundSync::PerFile).await,
         Case::PerFileOverwrite(_) => per_file(&files, rounds, false, RoundSync::PerFile).await,
@@ -393,6 +430,7 @@ fn cases() -> Vec<Case> {
             Case::PerFileOverwriteSyncfs(n),
             Case::CommitLog(n),
             Case::StorageCommitLog(n),
+            Case::StorageCommitLogProducers(n),
             Case::CommitLogWithSegments(n),
         ]);
     }
