@@ -15,8 +15,7 @@ const AFTER_GENERATION: usize = 16;
 /// The partition id of a file's marker record: the first record of every use of a file,
 /// written and synced before any round, carrying the use's generation.
 pub(crate) const MARKER_PARTITION: u32 = u32::MAX;
-/// The partition id of a padding record: fills a round's last block when a header fits
-/// (a smaller rest of a block is zeros, which the scan skips).
+/// The partition id of a padding record: fills a round's last block.
 pub(crate) const PADDING_PARTITION: u32 = u32::MAX - 1;
 /// Largest record accepted by the scan: a length beyond it is corruption, not a record
 /// (a batch is at most a produce request's size, far below this).
@@ -62,23 +61,26 @@ pub(crate) fn set_generation(record: &mut [u8], generation: u64) {
     record[4..8].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// Pads `out` (a round, from a block boundary) to whole blocks: a padding record when a
-/// header fits in the rest of the last block, else zeros.
+/// Pads `out` (a round, from a block boundary) to whole blocks with a padding record,
+/// one block longer when the rest of the last block cannot hold a header: records stay
+/// contiguous, so a scan needs no rule of its own for a round's end.
 pub(crate) fn pad_to_block(out: &mut Vec<u8>, generation: u64) {
-    let rest = out.len().next_multiple_of(BLOCK_BYTES) - out.len();
-    if rest >= RECORD_HEADER_BYTES {
-        let zeros = vec![0; rest - RECORD_HEADER_BYTES];
-        let padding = Record {
-            generation,
-            partition: PADDING_PARTITION,
-            base_offset: 0,
-            last_offset: 0,
-            batch: &zeros,
-        };
-        encode_with_generation(&padding, out);
-    } else {
-        out.resize(out.len() + rest, 0);
+    let mut rest = out.len().next_multiple_of(BLOCK_BYTES) - out.len();
+    if rest == 0 {
+        return;
     }
+    if rest < RECORD_HEADER_BYTES {
+        rest += BLOCK_BYTES;
+    }
+    let zeros = vec![0; rest - RECORD_HEADER_BYTES];
+    let padding = Record {
+        generation,
+        partition: PADDING_PARTITION,
+        base_offset: 0,
+        last_offset: 0,
+        batch: &zeros,
+    };
+    encode_with_generation(&padding, out);
 }
 
 /// Encodes a complete record of `generation` (tests and the file marker).
@@ -146,17 +148,6 @@ pub(crate) fn scan(bytes: &[u8]) -> (Vec<Record<'_>>, usize, ScanEnd) {
     let mut records = Vec::new();
     let mut pos = 0usize;
     loop {
-        let block_rest = pos.next_multiple_of(BLOCK_BYTES) - pos;
-        if block_rest < RECORD_HEADER_BYTES && block_rest > 0 {
-            // Zeros too short for a header end a round's last block.
-            if bytes.len() - pos < block_rest
-                || bytes[pos..pos + block_rest].iter().any(|b| *b != 0)
-            {
-                return (records, pos, ScanEnd::Corrupt);
-            }
-            pos += block_rest;
-            continue;
-        }
         match decode(&bytes[pos..]) {
             Ok(r)
                 if records

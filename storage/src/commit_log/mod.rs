@@ -233,6 +233,11 @@ impl CommitLog {
         }
     }
 
+    /// The failure that stopped the log, or `Closed`.
+    pub fn check_usable(&self) -> Result<(), StorageError> {
+        self.state.borrow().check_usable()
+    }
+
     /// fdatasyncs issued so far: one per round.
     pub fn fdatasync_count(&self) -> u64 {
         self.state.borrow().syncs
