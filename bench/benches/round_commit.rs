@@ -7,8 +7,11 @@
 //! Run: cargo bench -p riffle-bench --bench round_commit -- [--mib N] [--repeat R]
 //! [--only NAME-SUBSTRING]
 
+use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
+use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_storage::commit_log::{self, CommitLog, CommitLogConfig};
+use riffle_storage::{LogConfig, PartitionLog};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,11 @@ enum Case {
     /// The same with two producers per partition, each appending and committing in a loop
     /// (as producers with two requests in flight): rounds form and overlap on their own.
     StorageCommitLogProducers(usize),
+    /// `n` riffle-storage `PartitionLog`s, one producer each appending a 16 KiB RecordBatch
+    /// and waiting for `flush` (today's acks=all: one fdatasync per partition per round).
+    LogFlush(usize),
+    /// The same logs made durable with `commit_to` through one shard `CommitLog`.
+    LogCommit(usize),
     /// The commit log plus the segments written behind it without a per-round fdatasync,
     /// checkpointed (one fdatasync per segment) every `CHECKPOINT_BYTES`: the whole design.
     CommitLogWithSegments(usize),
@@ -67,6 +75,8 @@ impl Case {
             | Case::CommitLog(n)
             | Case::StorageCommitLog(n)
             | Case::StorageCommitLogProducers(n)
+            | Case::LogFlush(n)
+            | Case::LogCommit(n)
             | Case::CommitLogWithSegments(n)
             | Case::RawSyncPerRound(n) => n,
             Case::RawSyncAtEnd => 1,
@@ -83,6 +93,8 @@ impl Case {
             Case::StorageCommitLogProducers(n) => {
                 format!("storage CommitLog, 2 producers x {n} partition(s)")
             }
+            Case::LogFlush(n) => format!("PartitionLog flush, {n} partition(s)"),
+            Case::LogCommit(n) => format!("PartitionLog commit_to, {n} partition(s)"),
             Case::CommitLogWithSegments(n) => format!("commit log + segments, {n} partition(s)"),
             Case::RawSyncPerRound(n) => format!("raw, 1 fdatasync per {n}x16k"),
             Case::RawSyncAtEnd => "raw, one final fdatasync".to_string(),
@@ -337,6 +349,64 @@ async fn storage_producers(log: &Rc<CommitLog>, rounds: u64, partitions: usize) 
     syncs
 }
 
+/// A RecordBatch of about `BATCH_BYTES` (uncompressed records of 100-byte values).
+fn record_batch() -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::None, 1_700_000_000_000).producer(1, 0, 0);
+    let value = [0x5au8; 100];
+    for i in 0..((BATCH_BYTES - 61) / 120) as i64 {
+        b.append(1_700_000_000_000 + i, Some(b"key-0000"), Some(&value), &[]);
+    }
+    b.finish()
+}
+
+async fn open_logs(dir: &Path, partitions: usize) -> Vec<Rc<PartitionLog>> {
+    let mut logs = Vec::new();
+    for p in 0..partitions {
+        let log = PartitionLog::open(dir.join(format!("p{p}")), LogConfig::default());
+        logs.push(log.await.unwrap());
+    }
+    logs
+}
+
+/// Partition logs, one producer each: append, then `flush` (no commit log) or
+/// `commit_to`, `rounds` times. Returns the fdatasyncs of the logs and the commit log.
+async fn partition_logs(
+    logs: Vec<Rc<PartitionLog>>,
+    commit_log: Option<Rc<CommitLog>>,
+    rounds: u64,
+) -> u64 {
+    let commit_syncs_before = commit_log.as_ref().map_or(0, |c| c.fdatasync_count());
+    let batch = record_batch();
+    let tasks: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(p, log)| {
+            let (log, batch, commit_log) = (log.clone(), batch.clone(), commit_log.clone());
+            glommio::spawn_local(async move {
+                for _ in 0..rounds {
+                    log.append(batch.clone()).await.unwrap();
+                    match &commit_log {
+                        Some(c) => log.commit_to(c, p as u32).await.unwrap(),
+                        None => log.flush().await.unwrap(),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+    let mut syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum();
+    if let Some(c) = &commit_log {
+        syncs += c.fdatasync_count() - commit_syncs_before;
+        c.close().await.unwrap();
+    }
+    for l in logs {
+        l.close().await.unwrap();
+    }
+    syncs
+}
+
 struct Row {
     name: String,
     bytes: u64,
@@ -363,7 +433,10 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         }
         Case::CommitLog(_) | Case::CommitLogWithSegments(_) => prewritten(&dir, 1, bytes * 2).await,
         Case::RawSyncPerRound(_) | Case::RawSyncAtEnd => prewritten(&dir, 1, bytes).await,
-        Case::StorageCommitLog(_) | Case::StorageCommitLogProducers(_) => Vec::new(),
+        Case::StorageCommitLog(_)
+        | Case::StorageCommitLogProducers(_)
+        | Case::LogFlush(_)
+        | Case::LogCommit(_) => Vec::new(),
     };
     // Segments behind the commit log get no zeros ahead: fresh files, extended by the data.
     let mut segments = Vec::new();
@@ -374,10 +447,14 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
     }
     // The module's files are made (zeros) by a first use before timing, then recycled.
     let storage_log = match case {
-        Case::StorageCommitLog(_) | Case::StorageCommitLogProducers(_) => {
+        Case::StorageCommitLog(_) | Case::StorageCommitLogProducers(_) | Case::LogCommit(_) => {
             Some(storage_commit_log(&dir, bytes).await)
         }
         _ => None,
+    };
+    let logs = match case {
+        Case::LogFlush(_) | Case::LogCommit(_) => open_logs(&dir, n).await,
+        _ => Vec::new(),
     };
     let cpu_before = cpu_s();
     let start = Instant::now();
@@ -390,6 +467,8 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
             let log = storage_log.as_ref().expect("made above");
             storage_producers(log, rounds, n).await
         }
+        Case::LogFlush(_) => partition_logs(logs, None, rounds).await,
+        Case::LogCommit(_) => partition_logs(logs, storage_log.clone(), rounds).await,
         Case::PerFileZerosAhead(_) => per_file(&files, rounds, true, RoundSync::PerFile).await,
         Case::PerFileOverwrite(_) => per_file(&files, rounds, false, RoundSync::PerFile).await,
         Case::PerFileOverwriteSyncfs(_) => per_file(&files, rounds, false, RoundSync::Syncfs).await,
@@ -431,6 +510,8 @@ fn cases() -> Vec<Case> {
             Case::CommitLog(n),
             Case::StorageCommitLog(n),
             Case::StorageCommitLogProducers(n),
+            Case::LogFlush(n),
+            Case::LogCommit(n),
             Case::CommitLogWithSegments(n),
         ]);
     }
