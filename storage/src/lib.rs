@@ -5,6 +5,7 @@
 mod batch;
 mod cache;
 pub mod clock;
+pub mod commit_log;
 mod config;
 mod error;
 mod event;

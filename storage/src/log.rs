@@ -7,6 +7,7 @@
 use crate::batch::{self, BatchHeader, PATCHED_PREFIX};
 use crate::cache::CachedBatch;
 use crate::clock::now_ms;
+use crate::commit_log::{CommitLog, ReplayedRecord};
 use crate::error::StorageError;
 use crate::recovery::{self, remove_files, write_start_checkpoint};
 use crate::segment::{align_down, create_segment, segment_paths};
@@ -185,9 +186,86 @@ impl PartitionLog {
         self.shared.syncs.get()
     }
 
-    /// Offsets below this are durable.
+    /// Offsets below this are durable: in the segments, or in the shard's commit log.
     pub fn durable_offset(&self) -> i64 {
-        self.shared.state.borrow().offsets.durable()
+        self.shared.state.borrow().offsets.high_watermark()
+    }
+
+    /// Makes everything appended before the call durable through the shard's commit log,
+    /// as `partition`: one fdatasync of the log's round covers every partition in it, and
+    /// the segments are written behind without one (`flush` is their checkpoint). Returns
+    /// the durable log end offset (exclusive).
+    pub async fn commit_to(&self, log: &CommitLog, partition: u32) -> Result<i64, StorageError> {
+        let (from, target, chunks) = {
+            let mut s = self.shared.state.borrow_mut();
+            s.check_usable()?;
+            let target = s.offsets.log_end();
+            if s.offsets.high_watermark() >= target {
+                return Ok(s.offsets.high_watermark());
+            }
+            let from = s.offsets.high_watermark().max(s.offsets.commit_issued());
+            let mut chunks = Vec::new();
+            if from < target {
+                // Batches not durable in the segments stay in the tail cache (it evicts only
+                // below the segments' durable offset).
+                s.cache.read(from, usize::MAX, &mut chunks);
+                // Set before any await, so a concurrent call appends only what follows.
+                s.offsets.commit_issued_to(target);
+            }
+            (from, target, chunks)
+        };
+        if from >= target {
+            return self.wait_committed(log, target).await;
+        }
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let committed = match log.append(partition, from, target - 1, &bytes).await {
+            Ok(round) => log.commit(round).await,
+            Err(e) => Err(e),
+        };
+        if committed.is_ok() {
+            self.shared
+                .state
+                .borrow_mut()
+                .offsets
+                .publish_committed(target);
+        }
+        // Also on failure: a concurrent `wait_committed` then finds the commit log failed.
+        self.shared.durable.notify();
+        committed?;
+        Ok(self.durable_offset())
+    }
+
+    /// Waits until an earlier `commit_to` made `target` durable (or the commit log failed).
+    async fn wait_committed(&self, log: &CommitLog, target: i64) -> Result<i64, StorageError> {
+        loop {
+            let listener = self.shared.durable.listen();
+            if self.durable_offset() >= target {
+                return Ok(self.durable_offset());
+            }
+            log.check_usable()?;
+            listener.await;
+        }
+    }
+
+    /// Appends the batches of commit-log records of this partition that the segments lack
+    /// (base offset at the log end; older ones are already here), then makes the segments
+    /// durable: start-up, before the shard's commit log is created again.
+    pub async fn apply_replayed(&self, records: &[ReplayedRecord]) -> Result<(), StorageError> {
+        for r in records {
+            let mut rest = r.batch.clone();
+            while !rest.is_empty() {
+                let h = batch::parse_header(&rest).map_err(|e| StorageError::CorruptSegment {
+                    path: self.shared.dir.join("commit log"),
+                    position: 0,
+                    reason: format!("replayed batch: {e:?}"),
+                })?;
+                let one = rest.split_to(h.size.min(rest.len()));
+                if h.base_offset == self.log_end_offset() {
+                    self.append(one).await?;
+                }
+            }
+        }
+        self.flush().await.map(|_| ())
     }
 
     /// Resolves when `log_end_offset > offset`, or the log is closed or failed.

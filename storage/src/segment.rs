@@ -6,7 +6,6 @@ use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::index::SegmentIndex;
 use crate::recovery::remove_files;
-use crate::state::preallocate_step;
 use crate::LogConfig;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
@@ -297,8 +296,8 @@ impl Segment {
     }
 }
 
-/// Creates (or reuses, emptied) the segment file for `base`, pre-allocates it and makes
-/// its directory entry durable before anything in it can be acknowledged.
+/// Creates (or reuses, emptied) the segment file for `base` and makes its directory entry
+/// durable before anything in it can be acknowledged.
 pub(crate) async fn create_segment(
     dir: &Path,
     base: i64,
@@ -309,8 +308,8 @@ pub(crate) async fn create_segment(
     if file.allocated.get() > 0 {
         file.truncate(0).await?;
     }
-    // Starts writing the first step of zeros in the background.
-    file.reserve(0, preallocate_step(config)).await?;
+    // No zeros yet: the first write reserves them, so a partition that is opened and never
+    // written costs no disk (issue 14: an idle partition must cost almost nothing).
     // Index files left by an earlier segment of the same base would be stale; removing
     // them also syncs the directory, making the new file's entry durable.
     remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 /// The log's offsets, changed only through methods that keep
-/// `log_start <= durable <= sync_issued <= log_end` and `flush_target <= log_end`.
+/// `log_start <= durable <= sync_issued <= log_end`, `flush_target <= log_end` and
+/// `committed <= commit_issued <= log_end`.
 #[derive(Debug)]
 pub(crate) struct Offsets {
     log_start: i64,
@@ -29,6 +30,10 @@ pub(crate) struct Offsets {
     sync_issued: i64,
     /// Highest offset a flush was asked for.
     flush_target: i64,
+    /// Offsets below this are durable in the shard's commit log (maybe not in the segments).
+    committed: i64,
+    /// Highest offset appended to the commit log (its round maybe not durable yet).
+    commit_issued: i64,
 }
 
 impl Offsets {
@@ -40,6 +45,8 @@ impl Offsets {
             durable: log_end,
             sync_issued: log_end,
             flush_target: log_end,
+            committed: log_end,
+            commit_issued: log_end,
         };
         o.assert_ordered();
         o
@@ -50,6 +57,8 @@ impl Offsets {
             && self.durable <= self.sync_issued
             && self.sync_issued <= self.log_end
             && self.flush_target <= self.log_end
+            && self.committed <= self.commit_issued
+            && self.commit_issued <= self.log_end
     }
 
     fn assert_ordered(&self) {
@@ -70,6 +79,29 @@ impl Offsets {
     }
     pub fn flush_target(&self) -> i64 {
         self.flush_target
+    }
+    pub fn commit_issued(&self) -> i64 {
+        self.commit_issued
+    }
+    /// Offsets below this are durable, in the segments or in the shard's commit log.
+    pub fn high_watermark(&self) -> i64 {
+        self.durable.max(self.committed)
+    }
+
+    /// Everything below `offset` was appended to the shard's commit log.
+    pub fn commit_issued_to(&mut self, offset: i64) {
+        debug_assert!(offset >= self.commit_issued);
+        self.commit_issued = offset;
+        assert!(self.ordered(), "commit issued past the log end: {self:?}");
+    }
+
+    /// The commit-log round holding everything below `offset` is durable. Ignored when it
+    /// is not news or describes offsets a truncation removed meanwhile.
+    pub fn publish_committed(&mut self, offset: i64) {
+        if offset > self.committed && offset <= self.commit_issued {
+            self.committed = offset;
+        }
+        debug_assert!(self.ordered(), "{self:?}");
     }
 
     /// An append took offsets up to `next` (exclusive). Hot path.
@@ -114,6 +146,7 @@ impl Offsets {
     /// (the log end follows once the cut is done).
     pub fn lower_durable(&mut self, new_end: i64) {
         self.durable = self.durable.min(new_end);
+        self.committed = self.committed.min(new_end);
         assert!(self.ordered(), "truncating below the log start: {self:?}");
     }
 
@@ -123,6 +156,8 @@ impl Offsets {
         self.durable = self.durable.min(new_end);
         self.sync_issued = self.sync_issued.min(new_end);
         self.flush_target = self.flush_target.min(new_end);
+        self.committed = self.committed.min(new_end);
+        self.commit_issued = self.commit_issued.min(new_end);
         assert!(self.ordered(), "truncated below the log start: {self:?}");
     }
 

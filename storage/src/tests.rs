@@ -582,6 +582,30 @@ fn recovery_trims_the_preallocated_zero_tail_and_keeps_every_durable_batch() {
 }
 
 #[test]
+fn an_opened_partition_that_is_never_written_writes_no_zeros() {
+    run(|dir| async move {
+        let dir = dir.join("idle");
+        let log = open(&dir, LogConfig::default()).await;
+        // Nothing signals that a background write did not start: give one the time it
+        // would take (a prefill's first step, fallocate, completes in well under this).
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        let seg = dir.join(format!("{:020}.log", 0));
+        let meta = std::fs::metadata(&seg).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.len(), meta.blocks()),
+            (0, 0),
+            "an idle segment holds no zeros"
+        );
+        // The first write reserves what it needs.
+        let b = batch(1, 1, 1000);
+        let info = append_and_flush(&log, b.clone()).await.unwrap();
+        assert_eq!(read_all(&log, 0).await, stored(&b, info.base_offset));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn zeros_written_ahead_stay_bounded_and_never_outlive_a_segment() {
     run(|dir| async move {
         let config = LogConfig {
@@ -684,4 +708,102 @@ fn delete_records_and_retention_make_what_they_delete_durable_first() {
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 34));
         log.close().await.unwrap();
     });
+}
+
+#[test]
+fn acks_all_of_64_partitions_through_the_commit_log_take_one_fdatasync_a_round_and_survive_a_crash()
+{
+    use crate::commit_log::{self, CommitLog, CommitLogConfig};
+    run(|dir| async move {
+        let checkpoint: commit_log::Checkpoint = Rc::new(|_| Box::pin(async { Ok(()) }));
+        let config = CommitLogConfig {
+            file_bytes: commit_log::FILE_BYTES_MIN,
+            files_max: 2,
+        };
+        let cl = CommitLog::create(dir.join("live/commit"), config, checkpoint.clone())
+            .await
+            .unwrap();
+        let mut logs = Vec::new();
+        for p in 0..64 {
+            logs.push(open(&dir.join(format!("live/p{p}")), LogConfig::default()).await);
+        }
+        let syncs_before = cl.fdatasync_count();
+        let mut expect = vec![Vec::new(); 64];
+        for round in 0..5 {
+            let acks: Vec<_> = logs
+                .iter()
+                .enumerate()
+                .map(|(p, log)| {
+                    let (log, cl) = (log.clone(), cl.clone());
+                    let b = batch(3, round, 2000 + p * 7 + round as usize);
+                    glommio::spawn_local(async move {
+                        let info = log.append(b.clone()).await.unwrap();
+                        let durable = log.commit_to(&cl, p as u32).await.unwrap();
+                        assert!(durable > info.last_offset);
+                        stored(&b, info.base_offset)
+                    })
+                })
+                .collect();
+            for (p, ack) in acks.into_iter().enumerate() {
+                expect[p].extend(ack.await);
+            }
+        }
+        let rounds = cl.fdatasync_count() - syncs_before;
+        assert!(rounds <= 10, "5 rounds of 64 acks took {rounds} fdatasyncs");
+        let segment_syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum();
+        assert_eq!(segment_syncs, 0, "no segment fdatasync on the ack path");
+        // The crash image: every file as it is now, nothing closed or flushed.
+        copy_dir(&dir.join("live"), &dir.join("crashed"));
+        let replayed = commit_log::replay(dir.join("crashed/commit"))
+            .await
+            .unwrap();
+        for (p, expect) in expect.iter().enumerate() {
+            let log = open(&dir.join(format!("crashed/p{p}")), LogConfig::default()).await;
+            let mine: Vec<_> = replayed
+                .iter()
+                .filter(|r| r.partition == p as u32)
+                .cloned()
+                .collect();
+            let recovered_end = log.log_end_offset();
+            log.apply_replayed(&mine).await.unwrap();
+            let replayed_offsets: Vec<(i64, i64)> = mine
+                .iter()
+                .map(|r| (r.base_offset, r.last_offset))
+                .collect();
+            assert_eq!(
+                log.log_end_offset(),
+                15,
+                "partition {p}: recovered to {recovered_end}, replayed {replayed_offsets:?}"
+            );
+            assert_eq!(&read_all(&log, 0).await, expect, "partition {p}");
+            log.close().await.unwrap();
+        }
+        let restarted = CommitLog::create(
+            dir.join("crashed/commit"),
+            CommitLogConfig {
+                file_bytes: commit_log::FILE_BYTES_MIN,
+                files_max: 2,
+            },
+            checkpoint,
+        )
+        .await
+        .unwrap();
+        restarted.close().await.unwrap();
+        for l in &logs {
+            l.close().await.unwrap();
+        }
+        cl.close().await.unwrap();
+    });
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

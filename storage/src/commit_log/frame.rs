@@ -1,0 +1,292 @@
+//! The commit log's record framing, sans-io: encode a batch into a framed record, and scan
+//! a file's bytes back into records, stopping at the first one that is torn, corrupt or
+//! left over from the file's previous use (an older generation).
+
+/// `length u32 | crc32c u32 | generation u64 | partition u32 | base_offset i64 |
+/// last_offset i64`, big-endian as Kafka's own formats, then the batch bytes.
+pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4 + 8 + 4 + 8 + 8;
+/// The CRC covers everything after the CRC field.
+const CRC_FROM: usize = 8;
+/// Records are written in whole blocks: a round never rewrites a block that holds
+/// records of an earlier, acknowledged round (a torn rewrite could destroy them).
+pub(crate) const BLOCK_BYTES: usize = 4096;
+/// Where the generation field ends.
+const AFTER_GENERATION: usize = 16;
+/// The partition id of a file's marker record: the first record of every use of a file,
+/// written and synced before any round, carrying the use's generation.
+pub(crate) const MARKER_PARTITION: u32 = u32::MAX;
+/// The partition id of a padding record: fills a round's last block.
+pub(crate) const PADDING_PARTITION: u32 = u32::MAX - 1;
+/// Largest record accepted by the scan: a length beyond it is corruption, not a record
+/// (a batch is at most a produce request's size, far below this).
+pub(crate) const RECORD_BYTES_MAX: usize = 256 << 20;
+
+/// One batch as the commit log holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record<'a> {
+    /// The file's generation when the record was written: each reuse of a file takes a new,
+    /// higher one.
+    pub generation: u64,
+    /// The shard-local id of the partition the batch belongs to.
+    pub partition: u32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub batch: &'a [u8],
+}
+
+/// Framed length of a record holding `batch_bytes`.
+pub(crate) fn framed_len(batch_bytes: usize) -> usize {
+    RECORD_HEADER_BYTES + batch_bytes
+}
+
+/// Appends the framed record to `out`, with the generation and CRC left for
+/// `set_generation` (the file a record goes to is known only when its round is written).
+pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
+    let len = framed_len(record.batch.len());
+    assert!(len <= RECORD_BYTES_MAX, "record of {len} bytes");
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&record.generation.to_be_bytes());
+    out.extend_from_slice(&record.partition.to_be_bytes());
+    out.extend_from_slice(&record.base_offset.to_be_bytes());
+    out.extend_from_slice(&record.last_offset.to_be_bytes());
+    out.extend_from_slice(record.batch);
+}
+
+/// Writes `generation` into an encoded record and computes its CRC: the one pass over
+/// the batch's bytes, once the file the record goes to is known.
+pub(crate) fn set_generation(record: &mut [u8], generation: u64) {
+    record[8..AFTER_GENERATION].copy_from_slice(&generation.to_be_bytes());
+    let crc = crc32c::crc32c(&record[CRC_FROM..]);
+    record[4..8].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Pads `out` (a round, from a block boundary) to whole blocks with a padding record,
+/// one block longer when the rest of the last block cannot hold a header: records stay
+/// contiguous, so a scan needs no rule of its own for a round's end.
+pub(crate) fn pad_to_block(out: &mut Vec<u8>, generation: u64) {
+    let mut rest = out.len().next_multiple_of(BLOCK_BYTES) - out.len();
+    if rest == 0 {
+        return;
+    }
+    if rest < RECORD_HEADER_BYTES {
+        rest += BLOCK_BYTES;
+    }
+    let zeros = vec![0; rest - RECORD_HEADER_BYTES];
+    let padding = Record {
+        generation,
+        partition: PADDING_PARTITION,
+        base_offset: 0,
+        last_offset: 0,
+        batch: &zeros,
+    };
+    encode_with_generation(&padding, out);
+}
+
+/// Encodes a complete record of `generation` (tests and the file marker).
+pub(crate) fn encode_with_generation(record: &Record<'_>, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode(record, out);
+    set_generation(&mut out[start..], record.generation);
+}
+
+/// Why a scan stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Zeros or fewer bytes than a header: never written (or written and padded).
+    Clean,
+    /// A length that cannot be a record, or a CRC mismatch: a torn or corrupt write.
+    Corrupt,
+    /// A whole record of another generation: left from the file's previous use.
+    Stale,
+    /// A header whose record runs past the bytes given.
+    Truncated,
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[..4].try_into().expect("4 bytes"))
+}
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// Decodes the record at the start of `bytes`; Err says why there is none.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Record<'_>, ScanEnd> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return Err(ScanEnd::Clean);
+    }
+    let len = be_u32(bytes) as usize;
+    if len == 0 {
+        return Err(ScanEnd::Clean);
+    }
+    if !(RECORD_HEADER_BYTES..=RECORD_BYTES_MAX).contains(&len) {
+        return Err(ScanEnd::Corrupt);
+    }
+    if len > bytes.len() {
+        return Err(ScanEnd::Truncated);
+    }
+    if crc32c::crc32c(&bytes[CRC_FROM..len]) != be_u32(&bytes[4..]) {
+        return Err(ScanEnd::Corrupt);
+    }
+    let record = Record {
+        generation: be_u64(&bytes[8..]),
+        partition: be_u32(&bytes[16..]),
+        base_offset: be_u64(&bytes[20..]) as i64,
+        last_offset: be_u64(&bytes[28..]) as i64,
+        batch: &bytes[RECORD_HEADER_BYTES..len],
+    };
+    if record.base_offset < 0 || record.last_offset < record.base_offset {
+        return Err(ScanEnd::Corrupt);
+    }
+    Ok(record)
+}
+
+/// The records of one file's current use, in order (padding included): the generation is
+/// the first record's, and the scan stops at the first record that does not decode or is
+/// of another generation. Returns the records, the end of the last one, and why it stopped.
+pub(crate) fn scan(bytes: &[u8]) -> (Vec<Record<'_>>, usize, ScanEnd) {
+    let mut records = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        match decode(&bytes[pos..]) {
+            Ok(r)
+                if records
+                    .first()
+                    .is_some_and(|f: &Record| f.generation != r.generation) =>
+            {
+                return (records, pos, ScanEnd::Stale);
+            }
+            Ok(r) => {
+                pos += framed_len(r.batch.len());
+                records.push(r);
+            }
+            Err(end) => return (records, pos, end),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(generation: u64, partition: u32, base: i64, batch: &[u8]) -> Record<'_> {
+        Record {
+            generation,
+            partition,
+            base_offset: base,
+            last_offset: base + 9,
+            batch,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_in_order() {
+        let mut out = Vec::new();
+        let batches: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + i as usize]).collect();
+        for (i, b) in batches.iter().enumerate() {
+            encode_with_generation(&record(3, i as u32, i as i64 * 10, b), &mut out);
+        }
+        out.extend_from_slice(&[0; 4096]);
+        let (records, end, why) = scan(&out);
+        assert_eq!(why, ScanEnd::Clean);
+        assert_eq!(end, out.len() - 4096);
+        assert_eq!(records.len(), 5);
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r, &record(3, i as u32, i as i64 * 10, &batches[i]));
+        }
+    }
+
+    #[test]
+    fn scan_stops_at_a_torn_record_at_every_truncation() {
+        let mut out = Vec::new();
+        encode_with_generation(&record(1, 0, 0, &[7; 300]), &mut out);
+        let first = out.len();
+        encode_with_generation(&record(1, 0, 10, &[8; 300]), &mut out);
+        for cut in first..out.len() {
+            let (records, end, why) = scan(&out[..cut]);
+            assert_eq!(records.len(), 1, "cut at {cut}");
+            assert_eq!(end, first);
+            assert_ne!(why, ScanEnd::Stale);
+        }
+    }
+
+    #[test]
+    fn scan_stops_at_any_flipped_byte_of_the_last_record() {
+        let mut out = Vec::new();
+        encode_with_generation(&record(1, 2, 0, &[7; 64]), &mut out);
+        let first = out.len();
+        encode_with_generation(&record(1, 2, 10, &[8; 64]), &mut out);
+        for i in first..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 0x40;
+            let (records, end, _) = scan(&bad);
+            assert_eq!((records.len(), end), (1, first), "byte {i} flipped");
+        }
+    }
+
+    #[test]
+    fn records_of_a_previous_use_of_the_file_are_not_replayed() {
+        // The file's first lap left generation 4; the new lap (5) overwrote the start only.
+        let mut old = Vec::new();
+        for i in 0..4 {
+            encode_with_generation(&record(4, 1, i * 10, &[1; 200]), &mut old);
+        }
+        let mut new = Vec::new();
+        encode_with_generation(&record(5, 2, 100, &[2; 200]), &mut new);
+        let new_len = new.len();
+        let mut file = old.clone();
+        file[..new_len].copy_from_slice(&new);
+        // The old lap's second record starts at the same place here (equal sizes).
+        let (records, end, why) = scan(&file);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].generation, 5);
+        assert_eq!((end, why), (new_len, ScanEnd::Stale));
+    }
+
+    #[test]
+    fn a_generation_set_later_gives_the_same_bytes_as_one_set_at_once() {
+        let r = record(77, 3, 5, &[9; 1000]);
+        let mut at_once = Vec::new();
+        encode_with_generation(&r, &mut at_once);
+        let mut later = Vec::new();
+        encode(
+            &Record {
+                generation: 0,
+                ..r.clone()
+            },
+            &mut later,
+        );
+        set_generation(&mut later, 77);
+        assert_eq!(at_once, later);
+        assert_eq!(decode(&later), Ok(r));
+    }
+
+    #[test]
+    fn rounds_padded_to_blocks_scan_through_every_padding_size() {
+        for batch_bytes in (3900..4100).chain([0, 1, 100]) {
+            let mut out = Vec::new();
+            for i in 0..3 {
+                encode_with_generation(&record(2, 1, i * 10, &vec![5; batch_bytes]), &mut out);
+                pad_to_block(&mut out, 2);
+                assert_eq!(out.len() % BLOCK_BYTES, 0);
+            }
+            let (records, end, why) = scan(&out);
+            let data: Vec<_> = records
+                .iter()
+                .filter(|r| r.partition != PADDING_PARTITION)
+                .collect();
+            assert_eq!(data.len(), 3, "batch of {batch_bytes}");
+            assert_eq!((end, why), (out.len(), ScanEnd::Clean));
+        }
+    }
+
+    #[test]
+    fn an_impossible_length_is_corruption_not_an_allocation() {
+        let mut out = Vec::new();
+        encode_with_generation(&record(1, 0, 0, &[7; 10]), &mut out);
+        out[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(decode(&out), Err(ScanEnd::Corrupt));
+        out[..4].copy_from_slice(&5u32.to_be_bytes());
+        assert_eq!(decode(&out), Err(ScanEnd::Corrupt));
+    }
+}

@@ -1,0 +1,235 @@
+//! The commit log on a real disk: one fdatasync per round whatever the partition count,
+//! recycling only after a checkpoint, replay of what was committed and nothing else.
+
+use super::*;
+use crate::test_util::run;
+use std::cell::RefCell;
+
+fn config(files_max: usize) -> CommitLogConfig {
+    CommitLogConfig {
+        file_bytes: FILE_BYTES_MIN,
+        files_max,
+    }
+}
+
+/// Every checkpoint's (partition, offset) list, in call order.
+type Asked = Rc<RefCell<Vec<Vec<(u32, i64)>>>>;
+
+/// A checkpoint that records what it was asked to make durable.
+fn recording_checkpoint() -> (Checkpoint, Asked) {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let log = asked.clone();
+    let checkpoint: Checkpoint = Rc::new(move |mut offsets: Vec<(u32, i64)>| {
+        offsets.sort();
+        log.borrow_mut().push(offsets);
+        Box::pin(async { Ok(()) })
+    });
+    (checkpoint, asked)
+}
+
+fn batch(partition: u32, offset: i64, len: usize) -> Vec<u8> {
+    let mut b = vec![(partition as u8) ^ (offset as u8); len];
+    b[..8].copy_from_slice(&offset.to_be_bytes());
+    b
+}
+
+#[test]
+fn one_fdatasync_covers_a_round_of_64_partitions() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        let before = log.fdatasync_count();
+        let mut rounds = Vec::new();
+        for p in 0..64u32 {
+            rounds.push(log.append(p, 0, 9, &batch(p, 0, 16 << 10)).await.unwrap());
+        }
+        let commits: Vec<_> = rounds
+            .into_iter()
+            .map(|round| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.commit(round).await })
+            })
+            .collect();
+        for c in commits {
+            c.await.unwrap();
+        }
+        // The first append may start a round alone before the other 63 arrive.
+        assert!(
+            log.fdatasync_count() - before <= 2,
+            "{}",
+            log.fdatasync_count()
+        );
+        log.close().await.unwrap();
+        let replayed = replay(&dir).await.unwrap();
+        assert_eq!(replayed.len(), 64);
+        for (p, r) in replayed.iter().enumerate() {
+            assert_eq!(
+                (r.partition, r.base_offset, r.last_offset),
+                (p as u32, 0, 9)
+            );
+            assert_eq!(&r.batch[..], &batch(p as u32, 0, 16 << 10)[..]);
+        }
+    });
+}
+
+#[test]
+fn files_are_reused_only_after_their_partitions_are_checkpointed() {
+    run(|dir| async move {
+        let (checkpoint, asked) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        let batch_bytes = 1 << 20;
+        // 40 MiB over two 16 MiB files: the first file is reused after a checkpoint.
+        let mut last = 0;
+        for i in 0..40i64 {
+            let p = (i % 3) as u32;
+            let round = log
+                .append(p, i * 10, i * 10 + 9, &batch(p, i, batch_bytes))
+                .await;
+            log.commit(round.unwrap()).await.unwrap();
+            last = i;
+        }
+        log.close().await.unwrap();
+        let asked = asked.borrow().clone();
+        assert!(!asked.is_empty(), "a file was reused");
+        let checkpointed_max = asked
+            .iter()
+            .flatten()
+            .map(|(_, offset)| *offset)
+            .max()
+            .unwrap();
+        let replayed = replay(&dir).await.unwrap();
+        // Every committed record not checkpointed is replayed, in order, and only those
+        // of the files' current uses.
+        let offsets: Vec<i64> = replayed.iter().map(|r| r.base_offset).collect();
+        let first = offsets[0];
+        assert!(first <= checkpointed_max + 1, "no gap after the checkpoint");
+        let expected: Vec<i64> = (first / 10..=last).map(|i| i * 10).collect();
+        assert_eq!(offsets, expected);
+        for r in &replayed {
+            let i = r.base_offset / 10;
+            assert_eq!(&r.batch[..], &batch((i % 3) as u32, i, batch_bytes)[..]);
+        }
+    });
+}
+
+#[test]
+fn a_restart_never_replays_records_a_second_time() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint.clone())
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let round = log.append(1, i, i, &batch(1, i, 5000)).await.unwrap();
+            log.commit(round).await.unwrap();
+        }
+        log.close().await.unwrap();
+        assert_eq!(replay(&dir).await.unwrap().len(), 5);
+        // The owner applied the replay; a new commit log ends those files' uses.
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        assert_eq!(replay(&dir).await.unwrap(), vec![]);
+    });
+}
+
+#[test]
+fn a_torn_last_round_is_not_replayed() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        for i in 0..3 {
+            let round = log.append(7, i, i, &batch(7, i, 3000)).await.unwrap();
+            log.commit(round).await.unwrap();
+        }
+        log.close().await.unwrap();
+        // Flip a byte inside the last record's batch, as a torn write would leave it.
+        let path = file_path(&dir, 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The marker's block, then one block per round.
+        let last_record = 3 * ALIGN as usize;
+        bytes[last_record + frame::RECORD_HEADER_BYTES + 100] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let replayed = replay(&dir).await.unwrap();
+        let offsets: Vec<i64> = replayed.iter().map(|r| r.base_offset).collect();
+        assert_eq!(offsets, vec![0, 1]);
+    });
+}
+
+#[test]
+fn a_batch_larger_than_a_round_is_refused() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        let err = log
+            .append(0, 0, 0, &vec![0; ROUND_BYTES_MAX])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::InvalidBatch { .. }), "{err}");
+        // The largest batch that fits a round is taken.
+        let round = log
+            .append(
+                0,
+                0,
+                0,
+                &vec![1; ROUND_BYTES_MAX - frame::RECORD_HEADER_BYTES],
+            )
+            .await
+            .unwrap();
+        log.commit(round).await.unwrap();
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn concurrent_producers_records_are_replayed_in_order() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(2), checkpoint)
+            .await
+            .unwrap();
+        // Eight producers, each its own partition, appending and committing without pause:
+        // rounds group them, and each partition's records must come back in order and whole.
+        let producers: Vec<_> = (0..8u32)
+            .map(|p| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..40i64 {
+                        let len = 100 + ((i as usize * 977 + p as usize * 131) % 9000);
+                        let round = log.append(p, i, i, &batch(p, i, len)).await.unwrap();
+                        log.commit(round).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.await;
+        }
+        let rounds = log.fdatasync_count();
+        log.close().await.unwrap();
+        assert!(
+            rounds < 8 * 40,
+            "rounds group the producers' batches: {rounds}"
+        );
+        let replayed = replay(&dir).await.unwrap();
+        assert_eq!(replayed.len(), 8 * 40);
+        for p in 0..8u32 {
+            let mine: Vec<&ReplayedRecord> = replayed.iter().filter(|r| r.partition == p).collect();
+            for (i, r) in mine.iter().enumerate() {
+                let i = i as i64;
+                let len = 100 + ((i as usize * 977 + p as usize * 131) % 9000);
+                assert_eq!(r.base_offset, i);
+                assert_eq!(&r.batch[..], &batch(p, i, len)[..]);
+            }
+        }
+    });
+}
