@@ -28,6 +28,10 @@ pub(crate) struct TailCache {
 }
 
 impl TailCache {
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
     pub fn push(&mut self, b: CachedBatch) {
         debug_assert!(self
             .batches
