@@ -399,7 +399,9 @@ fn health_answers_and_ready_waits_until_the_logs_are_recovered() {
         "{reason}"
     );
 
-    std::fs::write(&snapshot, saved).expect("feed the FIFO");
+    // Opening a FIFO for writing waits for its reader: on a thread, so that a broker that never
+    // reads it fails the readiness wait below instead of hanging the test.
+    std::thread::spawn(move || std::fs::write(&snapshot, saved).expect("feed the FIFO"));
     let ready = wait_for(
         || {
             http::get(&admin, "/v1/ready")
