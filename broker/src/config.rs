@@ -11,6 +11,14 @@ use serde::Deserialize;
 /// shard's io memory is spent on one partition.
 pub const LOG_WRITE_BEHIND_DEPTH_MAX: usize = 64;
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Everything `riffle serve` can be told. Every field is also a key of the TOML config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +35,11 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// tracing filter, e.g. "info" or "riffle=debug".
     pub log_level: String,
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    pub log_format: LogFormat,
+    /// The admin HTTP listener (health, readiness, status, /metrics, the console; Redpanda's
+    /// `admin`). Unset: 127.0.0.1:9644, and the broker runs without it if that port is taken.
+    pub admin_listen: Option<SocketAddr>,
     /// Kafka cluster id reported in Metadata and DescribeCluster.
     pub cluster_id: String,
     /// `auto.create.topics.enable`.
@@ -112,6 +125,8 @@ impl Default for BrokerConfig {
             smp: 0,
             node_id: 0,
             log_level: "info".to_string(),
+            log_format: LogFormat::Text,
+            admin_listen: None,
             cluster_id: "riffle-cluster".to_string(),
             auto_create_topics_enable: true,
             num_partitions: 1,

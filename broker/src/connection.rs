@@ -27,9 +27,11 @@ use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::Task;
 use riffle_protocol::{decode_request, frame_size, RequestError};
+use tracing::Instrument;
 
 pub(crate) use limits::{ConnectionLimits, ConnectionSlot};
 
+use crate::admin::metrics;
 use crate::handlers;
 use crate::shard::Shard;
 use crate::Shutdown;
@@ -109,7 +111,22 @@ impl Activity {
     }
 }
 
+/// Serves one connection inside its span (shard, peer, and the client id once a request names
+/// it), which every log line of the connection and of its requests' handlers carries.
 pub(crate) async fn serve(accepted: Accepted, stream: TcpStream) {
+    let span = tracing::info_span!(
+        "connection",
+        shard = accepted.shard.id,
+        peer = %accepted.peer,
+        client_id = tracing::field::Empty
+    );
+    let _open = metrics::ConnectionGauge::open();
+    serve_in_span(accepted, stream, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn serve_in_span(accepted: Accepted, stream: TcpStream, span: tracing::Span) {
     let Accepted {
         shard,
         peer,
@@ -137,7 +154,7 @@ pub(crate) async fn serve(accepted: Accepted, stream: TcpStream) {
         stopped: Some(stopped_tx),
     };
     let writer_task = glommio::spawn_local(writer.run(responses));
-    let reader = Reader::new(&shard, socket_reader, peer, shutdown, activity);
+    let reader = Reader::new(&shard, socket_reader, peer, shutdown, activity, span);
     // The writer stopping (a client that stops reading) stops the reader too: dropping it drops
     // the queue, never a request whose handler has started.
     let reason = match future::select(Box::pin(reader.run(queue)), stopped_rx).await {
@@ -189,6 +206,9 @@ struct Reader {
     budget_bytes: u64,
     idle_ms: u64,
     frame_timeout_ms: u64,
+    /// The connection's span: handler tasks run in it; the client id is recorded once known.
+    span: tracing::Span,
+    client_id_recorded: bool,
 }
 
 impl Reader {
@@ -198,6 +218,7 @@ impl Reader {
         peer: SocketAddr,
         shutdown: Shutdown,
         activity: Rc<Activity>,
+        span: tracing::Span,
     ) -> Self {
         let config = shard.config();
         Reader {
@@ -211,6 +232,8 @@ impl Reader {
             budget_bytes: config.shard_inflight_budget_bytes as u64,
             idle_ms: config.connections_max_idle_ms,
             frame_timeout_ms: config.request_frame_timeout_ms,
+            span,
+            client_id_recorded: false,
         }
     }
 
@@ -356,16 +379,26 @@ impl Reader {
     }
 
     /// Decodes the frame and starts its handler; a frame that cannot be answered closes.
-    fn start_handler(&self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
+    fn start_handler(&mut self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
         let (shard, peer) = (self.shard.clone(), self.peer);
         let frame_bytes = frame.len();
         match decode_request(frame.clone()) {
-            Ok(request) => Ok(glommio::spawn_local(handlers::handle(
-                shard,
-                request,
-                peer,
-                frame_bytes,
-            ))),
+            Ok(request) => {
+                if !self.client_id_recorded {
+                    if let Some(client_id) = &request.header.client_id {
+                        self.span.record("client_id", client_id.as_str());
+                        self.client_id_recorded = true;
+                    }
+                }
+                let api_key = request.header.request_api_key;
+                let handled = async move {
+                    let started = Instant::now();
+                    let outcome = handlers::handle(shard, request, peer, frame_bytes).await;
+                    metrics::request_served(api_key, started.elapsed());
+                    outcome
+                };
+                Ok(glommio::spawn_local(handled.instrument(self.span.clone())))
+            }
             Err(RequestError::UnsupportedVersion { header }) => {
                 tracing::debug!(%peer, api_key = header.request_api_key, version = header.request_api_version, "unsupported version");
                 Ok(glommio::spawn_local(handlers::unsupported_version(

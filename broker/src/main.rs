@@ -4,6 +4,7 @@
 //! 127.0.0.1:9092 with its data in ./riffle-data. `riffle topic|produce|consume|group|cluster`
 //! are the admin CLI (`riffle-cli`).
 
+mod admin;
 mod config;
 mod connection;
 mod errors;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use config::BrokerConfig;
+use config::{BrokerConfig, LogFormat};
 
 /// Resolves when the broker is shutting down; cloned into every task that must stop.
 pub type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
@@ -67,9 +68,15 @@ struct ServeArgs {
     /// TOML config file (keys as in the README's configuration table).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive (RUST_LOG wins).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Admin HTTP listener: /metrics, /v1/health, /v1/ready, /v1/status and the console at /.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -96,18 +103,32 @@ impl ServeArgs {
         if let Some(v) = self.log_level {
             c.log_level = v;
         }
+        if let Some(v) = self.log_format {
+            c.log_format = v;
+        }
+        if let Some(v) = self.admin_listen {
+            c.admin_listen = Some(v);
+        }
         Ok(c)
     }
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .map_err(|e| anyhow::anyhow!("bad log level '{level}': {e}"))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One object per line, with the spans (connection, peer, client id) each event is in.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
     // glommio reports ring and memory-lock problems through the `log` crate.
     tracing_log::LogTracer::init().ok();
     Ok(())
@@ -122,7 +143,7 @@ fn main() -> anyhow::Result<()> {
     };
     let config_file = args.config.clone();
     let mut config = args.into_config()?;
-    init_logging(&config.log_level)?;
+    init_logging(&config.log_level, config.log_format)?;
     io_properties::size_from_data_dir(&mut config, config_file.as_deref())?;
     server::run(config)
 }

@@ -20,6 +20,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, PoolPlacement};
 
+use crate::admin::{self, AdminInbox};
 use crate::config::BrokerConfig;
 use crate::connection::{self, Accepted, ConnectionLimits, ForceClose};
 use crate::groups::GroupCoordinator;
@@ -94,6 +95,8 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     install_fail_stop();
     let _lock = lock_data_dir(&config.data_dir)?;
     config.listen = reserve_listen_address(config.listen)?;
+    // Bound before recovery, so that /v1/health and /v1/ready answer during start-up.
+    let admin_listener = admin::bind(config.admin_listen)?;
     let open_files_limit = raise_open_files_limit();
     if open_files_limit < config.max_connections as u64 + DESCRIPTORS_RESERVED {
         tracing::warn!(
@@ -129,6 +132,14 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     spawn_signal_thread(shared.clone(), stop_tx, shutdown_timeout)?;
 
     let ready = Arc::new(AtomicUsize::new(0));
+    let (admin_senders, admin_inboxes) = admin::inboxes(shards);
+    if let Some(listener) = admin_listener {
+        let line = format!("riffle admin listening on http://{}", listener.addr);
+        admin::start(listener, shared.clone(), ready.clone(), admin_senders)?;
+        tracing::info!("{line}");
+        println!("{line}");
+    }
+    let mut admin_inboxes = admin_inboxes.into_iter();
     let drained = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(shards);
     for (id, links) in mesh(shards).into_iter().enumerate() {
@@ -145,6 +156,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             drained: drained.clone(),
             limits: limits.clone(),
             open_files_limit,
+            admin_inbox: admin_inboxes.next(),
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("riffle-shard-{id}"))
@@ -305,6 +317,8 @@ struct ShardStart {
     drained: Arc<AtomicUsize>,
     limits: Arc<ConnectionLimits>,
     open_files_limit: u64,
+    /// Calls from the admin listener (status, metrics) to this shard; taken at start.
+    admin_inbox: Option<AdminInbox>,
 }
 
 /// Counts its shard as drained once, when marked or, whatever happens, when dropped: a shard
@@ -325,7 +339,7 @@ impl Drop for DrainedMark {
     }
 }
 
-async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
+async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     let mut drained = DrainedMark(Some(start.drained.clone()));
     riffle_storage::set_shard_tail_cache_bytes(start.shared.config.shard_tail_cache_bytes);
     let controller =
@@ -338,6 +352,9 @@ async fn shard_main(start: ShardStart, links: Links) -> anyhow::Result<()> {
         links,
     )
     .await;
+    if let Some(inbox) = start.admin_inbox.take() {
+        glommio::spawn_local(admin::answer_calls(shard.clone(), inbox)).detach();
+    }
     let (coordinator, listener) = match open_shard(&shard, &start.shared.config).await {
         Ok(opened) => opened,
         Err(e) => {

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
+use crate::admin::stats::{self, ShardStats};
 use crate::config::BrokerConfig;
 use crate::groups::request::{GroupRequest, GroupResponse};
 use crate::groups::{GroupCoordinator, GroupListing};
@@ -44,6 +45,8 @@ pub enum ShardRequest {
     /// Take the current metadata image: close and delete the partitions of deleted topics, apply
     /// changed topic configs, forget the committed offsets of deleted topics. Idempotent.
     ApplyMetadata,
+    /// Report counters, partitions and groups (the admin listener's scrape).
+    Stats,
 }
 
 /// The answer to a `ShardRequest`, one variant per request.
@@ -54,6 +57,7 @@ pub enum ShardResponse {
     Groups(Vec<GroupListing>),
     Controller(ControllerResponse),
     MetadataApplied,
+    Stats(Box<ShardStats>),
     /// The shard has not finished starting (its group coordinator is still loading).
     NotReady,
 }
@@ -66,15 +70,17 @@ pub enum RequestKind {
     ListGroups,
     Controller,
     ApplyMetadata,
+    Stats,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 5] = [
+    pub const ALL: [RequestKind; 6] = [
         RequestKind::Partition,
         RequestKind::Group,
         RequestKind::ListGroups,
         RequestKind::Controller,
         RequestKind::ApplyMetadata,
+        RequestKind::Stats,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +90,7 @@ impl RequestKind {
             RequestKind::ListGroups => "list_groups",
             RequestKind::Controller => "controller",
             RequestKind::ApplyMetadata => "apply_metadata",
+            RequestKind::Stats => "stats",
         }
     }
 }
@@ -96,6 +103,7 @@ impl ShardRequest {
             ShardRequest::ListGroups => RequestKind::ListGroups,
             ShardRequest::Controller(_) => RequestKind::Controller,
             ShardRequest::ApplyMetadata => RequestKind::ApplyMetadata,
+            ShardRequest::Stats => RequestKind::Stats,
         }
     }
 }
@@ -481,7 +489,7 @@ impl Shard {
     }
 
     /// Serves one request on this shard.
-    async fn serve(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
+    pub(crate) async fn serve(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
         RequestCounts::count(&self.request_counts.served, request.kind());
         match request {
             ShardRequest::Partition { key, request } => {
@@ -513,6 +521,7 @@ impl Shard {
                 self.apply_metadata().await;
                 ShardResponse::MetadataApplied
             }
+            ShardRequest::Stats => ShardResponse::Stats(Box::new(stats::collect(&self))),
         }
     }
 
@@ -560,6 +569,11 @@ impl Shard {
         coordinator.forget_topics_not_in(&self.image()).await;
         let _ = self.coordinator.set(coordinator.clone());
         Ok(coordinator)
+    }
+
+    /// The group coordinator of this shard, once it has loaded.
+    pub fn group_coordinator_if_open(&self) -> Option<Rc<GroupCoordinator>> {
+        self.coordinator.get().cloned()
     }
 
     /// The group coordinator of this shard.

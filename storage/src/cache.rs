@@ -93,6 +93,10 @@ impl Drop for TailCache {
 }
 
 impl TailCache {
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
     /// Adds the log's newest batch; the caller then records it with `ShardCache::record`.
     pub fn push(&mut self, b: CachedBatch) {
         debug_assert!(self

@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod index;
 mod log;
+mod observer;
 mod read;
 mod recovery;
 mod retention;
@@ -34,4 +35,5 @@ pub use cache::{
 pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, PartitionLog};
+pub use observer::LogObserver;
 pub use read::ReadResult;

@@ -186,6 +186,27 @@ impl PartitionLog {
         self.shared.syncs.get()
     }
 
+    /// Bytes of batches in the log's segments (pre-allocated space not counted).
+    pub fn size_bytes(&self) -> u64 {
+        self.shared
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.size)
+            .sum()
+    }
+
+    /// Bytes of batches held in the tail cache.
+    pub fn tail_cache_bytes(&self) -> usize {
+        self.shared.state.borrow().cache.size_bytes()
+    }
+
+    /// Sends this log's fdatasync and read events to `observer` from now on.
+    pub fn set_observer(&self, observer: Rc<dyn crate::LogObserver>) {
+        *self.shared.observer.borrow_mut() = Some(observer);
+    }
+
     /// Offsets below this are durable: in the segments, or in the shard's commit log.
     pub fn durable_offset(&self) -> i64 {
         self.shared.state.borrow().offsets.high_watermark()

@@ -49,8 +49,10 @@ impl PartitionLog {
                 .is_some_and(|first| first <= from_offset)
             {
                 result.bytes = s.cache.read(from_offset, max_bytes, &mut result.chunks);
+                self.shared.observe(|o| o.read_served(true));
                 return Ok(result);
             }
+            self.shared.observe(|o| o.read_served(false));
             let seg = &s.segments[s.segment_for(from_offset)];
             (
                 seg.file.clone(),

@@ -10,7 +10,7 @@ use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::segment::{SegFile, Segment, SEGMENT_BYTES_MAX};
 use crate::writer::WriteQueue;
-use crate::LogConfig;
+use crate::{LogConfig, LogObserver};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -464,6 +464,8 @@ pub(crate) struct Shared {
     pub writer_done: Event,
     /// fdatasync calls issued by the writer (for benchmarks and tests).
     pub syncs: Cell<u64>,
+    /// Told of fdatasyncs and reads (metrics); none by default.
+    pub observer: RefCell<Option<Rc<dyn LogObserver>>>,
 }
 
 impl Shared {
@@ -477,6 +479,14 @@ impl Shared {
             space: Event::default(),
             writer_done: Event::default(),
             syncs: Cell::new(0),
+            observer: RefCell::new(None),
+        }
+    }
+
+    pub fn observe(&self, event: impl FnOnce(&dyn LogObserver)) {
+        let observer = self.observer.borrow().clone();
+        if let Some(o) = observer {
+            event(&*o);
         }
     }
 

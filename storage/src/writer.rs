@@ -466,7 +466,9 @@ impl Writer {
             async move {
                 let mut result = Ok(());
                 for f in files {
+                    let started = std::time::Instant::now();
                     result = f.sync().await;
+                    shared.observe(|o| o.fdatasync_completed(started.elapsed()));
                     if result.is_err() {
                         break;
                     }

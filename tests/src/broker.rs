@@ -16,6 +16,8 @@ use crate::{free_port, riffle_bin, scratch_dir};
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM shutdown may take before the harness sends SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// What the broker prints, before the address, once its admin listener is bound.
+pub const ADMIN_LINE: &str = "riffle admin listening on http://";
 /// How many lines of the broker's stderr a failing test prints.
 const LOG_TAIL_LINES: usize = 60;
 
@@ -58,6 +60,8 @@ pub struct Broker {
     config_path: PathBuf,
     child: Option<Child>,
     starts: usize,
+    /// The admin listener's address, as the broker printed it at its last start.
+    admin_addr: Option<String>,
 }
 
 impl Broker {
@@ -80,6 +84,7 @@ impl Broker {
             config_path,
             child: None,
             starts: 0,
+            admin_addr: None,
         };
         // A port from free_port() can be taken by a parallel test before we bind it: retry.
         for attempt in 0..5 {
@@ -121,6 +126,15 @@ impl Broker {
             .arg("--log-level")
             .arg(&self.options.log_level)
             .args(&self.options.extra_args);
+        // A port of its own for the admin listener, so parallel tests never share one.
+        if !self
+            .options
+            .extra_args
+            .iter()
+            .any(|a| a == "--admin-listen")
+        {
+            command.arg("--admin-listen").arg("127.0.0.1:0");
+        }
         if self.options.config_toml.is_some() {
             command.arg("--config").arg(&self.config_path);
         }
@@ -148,6 +162,9 @@ impl Broker {
                 Ok(line) if line.starts_with("riffle listening") => {
                     self.child = Some(child);
                     return Ok(());
+                }
+                Ok(line) if line.starts_with(ADMIN_LINE) => {
+                    self.admin_addr = Some(line[ADMIN_LINE.len()..].trim().to_string());
                 }
                 Ok(_) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -177,6 +194,13 @@ impl Broker {
     /// `127.0.0.1:PORT`, the bootstrap address for clients.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT` of the admin HTTP listener (metrics, health, console).
+    pub fn admin_addr(&self) -> String {
+        self.admin_addr
+            .clone()
+            .expect("the broker printed its admin listener's address")
     }
 
     /// The running broker's process id.

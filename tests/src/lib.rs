@@ -3,6 +3,7 @@
 //! Python virtualenv, KafkaJS), and bounds every child process in time.
 
 mod broker;
+pub mod http;
 pub mod kafka;
 mod process;
 pub mod stalled;
@@ -10,7 +11,7 @@ pub mod stalled;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-pub use broker::{Broker, BrokerOptions, START_TIMEOUT, STOP_TIMEOUT};
+pub use broker::{Broker, BrokerOptions, ADMIN_LINE, START_TIMEOUT, STOP_TIMEOUT};
 pub use process::{python_ok, run_ok, run_with_timeout, Background};
 
 /// The repository root (the workspace that holds this crate).

@@ -20,6 +20,8 @@ use riffle_protocol::record_batch;
 use riffle_storage::{PartitionLog, StorageError};
 use serde::{Deserialize, Serialize};
 
+use crate::admin::metrics::ShardLogObserver;
+use crate::admin::stats::PartitionStats;
 use crate::config::BrokerConfig;
 use crate::metadata::image::TopicMeta;
 use crate::topic_config::{self, TopicSettings};
@@ -63,6 +65,20 @@ pub struct Partition {
     leader_epoch: Cell<i32>,
     /// A task is making acks=0/1 appends durable (so that the high watermark moves on).
     flushing: Cell<bool>,
+    traffic: Traffic,
+}
+
+/// Bytes and records appended to and read from one partition since it was opened (metrics).
+#[derive(Default)]
+struct Traffic {
+    bytes_in: Cell<u64>,
+    records_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+    records_out: Cell<u64>,
+}
+
+fn bump(cell: &Cell<u64>, by: u64) {
+    cell.set(cell.get().wrapping_add(by));
 }
 
 impl Partition {
@@ -97,7 +113,9 @@ impl Partition {
             settings: RefCell::new(settings),
             leader_epoch: Cell::new(topic.partitions[index as usize].leader_epoch),
             flushing: Cell::new(false),
+            traffic: Traffic::default(),
         });
+        partition.log.set_observer(Rc::new(ShardLogObserver));
         partition.recover_producer_state().await;
         Ok(partition)
     }
@@ -211,6 +229,27 @@ impl Partition {
             this.flushing.set(false);
         })
         .detach();
+    }
+
+    /// Offsets, size and traffic, as the admin listener reports them.
+    pub fn stats(&self) -> PartitionStats {
+        let t = &self.traffic;
+        PartitionStats {
+            topic: self.topic.clone(),
+            partition: self.index,
+            log_start_offset: self.log.log_start_offset(),
+            log_end_offset: self.log.log_end_offset(),
+            high_watermark: self.high_watermark(),
+            size_bytes: self.log.size_bytes(),
+            bytes_in: t.bytes_in.get(),
+            records_in: t.records_in.get(),
+            bytes_out: t.bytes_out.get(),
+            records_out: t.records_out.get(),
+        }
+    }
+
+    pub fn tail_cache_bytes(&self) -> usize {
+        self.log.tail_cache_bytes()
     }
 
     /// Takes the topic's current metadata: its config overrides and this partition's leader epoch.

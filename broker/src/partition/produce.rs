@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::record_batch::{self, RecordBatchView};
@@ -11,6 +12,7 @@ use riffle_storage::{AppendInfo, StorageError};
 use super::error::{PartitionError, PartitionErrorKind};
 use super::producer_state::Admission;
 use super::Partition;
+use crate::admin::metrics;
 use riffle_storage::clock::now_ms;
 
 /// A produce to one partition that succeeded, as the Produce response needs it.
@@ -70,8 +72,10 @@ impl Partition {
             };
             self.log.append(batch)
         });
+        let started = Instant::now();
         let results = futures::future::join_all(appends).await;
         let first_offset = self.record_appends(&to_append, results)?;
+        self.count_appended(&to_append, started.elapsed());
         if acks == -1 {
             self.make_durable(&to_append, duplicate).await?;
         } else if first_offset.is_some() {
@@ -184,6 +188,21 @@ impl Partition {
             Some(e) => Err(self.logged(self.storage_error("append", e))),
             None => Ok(first_offset),
         }
+    }
+
+    /// Counts appended batches for this partition and its shard (metrics).
+    fn count_appended(&self, appended: &[Admitted], append_latency: Duration) {
+        if appended.is_empty() {
+            return;
+        }
+        let bytes: usize = appended.iter().map(|(range, _)| range.len()).sum();
+        let records: u64 = appended
+            .iter()
+            .map(|(_, ids)| u64::from(ids.last_offset_delta.unsigned_abs()) + 1)
+            .sum();
+        super::bump(&self.traffic.bytes_in, bytes as u64);
+        super::bump(&self.traffic.records_in, records);
+        metrics::produced(bytes as u64, records, append_latency);
     }
 
     /// acks=all: returns once the appended batches and the original of a duplicate are durable. A

@@ -11,6 +11,7 @@ use riffle_storage::StorageError;
 
 use super::error::{PartitionError, PartitionErrorKind};
 use super::{concat, visible, Partition};
+use crate::admin::metrics;
 
 /// ListOffsets' special timestamps.
 const LATEST: i64 = -1;
@@ -47,6 +48,14 @@ pub struct EpochEnd {
 }
 
 impl Partition {
+    /// Counts the batches handed to a reader for this partition and its shard (metrics).
+    fn count_read(&self, read: &PartitionRead) {
+        let records = visible::record_count(&read.chunks);
+        super::bump(&self.traffic.bytes_out, read.bytes as u64);
+        super::bump(&self.traffic.records_out, records);
+        metrics::consumed(read.bytes as u64, records);
+    }
+
     /// Reads up to `max_bytes` of whole batches from `offset`, cut at the high watermark. Between
     /// the high watermark and the log end nothing is visible yet; past the log end (or before its
     /// start) the offset is out of range.
@@ -77,6 +86,7 @@ impl Partition {
         };
         out.high_watermark = high_watermark;
         out.log_start_offset = read.log_start_offset;
+        self.count_read(&out);
         Ok(out)
     }
 

@@ -4,34 +4,58 @@
 //! cuts them at the high watermark without copying.
 
 use bytes::Bytes;
-use riffle_batch_header::{LogOverhead, LOG_OVERHEAD as BATCH_PREFIX};
+use riffle_batch_header::{
+    LogOverhead, RecordBatchHeader, HEADER_BYTES as BATCH_HEADER_BYTES,
+    LOG_OVERHEAD as BATCH_PREFIX,
+};
 
-/// The 12-byte batch prefix at `pos` of the logical concatenation of `chunks`, if all there.
-/// `first` is the index of the chunk holding `pos` and `skipped` the bytes of the chunks before it,
-/// so that a walk over many batches never starts over from the first chunk.
-fn prefix_at(
+/// The N bytes at `pos` of the logical concatenation of `chunks`, if all there. `first` is the
+/// index of the chunk holding `pos` and `skipped` the bytes of the chunks before it, so that a
+/// walk over many batches never starts over from the first chunk.
+fn bytes_at<const N: usize>(
     chunks: &[Bytes],
     first: &mut usize,
     skipped: &mut usize,
     pos: usize,
-) -> Option<[u8; BATCH_PREFIX]> {
+) -> Option<[u8; N]> {
     while *first < chunks.len() && *skipped + chunks[*first].len() <= pos {
         *skipped += chunks[*first].len();
         *first += 1;
     }
-    let mut out = [0u8; BATCH_PREFIX];
+    let mut out = [0u8; N];
     let mut filled = 0;
     let mut at = pos - *skipped;
     for c in &chunks[(*first).min(chunks.len())..] {
-        let take = (BATCH_PREFIX - filled).min(c.len() - at);
+        let take = (N - filled).min(c.len() - at);
         out[filled..filled + take].copy_from_slice(&c[at..at + take]);
         filled += take;
         at = 0;
-        if filled == BATCH_PREFIX {
+        if filled == N {
             return Some(out);
         }
     }
     None
+}
+
+/// Records in the whole batches of `chunks`, each batch counted by its offset span (metrics).
+pub fn record_count(chunks: &[Bytes]) -> u64 {
+    let (mut first, mut skipped, mut pos) = (0usize, 0usize, 0usize);
+    let mut records = 0u64;
+    while let Some(header) = bytes_at::<BATCH_HEADER_BYTES>(chunks, &mut first, &mut skipped, pos) {
+        let Some(h) = RecordBatchHeader::view(&header) else {
+            break;
+        };
+        let Some(size) = h.batch_size() else {
+            break;
+        };
+        let span = h
+            .last_offset()
+            .wrapping_sub(h.base_offset())
+            .saturating_add(1);
+        records += span.max(0) as u64;
+        pos += size;
+    }
+    records
 }
 
 /// Keeps the batches whose base offset is below `end` (batches are whole: a batch below `end`
@@ -41,7 +65,7 @@ pub fn cut_at_offset(chunks: Vec<Bytes>, end: i64) -> (Vec<Bytes>, usize) {
     let (mut first, mut skipped) = (0usize, 0usize);
     let mut cut = 0usize;
     while cut + BATCH_PREFIX <= total {
-        let Some(prefix) = prefix_at(&chunks, &mut first, &mut skipped, cut) else {
+        let Some(prefix) = bytes_at::<BATCH_PREFIX>(&chunks, &mut first, &mut skipped, cut) else {
             break;
         };
         let overhead = LogOverhead::view(&prefix).expect("a whole prefix");
@@ -92,6 +116,25 @@ mod tests {
         }
         out.push(Bytes::copy_from_slice(&bytes[last..]));
         out
+    }
+
+    #[test]
+    fn records_are_counted_by_each_batch_offset_span_across_buffers() {
+        // Two batches with 5 and 3 records: last_offset_delta sits at byte 23 of the header.
+        let mut all = Vec::new();
+        for (base, delta) in [(100i64, 4i32), (105, 2)] {
+            let mut b = batch(base, BATCH_HEADER_BYTES - BATCH_PREFIX + 20);
+            b[23..27].copy_from_slice(&delta.to_be_bytes());
+            all.extend(b);
+        }
+        for at in [vec![], vec![16], vec![16, 30, 81, 97], vec![60, 140]] {
+            assert_eq!(record_count(&split(&all, &at)), 8, "split at {at:?}");
+        }
+        assert_eq!(
+            record_count(&split(&all[..40], &[])),
+            0,
+            "a torn header counts nothing"
+        );
     }
 
     #[test]

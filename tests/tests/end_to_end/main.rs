@@ -1,6 +1,7 @@
 //! The end-to-end suite, one binary (linked once, its tests scheduled together): each module
 //! starts the real `riffle` binary ($RIFFLE_BIN) and drives it with third-party clients.
 
+mod admin;
 mod cli;
 mod compression;
 mod config;
