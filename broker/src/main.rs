@@ -4,14 +4,17 @@
 //! 127.0.0.1:9092 with its data in ./riffle-data. `riffle topic|produce|consume|group|cluster`
 //! are the admin CLI (`riffle-cli`).
 
+mod broker_config;
 mod config;
 mod connection;
 mod errors;
 mod groups;
 mod handlers;
 mod io_properties;
+mod logging;
 mod metadata;
 mod partition;
+mod replica_assignment;
 mod server;
 mod shard;
 mod topic_config;
@@ -100,19 +103,6 @@ impl ServeArgs {
     }
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .map_err(|e| anyhow::anyhow!("bad log level '{level}': {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    // glommio reports ring and memory-lock problems through the `log` crate.
-    tracing_log::LogTracer::init().ok();
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
@@ -122,7 +112,7 @@ fn main() -> anyhow::Result<()> {
     };
     let config_file = args.config.clone();
     let mut config = args.into_config()?;
-    init_logging(&config.log_level)?;
+    logging::init(&config.log_level)?;
     io_properties::size_from_data_dir(&mut config, config_file.as_deref())?;
     server::run(config)
 }

@@ -42,6 +42,9 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Producer ids below this one have been handed out (InitProducerId).
     pub next_producer_id: i64,
+    /// Dynamic broker configs set by IncrementalAlterConfigs/AlterConfigs, Kafka's names.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, String>,
 }
 
 impl MetadataImage {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use glommio::sync::Semaphore;
 use riffle_protocol::Uuid;
 
+use crate::broker_config;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 use crate::topic_config;
 use image::{validate_topic_name, MetadataImage, PartitionMeta, TopicMeta};
@@ -37,6 +38,9 @@ pub enum ControllerError {
     InvalidReplicationFactor { factor: i16 },
     #[error("{reason}")]
     InvalidConfig { reason: String },
+    /// A broker config that only the config file sets.
+    #[error("{reason}")]
+    NotDynamic { reason: String },
     #[error("cannot persist metadata: {reason}")]
     Persist { reason: String },
     #[error("the controller is not available: {reason}")]
@@ -60,6 +64,10 @@ pub enum ControllerRequest {
     },
     SetTopicConfigs {
         name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    SetBrokerConfigs {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     },
@@ -312,6 +320,34 @@ impl Controller {
         .await
     }
 
+    /// Replaces the dynamic broker configs after validating every key.
+    pub async fn set_broker_configs(
+        &self,
+        shard: &Rc<Shard>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        for (k, v) in &configs {
+            broker_config::validate(k, v, shard.config()).map_err(
+                |(dynamic_refused, reason)| {
+                    if dynamic_refused {
+                        ControllerError::NotDynamic { reason }
+                    } else {
+                        ControllerError::InvalidConfig { reason }
+                    }
+                },
+            )?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.change(shard, |image| {
+            image.broker_configs = configs;
+            Ok(())
+        })
+        .await
+    }
+
     /// Hands out a new producer id (InitProducerId), persisted so ids are never reused.
     pub async fn allocate_producer_id(&self, shard: &Rc<Shard>) -> Result<i64, ControllerError> {
         self.change(shard, |image| {
@@ -354,6 +390,12 @@ impl Controller {
                 self.set_topic_configs(shard, &name, configs, validate_only)
                     .await,
             ),
+            ControllerRequest::SetBrokerConfigs {
+                configs,
+                validate_only,
+            } => ControllerResponse::Done(
+                self.set_broker_configs(shard, configs, validate_only).await,
+            ),
             ControllerRequest::AllocateProducerId => {
                 ControllerResponse::ProducerId(self.allocate_producer_id(shard).await)
             }
@@ -368,7 +410,8 @@ impl ControllerResponse {
             ControllerRequest::CreateTopic { .. }
             | ControllerRequest::DeleteTopic { .. }
             | ControllerRequest::SetTopicConfigs { .. } => ControllerResponse::Topic(Err(error)),
-            ControllerRequest::CreatePartitions { .. } => ControllerResponse::Done(Err(error)),
+            ControllerRequest::CreatePartitions { .. }
+            | ControllerRequest::SetBrokerConfigs { .. } => ControllerResponse::Done(Err(error)),
             ControllerRequest::AllocateProducerId => ControllerResponse::ProducerId(Err(error)),
         }
     }
@@ -444,6 +487,21 @@ pub mod calls {
         let request = ControllerRequest::CreatePartitions {
             name,
             count,
+            validate_only,
+        };
+        match call(shard, request).await? {
+            ControllerResponse::Done(result) => result,
+            other => unreachable!("answered by Done, not {other:?}"),
+        }
+    }
+
+    pub async fn set_broker_configs(
+        shard: &Rc<Shard>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let request = ControllerRequest::SetBrokerConfigs {
+            configs,
             validate_only,
         };
         match call(shard, request).await? {
