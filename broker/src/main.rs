@@ -4,10 +4,13 @@
 //! 127.0.0.1:9092 with its data in ./riffle-data. `riffle topic|produce|consume|group|cluster`
 //! are the admin CLI (`riffle-cli`).
 
+mod authorized_operations;
 mod broker_config;
+mod client_quotas;
 mod config;
 mod connection;
 mod errors;
+mod group_config;
 mod groups;
 mod handlers;
 mod io_properties;

@@ -268,6 +268,7 @@ pub enum ConfigSource {
     StaticBroker = 4,
     Default = 5,
     DynamicBrokerLogger = 6,
+    Group = 8,
 }
 
 /// One value of a config as DescribeConfigs lists it among the synonyms.

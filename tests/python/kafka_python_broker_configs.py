@@ -1,7 +1,8 @@
 """kafka-python's admin client against the BROKER and BROKER_LOGGER resources (issue 19, item 4),
 on a broker started with num_partitions = 4 in its config file: describe_configs shows the
 broker's settings with STATIC_BROKER_CONFIG or DEFAULT_CONFIG, a dynamic config is set and shown
-as DYNAMIC_BROKER_CONFIG, a static one is refused; a logger's level is listed, set and reset.
+as DYNAMIC_BROKER_CONFIG, a static one is refused; a logger's level is listed, set and reset; a
+group's consumer.session.timeout.ms is described, set and checked against the broker's bounds.
 
 usage: kafka_python_broker_configs.py BOOTSTRAP"""
 
@@ -67,4 +68,17 @@ check(describe(logger)["riffle::groups"]["value"] == "INFO", "riffle::groups aft
 err = alter(logger, {"kafka.server": (AlterConfigOp.SET, "DEBUG")})
 check(err is not None, "SET of an unknown logger succeeded")
 print("BROKER_LOGGER checked", flush=True)
+
+group = ConfigResource(ConfigResourceType.GROUP, "configs-group")
+session = describe(group)["consumer.session.timeout.ms"]
+check(session["value"] == "45000" and session["config_source"] == "DEFAULT_CONFIG",
+      f"a new group's consumer.session.timeout.ms: {session}")
+err = alter(group, {"consumer.session.timeout.ms": (AlterConfigOp.SET, "50000")})
+check(err is None, f"SET consumer.session.timeout.ms 50000: {err}")
+session = describe(group)["consumer.session.timeout.ms"]
+check(session["value"] == "50000" and session["config_source"] == "DYNAMIC_GROUP_CONFIG",
+      f"consumer.session.timeout.ms after SET: {session}")
+err = alter(group, {"consumer.session.timeout.ms": (AlterConfigOp.SET, "1000")})
+check(err is not None and "InvalidConfig" in err, f"a session timeout below the broker's minimum: {err}")
+print("GROUP configs checked", flush=True)
 admin.close()

@@ -1,7 +1,7 @@
 //! Issue 19, items 2 to 4, as third-party admin clients see them: Kafka 4's topic configs
-//! (confluent-kafka), manual replica assignments (confluent-kafka), and the BROKER and
-//! BROKER_LOGGER resources (kafka-python). The scripts in tests/python assert and exit non-zero
-//! with a message; the tests check they exit 0.
+//! (confluent-kafka), manual replica assignments (confluent-kafka), and the BROKER,
+//! BROKER_LOGGER and GROUP resources (kafka-python). The scripts in tests/python assert and exit
+//! non-zero with a message; the tests check they exit 0.
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ fn confluent_admin_creates_topics_and_partitions_with_a_manual_replica_assignmen
 }
 
 #[test]
-fn kafka_python_describes_and_alters_broker_configs_and_log_levels() {
+fn kafka_python_describes_and_alters_broker_group_configs_and_log_levels() {
     let broker = Broker::start_with(BrokerOptions {
         config_toml: Some("num_partitions = 4\n".to_string()),
         ..BrokerOptions::default()

@@ -1,5 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for TOPIC, BROKER and
-//! BROKER_LOGGER resources. A topic or broker change is validated and stored by the controller,
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for TOPIC, BROKER, BROKER_LOGGER
+//! and GROUP (IncrementalAlterConfigs only, as Kafka) resources. A topic or broker change is validated and stored by the controller,
 //! which has every shard apply a topic's to its open partitions; log levels apply at once.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use riffle_protocol::{error_code, RequestHeader};
 
 use crate::broker_config;
 use crate::errors;
+use crate::group_config;
 use crate::logging;
 use crate::metadata::calls;
 use crate::shard::Shard;
@@ -27,6 +28,7 @@ use crate::topic_config::{self, ConfigSource, Synonym};
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 /// One described config, whatever its resource.
 struct Row {
@@ -121,6 +123,26 @@ fn broker_rows(shard: &Shard) -> Vec<Row> {
         .collect()
 }
 
+fn group_rows(shard: &Shard, group_id: &str) -> Vec<Row> {
+    let image = shard.image();
+    let overrides = image
+        .group_configs
+        .get(group_id)
+        .cloned()
+        .unwrap_or_default();
+    group_config::describe(&overrides)
+        .into_iter()
+        .map(|(name, value, source, config_type, synonyms)| Row {
+            name: name.to_string(),
+            value,
+            read_only: false,
+            source,
+            config_type,
+            synonyms,
+        })
+        .collect()
+}
+
 fn logger_rows() -> Vec<Row> {
     logging::loggers()
         .into_iter()
@@ -152,6 +174,7 @@ fn config_rows(shard: &Shard, resource_type: i8, name: &str) -> Result<Vec<Row>,
         }
         RESOURCE_BROKER => Ok(broker_rows(shard)),
         RESOURCE_BROKER_LOGGER => Ok(logger_rows()),
+        RESOURCE_GROUP => Ok(group_rows(shard, name)),
         other => Err((
             error_code::INVALID_REQUEST,
             format!("resource type {other} is not supported"),
@@ -375,6 +398,23 @@ async fn alter_broker(
     set_broker_configs(shard, overrides, validate_only).await
 }
 
+async fn alter_group(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    configs: &[AlterableConfig],
+    validate_only: bool,
+) -> Outcome {
+    let current = shard.image().group_configs.get(group_id).cloned();
+    let overrides = edited(
+        current.unwrap_or_default(),
+        configs,
+        &group_config::default_value,
+    )?;
+    calls::set_group_configs(shard, group_id.to_string(), overrides, validate_only)
+        .await
+        .map_err(errors::controller_answer)
+}
+
 /// Log levels: only SET and DELETE, as Kafka allows for BROKER_LOGGER.
 fn alter_loggers(configs: &[AlterableConfig], validate_only: bool) -> Outcome {
     let mut changes = Vec::with_capacity(configs.len());
@@ -411,6 +451,7 @@ pub async fn incremental_alter(
             RESOURCE_TOPIC => alter_topic(shard, &r.resource_name, &r.configs, validate_only).await,
             RESOURCE_BROKER if this_broker => alter_broker(shard, &r.configs, validate_only).await,
             RESOURCE_BROKER_LOGGER if this_broker => alter_loggers(&r.configs, validate_only),
+            RESOURCE_GROUP => alter_group(shard, &r.resource_name, &r.configs, validate_only).await,
             other => Err(unsupported(other, &r.resource_name)),
         };
         let (error_code, error_message) = answer(outcome);
