@@ -48,7 +48,11 @@ static STATE: OnceLock<Mutex<LogState>> = OnceLock::new();
 
 /// Installs the subscriber with a reloadable filter (`RUST_LOG` wins over `level`).
 pub fn init(level: &str) -> anyhow::Result<()> {
-    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    // An unreadable RUST_LOG falls back to `level`, as before the filter became reloadable.
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| level.to_string());
     let filter =
         EnvFilter::try_new(&base).map_err(|e| anyhow::anyhow!("bad log level '{base}': {e}"))?;
     let (layer, handle) = reload::Layer::new(filter);
