@@ -119,6 +119,22 @@ const APIS: &[ApiSpec] = &[
         name: "DescribeCluster",
         min_version: 0,
     },
+    ApiSpec {
+        name: "DescribeClientQuotas",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "AlterClientQuotas",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "ListConfigResources",
+        min_version: 0,
+    },
+    ApiSpec {
+        name: "DescribeTopicPartitions",
+        min_version: 0,
+    },
 ];
 
 fn main() {

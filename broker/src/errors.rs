@@ -25,6 +25,8 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionErrorKind::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         PartitionErrorKind::UnknownLeaderEpoch { .. } => error_code::UNKNOWN_LEADER_EPOCH,
         PartitionErrorKind::InvalidTimestamp { .. } => error_code::INVALID_REQUEST,
+        PartitionErrorKind::TimestampOutOfRange { .. } => error_code::INVALID_TIMESTAMP,
+        PartitionErrorKind::NotEnoughReplicas { .. } => error_code::NOT_ENOUGH_REPLICAS,
     }
 }
 
@@ -50,6 +52,7 @@ pub fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::InvalidPartitions { .. } => error_code::INVALID_PARTITIONS,
         ControllerError::InvalidReplicationFactor { .. } => error_code::INVALID_REPLICATION_FACTOR,
         ControllerError::InvalidConfig { .. } => error_code::INVALID_CONFIG,
+        ControllerError::NotDynamic { .. } => error_code::INVALID_REQUEST,
         ControllerError::Persist { .. } => error_code::KAFKA_STORAGE_ERROR,
         ControllerError::Unavailable { .. } => error_code::BROKER_NOT_AVAILABLE,
     }

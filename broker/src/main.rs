@@ -5,14 +5,20 @@
 //! are the admin CLI (`riffle-cli`).
 
 mod admin;
+mod authorized_operations;
+mod broker_config;
+mod client_quotas;
 mod config;
 mod connection;
 mod errors;
+mod group_config;
 mod groups;
 mod handlers;
 mod io_properties;
+mod logging;
 mod metadata;
 mod partition;
+mod replica_assignment;
 mod server;
 mod shard;
 mod topic_config;
@@ -113,27 +119,6 @@ impl ServeArgs {
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .map_err(|e| anyhow::anyhow!("bad log level '{level}': {e}"))?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        // One object per line, with the spans (connection, peer, client id) each event is in.
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(false)
-            .with_span_list(true)
-            .init(),
-    }
-    // glommio reports ring and memory-lock problems through the `log` crate.
-    tracing_log::LogTracer::init().ok();
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
@@ -143,7 +128,7 @@ fn main() -> anyhow::Result<()> {
     };
     let config_file = args.config.clone();
     let mut config = args.into_config()?;
-    init_logging(&config.log_level, config.log_format)?;
+    logging::init(&config.log_level, config.log_format)?;
     io_properties::size_from_data_dir(&mut config, config_file.as_deref())?;
     server::run(config)
 }

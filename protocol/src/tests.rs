@@ -88,7 +88,7 @@ macro_rules! round_trip_api {
 #[test]
 fn every_message_round_trips_at_every_served_version() {
     for_all_apis!(round_trip_api);
-    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 56);
+    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 64);
 }
 
 macro_rules! defaults_round_trip {
@@ -114,7 +114,10 @@ fn api_versions_table_matches_the_brief() {
     assert_eq!(ApiKey::Metadata.versions(), (0, 12));
     assert_eq!(ApiKey::ApiVersions.versions(), (0, 4));
     assert_eq!(ApiKey::DescribeCluster.versions(), (0, 1));
-    assert_eq!(ApiKey::ALL.len(), 28);
+    assert_eq!(ApiKey::DescribeTopicPartitions.versions(), (0, 0));
+    assert_eq!(ApiKey::ListConfigResources.versions(), (0, 1));
+    assert_eq!(ApiKey::DescribeClientQuotas.versions(), (0, 1));
+    assert_eq!(ApiKey::ALL.len(), 32);
     assert_eq!(ApiKey::OffsetDelete.versions(), (0, 0));
     assert_eq!(ApiKey::from_i16(18), Some(ApiKey::ApiVersions));
     assert_eq!(ApiKey::from_i16(4), None);
@@ -266,4 +269,20 @@ macro_rules! mutations_do_not_panic {
 #[test]
 fn single_byte_mutations_of_every_request_do_not_panic() {
     for_all_apis!(mutations_do_not_panic);
+}
+
+#[test]
+fn describe_topic_partitions_fuzz_seed_decodes_with_its_cursor() {
+    let frame = include_bytes!("../fuzz/seeds/request/describe_topic_partitions_v0");
+    let request = decode_request(Bytes::from_static(frame)).expect("the seed decodes");
+    let RequestBody::DescribeTopicPartitions(body) = request.body else {
+        panic!("decoded as {:?}", request.header.request_api_key);
+    };
+    assert_eq!(body.topics.len(), 1);
+    assert_eq!(body.response_partition_limit, 2000);
+    let cursor = body.cursor.expect("the seed carries a cursor");
+    assert_eq!(
+        (cursor.topic_name.as_str(), cursor.partition_index),
+        ("t", 0)
+    );
 }

@@ -1,8 +1,9 @@
 //! CreateTopics: validated by the controller (name, partitions, replication factor, configs);
-//! `validate_only` checks without creating.
+//! a manual replica assignment is checked here first; `validate_only` checks without creating.
 
 use std::rc::Rc;
 
+use riffle_protocol::messages::create_topics_request::CreatableTopic;
 use riffle_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -11,8 +12,29 @@ use riffle_protocol::{error_code, RequestHeader};
 
 use crate::errors;
 use crate::metadata::{calls, NewTopic};
+use crate::replica_assignment::{self, Refusal};
 use crate::shard::Shard;
 use crate::topic_config;
+
+/// The partition count a manual replica assignment asks for (None without one), or Kafka's
+/// refusal of it.
+fn assigned_partitions(shard: &Shard, topic: &CreatableTopic) -> Result<Option<i32>, Refusal> {
+    if topic.assignments.is_empty() {
+        return Ok(None);
+    }
+    let assignments: Vec<(i32, Vec<i32>)> = topic
+        .assignments
+        .iter()
+        .map(|a| (a.partition_index, a.broker_ids.clone()))
+        .collect();
+    replica_assignment::partitions_of_new_topic(
+        topic.num_partitions,
+        topic.replication_factor,
+        &assignments,
+        &[shard.config().node_id],
+    )
+    .map(Some)
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -23,11 +45,9 @@ pub async fn handle(
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = t.name.clone();
-        let outcome = if !t.assignments.is_empty() {
-            Err((
-                error_code::INVALID_REQUEST,
-                "manual replica assignment is not supported yet".to_string(),
-            ))
+        let assigned = assigned_partitions(shard, &t);
+        let outcome = if let Err(refusal) = assigned {
+            Err(refusal)
         } else if let Some(c) = t.configs.iter().find(|c| c.value.is_none()) {
             Err((
                 error_code::INVALID_CONFIG,
@@ -36,7 +56,7 @@ pub async fn handle(
         } else {
             let topic = NewTopic {
                 name: t.name,
-                num_partitions: t.num_partitions,
+                num_partitions: assigned.ok().flatten().unwrap_or(t.num_partitions),
                 replication_factor: t.replication_factor,
                 configs: t
                     .configs
@@ -63,7 +83,7 @@ pub async fn handle(
                             name: e.name.to_string(),
                             value: Some(e.value),
                             read_only: false,
-                            config_source: if e.is_override { 1 } else { 5 },
+                            config_source: e.source as i8,
                             is_sensitive: false,
                         })
                         .collect(),

@@ -6,9 +6,10 @@ use riffle_protocol::error_code;
 use riffle_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use riffle_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 
+use crate::authorized_operations;
 use crate::shard::Shard;
 
-pub fn handle(shard: &Rc<Shard>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(shard: &Rc<Shard>, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let config = shard.config();
     let (host, port) = config.advertised_host_port();
     DescribeClusterResponse {
@@ -21,6 +22,10 @@ pub fn handle(shard: &Rc<Shard>, _request: DescribeClusterRequest) -> DescribeCl
             port,
             rack: None,
         }],
+        cluster_authorized_operations: authorized_operations::bits(
+            request.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ),
         ..Default::default()
     }
 }

@@ -6,12 +6,17 @@ use riffle_protocol::error_code;
 use riffle_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use riffle_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use crate::authorized_operations;
 use crate::groups::group::GroupState;
 use crate::groups::request as group_request;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
+    let operations = authorized_operations::bits(
+        request.include_authorized_operations,
+        authorized_operations::GROUP,
+    );
     for group_id in request.groups {
         let described = group_request::describe(shard, &group_id).await;
         groups.push(match described {
@@ -44,7 +49,7 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
                         member_assignment: m.assignment,
                     })
                     .collect(),
-                ..Default::default()
+                authorized_operations: operations,
             },
         });
     }

@@ -10,10 +10,11 @@ use riffle_protocol::messages::{MetadataRequest, MetadataResponse};
 use riffle_protocol::{error_code, RequestHeader, Uuid};
 
 use super::topic_or_create;
+use crate::authorized_operations;
 use crate::metadata::image::TopicMeta;
 use crate::shard::Shard;
 
-fn describe_topic(topic: &TopicMeta) -> MetadataResponseTopic {
+fn describe_topic(topic: &TopicMeta, with_operations: bool) -> MetadataResponseTopic {
     MetadataResponseTopic {
         error_code: error_code::NONE,
         name: Some(topic.name.clone()),
@@ -33,7 +34,10 @@ fn describe_topic(topic: &TopicMeta) -> MetadataResponseTopic {
                 offline_replicas: Vec::new(),
             })
             .collect(),
-        ..Default::default()
+        topic_authorized_operations: authorized_operations::bits(
+            with_operations,
+            authorized_operations::TOPIC,
+        ),
     }
 }
 
@@ -44,6 +48,7 @@ pub async fn handle(
 ) -> MetadataResponse {
     let config = shard.config();
     let (host, port) = config.advertised_host_port();
+    let with_operations = request.include_topic_authorized_operations;
     // v0 has no way to say "all topics" but an empty list; from v1 an empty list means none.
     let all = match &request.topics {
         None => true,
@@ -54,7 +59,7 @@ pub async fn handle(
             .image()
             .topics
             .values()
-            .map(|t| describe_topic(t))
+            .map(|t| describe_topic(t, with_operations))
             .collect()
     } else {
         let mut out = Vec::new();
@@ -68,7 +73,7 @@ pub async fn handle(
                     .ok_or(error_code::UNKNOWN_TOPIC_ID),
             };
             out.push(match found {
-                Ok(t) => describe_topic(&t),
+                Ok(t) => describe_topic(&t, with_operations),
                 Err(code) => MetadataResponseTopic {
                     error_code: code,
                     name: wanted.name.clone(),
@@ -93,6 +98,10 @@ pub async fn handle(
         cluster_id: Some(config.cluster_id.clone()),
         controller_id: config.node_id,
         topics,
+        cluster_authorized_operations: authorized_operations::bits(
+            request.include_cluster_authorized_operations,
+            authorized_operations::CLUSTER,
+        ),
         ..Default::default()
     }
 }

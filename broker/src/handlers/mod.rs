@@ -4,6 +4,7 @@
 //! into a response. No handler holds a partition rule.
 
 mod api_versions;
+mod client_quotas;
 mod configs;
 mod create_partitions;
 mod create_topics;
@@ -12,12 +13,14 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod metadata;
@@ -108,6 +111,9 @@ pub async fn handle(
         }
         RequestBody::DeleteRecords(r) => respond(h, &delete_records::handle(s, r).await),
         RequestBody::DescribeCluster(r) => respond(h, &describe_cluster::handle(s, r)),
+        RequestBody::DescribeTopicPartitions(r) => {
+            respond(h, &describe_topic_partitions::handle(s, r))
+        }
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
         RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(s, r)),
         RequestBody::JoinGroup(r) => respond(h, &join_group::handle(s, h, r, peer).await),
@@ -118,6 +124,11 @@ pub async fn handle(
         RequestBody::OffsetFetch(r) => respond(h, &offset_fetch::handle(s, h, r).await),
         RequestBody::OffsetDelete(r) => respond(h, &offset_delete::handle(s, r).await),
         RequestBody::ListGroups(r) => respond(h, &list_groups::handle(s, r).await),
+        RequestBody::DescribeClientQuotas(r) => respond(h, &client_quotas::describe(s, r)),
+        RequestBody::AlterClientQuotas(r) => respond(h, &client_quotas::alter(s, r).await),
+        RequestBody::ListConfigResources(r) => {
+            respond(h, &list_config_resources::handle(s, h, r).await)
+        }
         RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, r).await),
         RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),

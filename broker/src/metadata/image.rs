@@ -8,6 +8,8 @@ use std::sync::Arc;
 use riffle_protocol::Uuid;
 use serde::{Deserialize, Serialize};
 
+use crate::client_quotas::QuotaEntry;
+
 /// Where one partition lives and who leads it. `leader_epoch` and `replicas` are real from the
 /// start so that replication can come without a format change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,15 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
     /// Producer ids below this one have been handed out (InitProducerId).
     pub next_producer_id: i64,
+    /// Dynamic broker configs set by IncrementalAlterConfigs/AlterConfigs, Kafka's names.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, String>,
+    /// Group configs (`consumer.session.timeout.ms`, ...) by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas set by AlterClientQuotas, one entry per entity.
+    #[serde(default)]
+    pub client_quotas: Vec<QuotaEntry>,
 }
 
 impl MetadataImage {

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use glommio::sync::Semaphore;
 use riffle_protocol::Uuid;
 
+use crate::broker_config;
+use crate::client_quotas::QuotaEntry;
+use crate::group_config;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 use crate::topic_config;
 use image::{validate_topic_name, MetadataImage, PartitionMeta, TopicMeta};
@@ -37,6 +40,9 @@ pub enum ControllerError {
     InvalidReplicationFactor { factor: i16 },
     #[error("{reason}")]
     InvalidConfig { reason: String },
+    /// A broker config that only the config file sets.
+    #[error("{reason}")]
+    NotDynamic { reason: String },
     #[error("cannot persist metadata: {reason}")]
     Persist { reason: String },
     #[error("the controller is not available: {reason}")]
@@ -62,6 +68,18 @@ pub enum ControllerRequest {
         name: String,
         configs: BTreeMap<String, String>,
         validate_only: bool,
+    },
+    SetBrokerConfigs {
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    SetGroupConfigs {
+        group_id: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    SetClientQuotas {
+        quotas: Vec<QuotaEntry>,
     },
     AllocateProducerId,
 }
@@ -312,6 +330,73 @@ impl Controller {
         .await
     }
 
+    /// Replaces the dynamic broker configs after validating every key.
+    pub async fn set_broker_configs(
+        &self,
+        shard: &Rc<Shard>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        for (k, v) in &configs {
+            broker_config::validate(k, v, shard.config()).map_err(
+                |(dynamic_refused, reason)| {
+                    if dynamic_refused {
+                        ControllerError::NotDynamic { reason }
+                    } else {
+                        ControllerError::InvalidConfig { reason }
+                    }
+                },
+            )?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.change(shard, |image| {
+            image.broker_configs = configs;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces a group's configs after validating every key; an empty set removes the entry.
+    pub async fn set_group_configs(
+        &self,
+        shard: &Rc<Shard>,
+        group_id: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        for (k, v) in &configs {
+            group_config::validate(k, v)
+                .map_err(|reason| ControllerError::InvalidConfig { reason })?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.change(shard, |image| {
+            if configs.is_empty() {
+                image.group_configs.remove(&group_id);
+            } else {
+                image.group_configs.insert(group_id, configs);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the client quotas (validated by the caller, `client_quotas::alter`).
+    pub async fn set_client_quotas(
+        &self,
+        shard: &Rc<Shard>,
+        quotas: Vec<QuotaEntry>,
+    ) -> Result<(), ControllerError> {
+        self.change(shard, |image| {
+            image.client_quotas = quotas;
+            Ok(())
+        })
+        .await
+    }
+
     /// Hands out a new producer id (InitProducerId), persisted so ids are never reused.
     pub async fn allocate_producer_id(&self, shard: &Rc<Shard>) -> Result<i64, ControllerError> {
         self.change(shard, |image| {
@@ -354,6 +439,23 @@ impl Controller {
                 self.set_topic_configs(shard, &name, configs, validate_only)
                     .await,
             ),
+            ControllerRequest::SetBrokerConfigs {
+                configs,
+                validate_only,
+            } => ControllerResponse::Done(
+                self.set_broker_configs(shard, configs, validate_only).await,
+            ),
+            ControllerRequest::SetGroupConfigs {
+                group_id,
+                configs,
+                validate_only,
+            } => ControllerResponse::Done(
+                self.set_group_configs(shard, group_id, configs, validate_only)
+                    .await,
+            ),
+            ControllerRequest::SetClientQuotas { quotas } => {
+                ControllerResponse::Done(self.set_client_quotas(shard, quotas).await)
+            }
             ControllerRequest::AllocateProducerId => {
                 ControllerResponse::ProducerId(self.allocate_producer_id(shard).await)
             }
@@ -368,7 +470,10 @@ impl ControllerResponse {
             ControllerRequest::CreateTopic { .. }
             | ControllerRequest::DeleteTopic { .. }
             | ControllerRequest::SetTopicConfigs { .. } => ControllerResponse::Topic(Err(error)),
-            ControllerRequest::CreatePartitions { .. } => ControllerResponse::Done(Err(error)),
+            ControllerRequest::CreatePartitions { .. }
+            | ControllerRequest::SetBrokerConfigs { .. }
+            | ControllerRequest::SetGroupConfigs { .. }
+            | ControllerRequest::SetClientQuotas { .. } => ControllerResponse::Done(Err(error)),
             ControllerRequest::AllocateProducerId => ControllerResponse::ProducerId(Err(error)),
         }
     }
@@ -447,6 +552,48 @@ pub mod calls {
             validate_only,
         };
         match call(shard, request).await? {
+            ControllerResponse::Done(result) => result,
+            other => unreachable!("answered by Done, not {other:?}"),
+        }
+    }
+
+    pub async fn set_broker_configs(
+        shard: &Rc<Shard>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let request = ControllerRequest::SetBrokerConfigs {
+            configs,
+            validate_only,
+        };
+        match call(shard, request).await? {
+            ControllerResponse::Done(result) => result,
+            other => unreachable!("answered by Done, not {other:?}"),
+        }
+    }
+
+    pub async fn set_group_configs(
+        shard: &Rc<Shard>,
+        group_id: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let request = ControllerRequest::SetGroupConfigs {
+            group_id,
+            configs,
+            validate_only,
+        };
+        match call(shard, request).await? {
+            ControllerResponse::Done(result) => result,
+            other => unreachable!("answered by Done, not {other:?}"),
+        }
+    }
+
+    pub async fn set_client_quotas(
+        shard: &Rc<Shard>,
+        quotas: Vec<QuotaEntry>,
+    ) -> Result<(), ControllerError> {
+        match call(shard, ControllerRequest::SetClientQuotas { quotas }).await? {
             ControllerResponse::Done(result) => result,
             other => unreachable!("answered by Done, not {other:?}"),
         }

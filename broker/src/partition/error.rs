@@ -64,6 +64,14 @@ pub enum PartitionErrorKind {
     UnknownLeaderEpoch { asked: i32, current: i32 },
     #[error("invalid timestamp {timestamp_ms} for a ListOffsets lookup")]
     InvalidTimestamp { timestamp_ms: i64 },
+    #[error("timestamp {timestamp_ms} is out of range: it should be within [{earliest_ms}, {latest_ms}] (message.timestamp.before/after.max.ms)")]
+    TimestampOutOfRange {
+        timestamp_ms: i64,
+        earliest_ms: i64,
+        latest_ms: i64,
+    },
+    #[error("{in_sync} in-sync replica(s), fewer than min.insync.replicas {required}")]
+    NotEnoughReplicas { required: i32, in_sync: i32 },
 }
 
 impl PartitionError {

@@ -59,6 +59,7 @@ impl Partition {
         acks: i16,
     ) -> Result<Produced, PartitionError> {
         let batches = self.validate(&records)?;
+        self.check_min_insync(acks)?;
         let (to_append, duplicate) = self.admit(&batches)?;
         let log_append_time = self.settings.borrow().log_append_time;
         let append_time_ms = if log_append_time { now_ms() } else { -1 };
@@ -106,6 +107,7 @@ impl Partition {
                     max_bytes: max_message_bytes,
                 }));
             }
+            self.check_timestamps(&view)?;
             batches.push((position..position + view.len(), BatchIds::of(&view)));
             position += view.len();
         }
@@ -117,6 +119,42 @@ impl Partition {
             return Err(corrupt("trailing bytes after the last batch"));
         }
         Ok(batches)
+    }
+
+    /// With CreateTime, the batch's first and largest timestamps must lie within
+    /// `message.timestamp.before.max.ms` before and `message.timestamp.after.max.ms` after the
+    /// broker's clock (Kafka 4 checks each record; the header's two bound the usual batch).
+    fn check_timestamps(&self, view: &RecordBatchView<'_>) -> Result<(), PartitionError> {
+        let settings = self.settings.borrow();
+        if settings.log_append_time {
+            return Ok(());
+        }
+        let now = now_ms();
+        let earliest_ms = now.saturating_sub(settings.timestamp_before_max_ms);
+        let latest_ms = now.saturating_add(settings.timestamp_after_max_ms);
+        for timestamp_ms in [view.base_timestamp(), view.max_timestamp()] {
+            if !(earliest_ms..=latest_ms).contains(&timestamp_ms) {
+                return Err(self.error(PartitionErrorKind::TimestampOutOfRange {
+                    timestamp_ms,
+                    earliest_ms,
+                    latest_ms,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// acks=all needs `min.insync.replicas` in-sync replicas; a single node is the only one.
+    fn check_min_insync(&self, acks: i16) -> Result<(), PartitionError> {
+        const IN_SYNC_REPLICAS: i32 = 1;
+        let required = self.settings.borrow().min_insync_replicas;
+        if acks == -1 && required > IN_SYNC_REPLICAS {
+            return Err(self.error(PartitionErrorKind::NotEnoughReplicas {
+                required,
+                in_sync: IN_SYNC_REPLICAS,
+            }));
+        }
+        Ok(())
     }
 
     /// Admits every batch against the producer state (recording the appended ones as in flight):

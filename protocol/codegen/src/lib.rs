@@ -653,7 +653,7 @@ fn sample_elem(ty: &Ty, default: &str) -> String {
             let r = t.rust();
             format!("({default} as {r}).wrapping_add(1 + (next(seed) % 100) as {r})")
         }
-        Ty::F64 => format!("{default} + 1.5 + f64::from(next(seed) % 10)"),
+        Ty::F64 => format!("{default} + 1.5 + f64::from((next(seed) % 10) as u8)"),
         Ty::Uuid => "Uuid([next(seed) as u8 | 1; 16])".into(),
         Ty::Str => "format!(\"s{}\", next(seed))".into(),
         Ty::Bytes => "Bytes::from(vec![next(seed) as u8; 3])".into(),

@@ -2,9 +2,11 @@
 //! starts the real `riffle` binary ($RIFFLE_BIN) and drives it with third-party clients.
 
 mod admin;
+mod admin_apis;
 mod cli;
 mod compression;
 mod config;
+mod configs_admin;
 mod confluent;
 mod connections;
 mod descriptors;

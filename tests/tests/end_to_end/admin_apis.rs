@@ -1,0 +1,17 @@
+//! Issue 19, item 5: the newer admin APIs as a third-party client calls them (kafka-python's
+//! describe_topic_partitions, KIP-966, with its cursor, list_config_resources, KIP-1142, and
+//! client quotas through its codec).
+
+use std::time::Duration;
+
+use riffle_tests::{python_ok, Broker};
+
+#[test]
+fn kafka_python_pages_topic_partitions_lists_config_resources_and_stores_client_quotas() {
+    let broker = Broker::start();
+    python_ok(
+        "kafka_python_admin_apis.py",
+        &[&broker.addr()],
+        Duration::from_secs(60),
+    );
+}
