@@ -3,6 +3,7 @@
 //! as Kafka's log4j loggers are set. Changes last until the process exits, as in Kafka.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -59,8 +60,13 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter =
         EnvFilter::try_new(&base).map_err(|e| anyhow::anyhow!("bad log level '{base}': {e}"))?;
     let (layer, handle) = reload::Layer::new(filter);
-    let text = matches!(format, LogFormat::Text)
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    // Colours only on a terminal: a log file or shipper gets plain text.
+    let colours = std::io::stderr().is_terminal();
+    let text = matches!(format, LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(colours)
+            .with_writer(std::io::stderr)
+    });
     let json = matches!(format, LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
             .json()
