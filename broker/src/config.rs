@@ -355,6 +355,16 @@ mod tests {
     }
 
     #[test]
+    fn log_reopen_backoff_ms_defaults_to_a_second_and_zero_is_refused() {
+        assert_eq!(BrokerConfig::default().log_reopen_backoff_ms, 1000);
+        let cfg: BrokerConfig = toml::from_str("log_reopen_backoff_ms = 1\n").unwrap();
+        assert!(cfg.validate().is_ok(), "the smallest back-off");
+        let cfg: BrokerConfig = toml::from_str("log_reopen_backoff_ms = 0\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("log_reopen_backoff_ms"), "{err}");
+    }
+
+    #[test]
     fn log_segment_bytes_below_one_mib_is_refused_with_the_minimum() {
         let cfg: BrokerConfig = toml::from_str("log_segment_bytes = 1048575\n").unwrap();
         let err = cfg.validate().unwrap_err().to_string();
