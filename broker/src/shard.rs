@@ -651,7 +651,9 @@ impl Shard {
             .clone();
         let open = slot.partition.borrow().clone();
         match open {
-            Some(p) if !slot.opening.get() && p.log_failure().is_some() => {
+            // Users already woken go first (their requests meet the failed log's error), so none
+            // finds the slot emptied under it.
+            Some(p) if slot.waiting.get() == 0 && p.log_failure().is_some() => {
                 return Err(self.take_offline(&slot, p).await)
             }
             Some(p) if slot.waiting.get() == 0 => return Ok(p),
