@@ -87,6 +87,10 @@ pub struct BrokerConfig {
     pub log_retention_ms: i64,
     /// `log.retention.bytes` (-1 = unlimited).
     pub log_retention_bytes: i64,
+    /// A partition whose log write or fdatasync failed (a full disk, an I/O error) is refused
+    /// with KAFKA_STORAGE_ERROR, then opened again from what is durable at its first request
+    /// after this long; a reopen that fails waits this long again.
+    pub log_reopen_backoff_ms: u64,
     /// Per-partition in-memory cache of the log tail.
     pub log_tail_cache_bytes: usize,
     /// Memory the tail caches of all partitions of one shard hold together (batches, counted
@@ -146,6 +150,7 @@ impl Default for BrokerConfig {
             log_segment_bytes: 1024 * 1024 * 1024,
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
+            log_reopen_backoff_ms: 1000,
             log_tail_cache_bytes: 4 * 1024 * 1024,
             shard_tail_cache_bytes: riffle_storage::SHARD_TAIL_CACHE_BYTES_DEFAULT,
             log_preallocate_bytes: 16 * 1024 * 1024,
@@ -209,6 +214,10 @@ impl BrokerConfig {
             self.log_segment_bytes >= MIN_SEGMENT_BYTES,
             "log_segment_bytes must be at least {MIN_SEGMENT_BYTES} (1 MiB, as in Kafka 4), got {}",
             self.log_segment_bytes
+        );
+        anyhow::ensure!(
+            self.log_reopen_backoff_ms >= 1,
+            "log_reopen_backoff_ms must be at least 1 ms"
         );
         anyhow::ensure!(
             self.io_memory_bytes >= 512 * 1024,
@@ -343,6 +352,16 @@ mod tests {
             let err = cfg.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn log_reopen_backoff_ms_defaults_to_a_second_and_zero_is_refused() {
+        assert_eq!(BrokerConfig::default().log_reopen_backoff_ms, 1000);
+        let cfg: BrokerConfig = toml::from_str("log_reopen_backoff_ms = 1\n").unwrap();
+        assert!(cfg.validate().is_ok(), "the smallest back-off");
+        let cfg: BrokerConfig = toml::from_str("log_reopen_backoff_ms = 0\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("log_reopen_backoff_ms"), "{err}");
     }
 
     #[test]

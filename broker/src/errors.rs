@@ -15,7 +15,9 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
             error_code::NOT_LEADER_OR_FOLLOWER
         }
         PartitionErrorKind::Storage { source, .. } => storage_error_code(source),
-        PartitionErrorKind::OpenFailed { .. } => error_code::KAFKA_STORAGE_ERROR,
+        PartitionErrorKind::OpenFailed { .. } | PartitionErrorKind::LogOffline { .. } => {
+            error_code::KAFKA_STORAGE_ERROR
+        }
         PartitionErrorKind::InvalidBatch { source, .. } => batch_error_code(source),
         PartitionErrorKind::MessageTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
         PartitionErrorKind::CorruptRequest { .. } => error_code::CORRUPT_MESSAGE,

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use futures::channel::{mpsc, oneshot};
@@ -25,6 +25,7 @@ use crate::metadata::image::MetadataImage;
 use crate::metadata::{Controller, ControllerError, ControllerRequest, ControllerResponse};
 use crate::partition::error::{PartitionError, PartitionErrorKind};
 use crate::partition::remove_partition_dir;
+use crate::partition::reopen::OfflineLog;
 use crate::partition::request::{PartitionRequest, PartitionResponse};
 use crate::partition::{Partition, PartitionKey};
 use crate::Shutdown;
@@ -260,6 +261,8 @@ pub struct PartitionSlot {
     line: RefCell<VecDeque<oneshot::Sender<Result<(), PartitionError>>>>,
     /// Users in line or woken but not yet running: while any, newcomers queue too.
     waiting: Cell<usize>,
+    /// Set while the partition's log is offline after a failure, until a reopen succeeds.
+    offline: RefCell<Option<OfflineLog>>,
 }
 
 impl PartitionSlot {
@@ -546,8 +549,41 @@ impl Shard {
                 None => self.delete_partition(&key, partition).await,
             }
         }
+        self.delete_offline_partitions_not_in(&image).await;
         if let Some(coordinator) = self.coordinator.get() {
             coordinator.forget_topics_not_in(&image).await;
+        }
+    }
+
+    /// Forgets the offline partitions (closed after a log failure) of deleted topics and removes
+    /// their files.
+    async fn delete_offline_partitions_not_in(&self, image: &MetadataImage) {
+        let deleted: Vec<(PartitionKey, OfflineLog)> = {
+            let mut partitions = self.partitions.borrow_mut();
+            let keys: Vec<PartitionKey> = partitions
+                .iter()
+                .filter(|(k, s)| {
+                    !s.opening.get()
+                        && s.offline.borrow().is_some()
+                        && image
+                            .topic_by_id(&riffle_protocol::Uuid(k.topic_id))
+                            .is_none()
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| {
+                    let slot = partitions.remove(&k)?;
+                    let offline = slot.offline.take()?;
+                    Some((k, offline))
+                })
+                .collect()
+        };
+        for (key, offline) in deleted {
+            if let Err(e) = remove_partition_dir(offline.dir.clone()).await {
+                tracing::error!(dir = %offline.dir.display(), error = %e, "cannot delete partition files");
+            }
+            tracing::info!(shard = self.id, partition = key.partition, dir = %offline.dir.display(), "deleted offline partition");
         }
     }
 
@@ -615,6 +651,11 @@ impl Shard {
             .clone();
         let open = slot.partition.borrow().clone();
         match open {
+            // Users already woken go first (their requests meet the failed log's error), so none
+            // finds the slot emptied under it.
+            Some(p) if slot.waiting.get() == 0 && p.log_failure().is_some() => {
+                return Err(self.take_offline(&slot, p).await)
+            }
             Some(p) if slot.waiting.get() == 0 => return Ok(p),
             None if !slot.opening.get() => return self.open_slot(key, &slot).await,
             _ => {}
@@ -646,25 +687,93 @@ impl Shard {
         key: &PartitionKey,
         slot: &PartitionSlot,
     ) -> Result<Rc<Partition>, PartitionError> {
+        let cut_at = slot.offline.borrow().as_ref().map(|o| o.durable_end);
+        if let Some(refused) = self.refuse_while_backing_off(key, slot) {
+            return Err(refused);
+        }
         slot.opening.set(true);
-        let opened = self.open_partition(key).await;
+        let opened = self.open_partition(key, cut_at).await;
         slot.opening.set(false);
         match &opened {
             Ok(p) => {
+                if slot.offline.take().is_some() {
+                    tracing::info!(shard = self.id, topic = %p.topic, partition = p.index, log_end_offset = p.log_end_offset(), "partition reopened after its log failed");
+                }
                 *slot.partition.borrow_mut() = Some(p.clone());
                 slot.wake_next();
             }
             Err(e) => {
                 slot.fail_line(e);
-                self.partitions.borrow_mut().remove(key);
+                let backoff = self.log_reopen_backoff();
+                match slot.offline.borrow_mut().as_mut() {
+                    Some(offline) => {
+                        tracing::error!(shard = self.id, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reopen the partition whose log failed");
+                        offline.reopen_failed(e.to_string(), Instant::now(), backoff);
+                    }
+                    None => {
+                        self.partitions.borrow_mut().remove(key);
+                    }
+                }
             }
         }
         opened
     }
 
+    fn log_reopen_backoff(&self) -> Duration {
+        Duration::from_millis(self.config().log_reopen_backoff_ms)
+    }
+
+    /// The error for a request to a partition whose log is offline and may not reopen yet.
+    fn refuse_while_backing_off(
+        &self,
+        key: &PartitionKey,
+        slot: &PartitionSlot,
+    ) -> Option<PartitionError> {
+        let now = Instant::now();
+        let offline = slot.offline.borrow();
+        let offline = offline.as_ref().filter(|o| !o.may_reopen(now))?;
+        let kind = PartitionErrorKind::LogOffline {
+            reason: offline.reason.clone(),
+            retry_in_ms: offline.retry_in(now).as_millis() as u64,
+        };
+        Some(self.partition_error(key, kind))
+    }
+
+    /// The log of `failed` went offline: the partition is closed and refused until a request
+    /// after the back-off reopens it from what is durable (`open_slot`). Users already in line
+    /// get the error too. Returns the error for the caller.
+    async fn take_offline(&self, slot: &PartitionSlot, failed: Rc<Partition>) -> PartitionError {
+        let reason = failed
+            .log_failure()
+            .map_or_else(String::new, |e| e.to_string());
+        let backoff = self.log_reopen_backoff();
+        tracing::error!(shard = self.id, topic = %failed.topic, partition = failed.index, high_watermark = failed.high_watermark(), error = %reason, retry_in_ms = backoff.as_millis() as u64, "partition log offline; it reopens from what is durable");
+        slot.opening.set(true);
+        *slot.partition.borrow_mut() = None;
+        *slot.offline.borrow_mut() = Some(OfflineLog::failed(
+            failed.high_watermark(),
+            failed.dir.clone(),
+            reason.clone(),
+            Instant::now(),
+            backoff,
+        ));
+        failed.close_after_failure().await;
+        slot.opening.set(false);
+        let kind = PartitionErrorKind::LogOffline {
+            reason,
+            retry_in_ms: backoff.as_millis() as u64,
+        };
+        let error = PartitionError::new(&failed.topic, failed.index, kind);
+        slot.fail_line(&error);
+        error
+    }
+
+    /// Opens partition `key`; after a log failure (`cut_at`: the high watermark then) from what
+    /// was durable.
     async fn open_partition(
         self: &Rc<Self>,
         key: &PartitionKey,
+        cut_at: Option<i64>,
     ) -> Result<Rc<Partition>, PartitionError> {
         let image = self.image();
         let unknown = || self.partition_error(key, PartitionErrorKind::UnknownTopicOrPartition);
@@ -682,7 +791,12 @@ impl Shard {
             };
             return Err(self.partition_error(key, kind));
         }
-        let partition = Partition::open(self.config(), topic, key.partition).await?;
+        let partition = match cut_at {
+            Some(durable_end) => {
+                Partition::reopen(self.config(), topic, key.partition, durable_end).await?
+            }
+            None => Partition::open(self.config(), topic, key.partition).await?,
+        };
         tracing::info!(
             shard = self.id,
             topic = %topic.name,

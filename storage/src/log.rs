@@ -212,6 +212,18 @@ impl PartitionLog {
         self.shared.state.borrow().offsets.high_watermark()
     }
 
+    /// The write or fdatasync failure that took this log offline, if one did: the log then
+    /// refuses every call, and only closing it and opening it again (recovery) brings the
+    /// partition back.
+    pub fn failure(&self) -> Option<StorageError> {
+        self.shared
+            .state
+            .borrow()
+            .failed
+            .as_ref()
+            .map(|f| f.to_error())
+    }
+
     /// Makes everything appended before the call durable through the shard's commit log,
     /// as `partition`: one fdatasync of the log's round covers every partition in it, and
     /// the segments are written behind without one (`flush` is their checkpoint). Returns
@@ -455,11 +467,21 @@ impl PartitionLog {
         self.shared.appended.notify();
         self.shared.durable.notify();
         self.shared.space.notify();
+        let failed = self.shared.state.borrow().failed.clone();
+        if let Some(f) = failed {
+            // The zeros written ahead must stop before the files are opened again (a reopen):
+            // one landing later could overwrite the reopened log's new data.
+            let files: Vec<_> = {
+                let s = self.shared.state.borrow();
+                s.segments.iter().map(|seg| seg.file.clone()).collect()
+            };
+            for file in files {
+                file.stop_prefill().await;
+            }
+            return Err(f.to_error());
+        }
         let (file, size, indexes) = {
             let s = self.shared.state.borrow();
-            if let Some(f) = &s.failed {
-                return Err(f.to_error());
-            }
             s.assert_invariants();
             let a = s.active();
             let indexes = (a.index.encode_offset_index(), a.index.encode_time_index());

@@ -168,7 +168,7 @@ impl SegFile {
     /// extending write, which would lock the inode and wait for the data's writes), then
     /// zeros over it, then an fdatasync so that the extent conversions are committed here
     /// rather than by the data's next fdatasync. Each write advances `allocated`.
-    async fn prefill_to(&self, target: u64) -> Result<(), StorageError> {
+    async fn prefill_to(self: &Rc<Self>, target: u64) -> Result<(), StorageError> {
         // A partial last block (after recovery) holds data and is written already.
         let mut pos = align_up(self.allocated.get());
         if pos >= target {
@@ -209,7 +209,7 @@ impl SegFile {
     }
 
     /// Stops a running prefill and waits until it has.
-    async fn stop_prefill(&self) {
+    pub(crate) async fn stop_prefill(&self) {
         loop {
             let progress = self.prefill_progress.listen();
             match self.prefill.get() {
@@ -236,19 +236,33 @@ impl SegFile {
     /// io_uring punts an fdatasync to its io-wq, which ran every fdatasync of a shard on
     /// one worker thread, one after the other, so one partition's sync waited for every
     /// other partition's (bench/RESULTS.md). The pool runs them side by side.
-    pub async fn sync(&self) -> Result<(), StorageError> {
-        use std::os::fd::{AsRawFd, BorrowedFd};
-        // SAFETY: the fd belongs to `self.file`, open for as long as `self` is borrowed.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.file.as_raw_fd()) };
-        // A descriptor of its own, so the call stays valid even if this future is dropped.
-        let file = std::fs::File::from(
-            fd.try_clone_to_owned()
-                .map_err(|e| StorageError::io("dup", &self.path, e))?,
-        );
-        glommio::executor()
-            .spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| StorageError::io("fdatasync", &self.path, e))
+    ///
+    /// The call borrows the segment's own descriptor: a detached task holds the file open until
+    /// the blocking call returns, even if this future is dropped. (A `dup` per fdatasync met
+    /// EMFILE once descriptors ran out and took a working log offline: issue 14, item 10.)
+    pub async fn sync(self: &Rc<Self>) -> Result<(), StorageError> {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let open = self.clone();
+        let synced = glommio::spawn_local(async move {
+            let synced = glommio::executor()
+                .spawn_blocking(move || {
+                    // SAFETY: `fd` stays open until this call returns: `open` holds its file,
+                    // and is dropped only after the call completed.
+                    if unsafe { libc::fdatasync(fd) } == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                })
+                .await;
+            drop(open);
+            synced
+        })
+        .detach()
+        .await
+        .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
+        synced.map_err(|e| StorageError::io("fdatasync", &self.path, e))
     }
 
     /// Reads `[pos, pos + len)` (clipped at end of file) and copies it once into `Bytes`.

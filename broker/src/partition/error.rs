@@ -25,6 +25,8 @@ pub enum PartitionErrorKind {
     ShardUnavailable { shard: usize },
     #[error("opening failed: {reason}")]
     OpenFailed { reason: String },
+    #[error("its log is offline after a failure ({reason}); it reopens from what is durable in {retry_in_ms} ms")]
+    LogOffline { reason: String, retry_in_ms: u64 },
     #[error("{operation} failed: {source}")]
     Storage {
         operation: &'static str,

@@ -8,6 +8,7 @@ mod on_disk;
 mod produce;
 pub mod producer_state;
 mod reads;
+pub mod reopen;
 pub mod request;
 pub mod visible;
 
@@ -89,6 +90,28 @@ impl Partition {
         topic: &TopicMeta,
         index: i32,
     ) -> Result<Rc<Partition>, PartitionError> {
+        Self::open_cut_at(config, topic, index, None).await
+    }
+
+    /// Opens again a partition whose log failed, from what is durable: recovery keeps the whole
+    /// batches on disk, and those from `durable_end` (the high watermark at the failure) on are
+    /// cut, since they were never fdatasync'd, acknowledged with acks=all, nor served. The
+    /// producer state is rebuilt from what is left.
+    pub async fn reopen(
+        config: &BrokerConfig,
+        topic: &TopicMeta,
+        index: i32,
+        durable_end: i64,
+    ) -> Result<Rc<Partition>, PartitionError> {
+        Self::open_cut_at(config, topic, index, Some(durable_end)).await
+    }
+
+    async fn open_cut_at(
+        config: &BrokerConfig,
+        topic: &TopicMeta,
+        index: i32,
+        cut_at: Option<i64>,
+    ) -> Result<Rc<Partition>, PartitionError> {
         let fail = |operation, source| {
             PartitionError::new(
                 &topic.name,
@@ -104,6 +127,12 @@ impl Partition {
         let log = PartitionLog::open(&dir, settings.log.clone())
             .await
             .map_err(|e| fail("opening the log", e))?;
+        if let Some(end) = cut_at.filter(|&end| end < log.log_end_offset()) {
+            tracing::warn!(topic = %topic.name, partition = index, from = end, to = log.log_end_offset(), "cutting what was written but never durable before the log failed");
+            log.truncate_to(end)
+                .await
+                .map_err(|e| fail("cutting what was not durable", e))?;
+        }
         let partition = Rc::new(Partition {
             topic: topic.name.clone(),
             index,
@@ -140,17 +169,34 @@ impl Partition {
             .await;
         let log_end = self.log.log_end_offset();
         let mut from = self.log.log_start_offset();
-        if let Some(s) =
-            snapshot.filter(|s| s.log_end_offset <= log_end && s.log_end_offset >= from)
-        {
-            from = s.log_end_offset;
-            *self.producers.borrow_mut() = s.table;
+        match snapshot {
+            Some(s) if s.log_end_offset > log_end => {
+                self.remove_stale_snapshot(s.log_end_offset).await
+            }
+            Some(s) if s.log_end_offset >= from => {
+                from = s.log_end_offset;
+                *self.producers.borrow_mut() = s.table;
+            }
+            _ => {}
         }
         while from < log_end {
             match self.replay_producers_from(from).await {
                 Some(next) if next > from => from = next,
                 _ => break, // no progress: nothing more to learn
             }
+        }
+    }
+
+    /// Removes a snapshot taken past the log end (of batches a crash or a reopen cut): once the log
+    /// grows past its offset again, loading it would describe batches the log does not hold.
+    async fn remove_stale_snapshot(&self, snapshot_end: i64) {
+        tracing::warn!(topic = %self.topic, partition = self.index, snapshot_end, log_end_offset = self.log.log_end_offset(), "removing a producer-state snapshot taken past the log end");
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let removed = glommio::executor()
+            .spawn_blocking(move || std::fs::remove_file(path))
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot remove the stale producer-state snapshot");
         }
     }
 
@@ -264,10 +310,28 @@ impl Partition {
 
     /// Retention, segment roll by time, and the producer-state snapshot.
     pub async fn housekeeping(&self, now_ms: i64) {
+        if self.log_failure().is_some() {
+            // Offline until reopened; a snapshot now could describe batches never durable.
+            return;
+        }
         if let Err(e) = self.log.housekeeping(now_ms).await {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "housekeeping failed");
         }
         self.snapshot_producer_state().await;
+    }
+
+    /// Why this partition's log went offline (a write or fdatasync failed), if it did: the
+    /// partition must then be closed and reopened (`reopen`), never written again.
+    pub fn log_failure(&self) -> Option<StorageError> {
+        self.log.failure()
+    }
+
+    /// Closes a log that failed. The producer state is not saved: it may describe batches that
+    /// never became durable (the reopen rebuilds it from the log).
+    pub async fn close_after_failure(&self) {
+        if let Err(e) = self.log.close().await {
+            tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "closed the failed log");
+        }
     }
 
     /// Closes the log after writing the producer state.
@@ -290,5 +354,80 @@ pub fn concat(chunks: &[Bytes]) -> Bytes {
             }
             out.freeze()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use glommio::{LocalExecutorBuilder, Placement};
+    use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
+
+    use super::request::{PartitionRequest, PartitionResponse};
+    use super::*;
+    use crate::metadata::image::MetadataImage;
+
+    const PRODUCER_ID: i64 = 7;
+
+    fn idempotent_batch(sequence: i32) -> Bytes {
+        let mut builder =
+            RecordBatchBuilder::new(Compression::None, 1_000).producer(PRODUCER_ID, 0, sequence);
+        builder.append(1_000, None, Some(b"value"), &[]);
+        builder.finish()
+    }
+
+    async fn produce(p: &Rc<Partition>, sequence: i32) -> Result<i64, PartitionError> {
+        let request = PartitionRequest::Produce {
+            records: idempotent_batch(sequence),
+            acks: -1,
+        };
+        match p.clone().serve(request).await? {
+            PartitionResponse::Produced(produced) => Ok(produced.base_offset),
+            other => panic!("a produce answered {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reopen_cuts_what_was_not_durable_and_rebuilds_the_producer_state_from_what_is_left() {
+        let data = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            data_dir: data.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(512 * 1024)
+            .spawn(move || async move {
+                let image = MetadataImage::default();
+                let topic = TopicMeta {
+                    name: "t".to_string(),
+                    id: [9; 16],
+                    partitions: image.place_partitions(1, 1, 0),
+                    configs: BTreeMap::new(),
+                };
+                let p = Partition::open(&config, &topic, 0).await.unwrap();
+                for sequence in 0..3 {
+                    assert_eq!(produce(&p, sequence).await.unwrap(), i64::from(sequence));
+                }
+                p.close().await;
+                // As if the log had failed with offsets 0 and 1 durable and 2 written, not synced.
+                let p = Partition::reopen(&config, &topic, 0, 2).await.unwrap();
+                assert_eq!((p.log_end_offset(), p.high_watermark()), (2, 2));
+                // The snapshot close wrote at offset 3 described the cut batch: it is gone.
+                assert!(!p.dir.join(PRODUCER_SNAPSHOT_FILE).exists());
+                // Sequence 1 was kept: its retry is a duplicate, answered with its offset.
+                assert_eq!(produce(&p, 1).await.unwrap(), 1);
+                // Sequence 2 was cut: its retry is written again, where it was.
+                assert_eq!(produce(&p, 2).await.unwrap(), 2);
+                assert_eq!(p.log_end_offset(), 3);
+                p.close().await;
+                // A durable end at or past the log end cuts nothing.
+                let p = Partition::reopen(&config, &topic, 0, 5).await.unwrap();
+                assert_eq!(p.log_end_offset(), 3);
+                p.close().await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -90,8 +90,6 @@ fn a_partition_that_cannot_open_its_files_is_refused_and_opens_once_descriptors_
 }
 
 #[test]
-#[ignore = "broker bug: the log writer dups the segment's descriptor for each fdatasync; EMFILE \
-            there fails the log until restart (storage/src/writer.rs, the write path's redesign)"]
 fn partitions_already_open_keep_taking_durable_writes_when_descriptors_run_out() {
     let broker = start_broker();
     let addr = broker.addr();
