@@ -376,7 +376,7 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
         }
     };
     glommio::spawn_local(coordinator.clone().run_timers(start.shutdown.clone())).detach();
-    if let Err(e) = start_controller(&start) {
+    if let Err(e) = start_controller(&start, &shard) {
         stop_process();
         shard.disconnect().await;
         return Err(e);
@@ -416,12 +416,16 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
 }
 
 /// With a controller quorum, shard 0 runs this node's voter (`cluster`); otherwise nothing.
-fn start_controller(start: &ShardStart) -> anyhow::Result<()> {
+fn start_controller(start: &ShardStart, shard: &Rc<Shard>) -> anyhow::Result<()> {
     let config = &start.shared.config;
     if start.id != 0 || config.controller_quorum.is_none() {
         return Ok(());
     }
-    cluster::start(config, start.cluster_view.clone(), start.shutdown.clone())
+    let client = cluster::start(shard, start.cluster_view.clone(), start.shutdown.clone())?;
+    if let Some(metadata) = &shard.controller {
+        metadata.use_quorum(client);
+    }
+    Ok(())
 }
 
 /// Recovers the shard's groups, then binds the listener. Partitions open after, in the background

@@ -4,6 +4,7 @@
 //! what committed, and the quorum's state is published. Lives from start-up to shutdown; at
 //! shutdown a leader hands leadership to the most caught-up follower first.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,18 +14,21 @@ use futures::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpListener;
 use riffle_controller::eraftpb::{Message, MessageType};
-use riffle_controller::node::{Node, NodeConfig};
+use riffle_controller::image::{MetadataError, TopicState};
+use riffle_controller::node::{Node, NodeConfig, ProposalOutcome, ProposeError};
+use riffle_controller::placement;
+use riffle_controller::records::{BrokerRegistration, Listener, MetadataRecord, TopicId};
 use riffle_controller::transport::Handshake;
 
+use super::client::{Change, ClusterClient, TopicChange};
 use super::peers::{self, PeerLink};
-use super::{BrokerStatus, ClusterStatus, ClusterView, VoterStatus};
-use crate::config::BrokerConfig;
+use super::{BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
+use crate::metadata::image::{MetadataImage as BrokerImage, TopicMeta};
+use crate::shard::Shard;
 use crate::Shutdown;
 
 /// Events queued to the controller task; past it, peers' readers and the ticker wait.
 const EVENTS_QUEUED_MAX: usize = 4096;
-/// Directory of the controller's Raft log under the data dir.
-pub(crate) const CONTROLLER_DIR: &str = "controller";
 /// How long a leader that is shutting down waits for its transfer to be sent.
 const TRANSFER_GRACE: Duration = Duration::from_millis(300);
 
@@ -41,6 +45,8 @@ pub(crate) enum Event {
         to: u64,
         delivered: bool,
     },
+    /// A topic change from this node's metadata controller.
+    Change(TopicChange),
 }
 
 /// Milliseconds on a monotonic clock shared by the controller's tasks.
@@ -52,10 +58,11 @@ pub(crate) fn now_ms() -> u64 {
 /// Opens the node's Raft log, binds the controller listener and starts the controller task and
 /// its transport on this shard. Call on shard 0 only, once.
 pub(crate) fn start(
-    config: &BrokerConfig,
+    shard: &Rc<Shard>,
     view: Arc<ClusterView>,
     shutdown: Shutdown,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ClusterClient> {
+    let config = shard.config();
     let quorum = config
         .controller_quorum
         .clone()
@@ -102,7 +109,19 @@ pub(crate) fn start(
     );
     glommio::spawn_local(accept).detach();
     let tick = Duration::from_millis(config.controller_tick_ms);
-    glommio::spawn_local(tick_every(tick, events)).detach();
+    glommio::spawn_local(tick_every(tick, events.clone())).detach();
+    let (host, port) = config.advertised_host_port();
+    let registration = BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: rand::random(),
+        listeners: vec![Listener {
+            name: "PLAINTEXT".into(),
+            host,
+            port: u16::try_from(port).unwrap_or(0),
+        }],
+        rack: None,
+        shard_count: shard.shared.shard_count() as u32,
+    };
     let controller = Controller {
         node,
         links,
@@ -113,6 +132,11 @@ pub(crate) fn start(
             .map(|v| (v.node_id, v.address()))
             .collect(),
         published: None,
+        shard: shard.clone(),
+        registration,
+        registration_proposal: None,
+        replies: BTreeMap::new(),
+        synced_topics: None,
     };
     glommio::spawn_local(controller.run(inbox, shutdown)).detach();
     let line = format!(
@@ -121,7 +145,7 @@ pub(crate) fn start(
     );
     tracing::info!("{line}");
     println!("{line}");
-    Ok(())
+    Ok(ClusterClient { events })
 }
 
 async fn tick_every(tick: Duration, events: Rc<LocalSender<Event>>) {
@@ -140,6 +164,15 @@ struct Controller {
     view: Arc<ClusterView>,
     addresses: Vec<(u64, String)>,
     published: Option<ClusterStatus>,
+    /// Shard 0, whose metadata controller keeps the broker image the shards serve from.
+    shard: Rc<Shard>,
+    /// This broker's registration (a new incarnation per process start).
+    registration: BrokerRegistration,
+    registration_proposal: Option<u64>,
+    /// Topic changes proposed for this node's callers, by proposal id.
+    replies: BTreeMap<u64, TopicChange>,
+    /// The quorum's topics as last copied into the broker image.
+    synced_topics: Option<BTreeMap<TopicId, TopicState>>,
 }
 
 impl Controller {
@@ -151,11 +184,21 @@ impl Controller {
                 Either::Left((None, _)) => return,
                 Either::Right(_) => break,
             };
+            let tick = matches!(event, Event::Tick);
             self.handle(event);
-            if let Err(e) = self.step() {
-                fail(e);
-                return;
+            if tick {
+                self.keep_registered();
+                self.heartbeat_live_brokers();
             }
+            let outcomes = match self.step() {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    fail(e);
+                    return;
+                }
+            };
+            self.sync_topics().await;
+            self.answer(outcomes);
         }
         self.hand_over_leadership().await;
     }
@@ -166,18 +209,112 @@ impl Controller {
             Event::Message(message) => self.node.step(message),
             Event::Unreachable { to } => self.node.report_unreachable(to),
             Event::SnapshotSent { to, delivered } => self.node.report_snapshot(to, delivered),
+            Event::Change(change) => self.propose_change(change),
         }
     }
 
-    /// Persists, sends, applies (`Node::drive`), then publishes the quorum's state.
-    fn step(&mut self) -> Result<(), riffle_controller::node::ControllerError> {
+    /// Plans `change` against the quorum's image and proposes it; a refusal is answered now.
+    fn propose_change(&mut self, change: TopicChange) {
+        let planned = plan(self.node.image(), &change.change)
+            .map_err(ProposeError::Rejected)
+            .and_then(|record| self.node.propose(record));
+        match planned {
+            Ok(proposal_id) => {
+                self.replies.insert(proposal_id, change);
+            }
+            Err(e) => {
+                let _ = change.reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Answers this node's proposals once applied (and copied into the broker image).
+    fn answer(&mut self, outcomes: Vec<ProposalOutcome>) {
+        for outcome in outcomes {
+            if self.registration_proposal == Some(outcome.proposal_id) {
+                self.registration_proposal = None;
+                if let Err(e) = &outcome.result {
+                    tracing::debug!(error = %e, "controller: broker registration not applied; retrying");
+                }
+            }
+            if let Some(change) = self.replies.remove(&outcome.proposal_id) {
+                let _ = change.reply.send(outcome.result);
+            }
+        }
+    }
+
+    /// Registers this broker (again, after a restart) once the quorum has a leader.
+    fn keep_registered(&mut self) {
+        let broker_id = self.registration.broker_id;
+        let registered = self
+            .node
+            .image()
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.registration.incarnation_id == self.registration.incarnation_id);
+        if registered || self.registration_proposal.is_some() || self.node.leader_id().is_none() {
+            return;
+        }
+        let record = MetadataRecord::RegisterBroker(self.registration.clone());
+        if let Ok(proposal_id) = self.node.propose(record) {
+            self.registration_proposal = Some(proposal_id);
+        }
+    }
+
+    /// On the leader: every combined node whose controller answers raft is a live broker, so
+    /// raft's own heartbeats keep broker sessions; a node that stops answering is fenced after
+    /// `broker_session_timeout_ms`.
+    fn heartbeat_live_brokers(&mut self) {
+        let live: Vec<(i32, u64)> = self
+            .node
+            .recently_active_voters()
+            .into_iter()
+            .filter_map(|id| {
+                let broker_id = i32::try_from(id).ok()?;
+                let broker = self.node.image().brokers.get(&broker_id)?;
+                Some((broker_id, broker.broker_epoch))
+            })
+            .collect();
+        for (broker_id, broker_epoch) in live {
+            let _ = self.node.broker_heartbeat(broker_id, broker_epoch);
+        }
+    }
+
+    /// Copies the quorum's topics into the broker image the shards serve from, when they
+    /// changed: new topics and partitions are placed on this node's shards (each node serves
+    /// every partition itself until replication comes), configs follow, deleted topics go.
+    /// Local topics the quorum never knew (a data dir from before the quorum) are kept.
+    async fn sync_topics(&mut self) {
+        let topics = &self.node.image().topics;
+        if self.synced_topics.as_ref() == Some(topics) {
+            return;
+        }
+        let Some(metadata) = self.shard.controller.clone() else {
+            return;
+        };
+        let topics = topics.clone();
+        let before = self.synced_topics.take().unwrap_or_default();
+        let node_id = self.registration.broker_id;
+        let shards = self.shard.shared.shard_count();
+        let copied = metadata
+            .update_topics(&self.shard, |image| {
+                copy_topics(image, &before, &topics, node_id, shards)
+            })
+            .await;
+        match copied {
+            Ok(()) => self.synced_topics = Some(topics),
+            Err(e) => tracing::error!(error = %e, "controller: cannot apply the quorum's topics"),
+        }
+    }
+
+    /// Persists, sends, applies (`Node::drive`), then publishes the quorum's state; returns
+    /// the outcomes of this node's proposals.
+    fn step(&mut self) -> Result<Vec<ProposalOutcome>, riffle_controller::node::ControllerError> {
         self.node.drive()?;
         let messages = self.node.take_messages();
         self.send(messages);
-        // Proposals come with the metadata wiring; none is made by this node yet but fencing.
-        self.node.take_outcomes();
         self.publish();
-        Ok(())
+        Ok(self.node.take_outcomes())
     }
 
     fn send(&mut self, messages: Vec<Message>) {
@@ -278,4 +415,100 @@ impl Controller {
 fn fail(error: riffle_controller::node::ControllerError) {
     tracing::error!(%error, "controller failed; stopping the broker");
     crate::server::stop_process();
+}
+
+/// The record for `change`, checked against the quorum's image.
+fn plan(
+    image: &riffle_controller::image::MetadataImage,
+    change: &Change,
+) -> Result<MetadataRecord, MetadataError> {
+    let topic_id = |name: &str| {
+        image
+            .topic_by_name(name)
+            .map(|t| t.topic_id)
+            .ok_or_else(|| MetadataError::UnknownTopicOrPartition {
+                topic: name.to_owned(),
+            })
+    };
+    match change {
+        Change::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => placement::plan_create_topic(
+            image,
+            name,
+            TopicId(rand::random()),
+            *partitions,
+            *replication_factor,
+            configs.clone(),
+        ),
+        Change::Delete { name } => Ok(MetadataRecord::DeleteTopic {
+            topic_id: topic_id(name)?,
+        }),
+        Change::CreatePartitions { name, total } => {
+            placement::plan_create_partitions(image, name, *total)
+        }
+        Change::SetConfigs { name, configs } => {
+            let current = image
+                .topic_by_name(name)
+                .map(|t| t.configs.clone())
+                .unwrap_or_default();
+            Ok(MetadataRecord::AlterTopicConfigs {
+                topic_id: topic_id(name)?,
+                set: configs.clone(),
+                delete: current
+                    .keys()
+                    .filter(|k| !configs.contains_key(*k))
+                    .cloned()
+                    .collect(),
+            })
+        }
+    }
+}
+
+/// Brings the broker image's topics in line with the quorum's (see `sync_topics`).
+fn copy_topics(
+    image: &mut BrokerImage,
+    before: &BTreeMap<TopicId, TopicState>,
+    topics: &BTreeMap<TopicId, TopicState>,
+    node_id: i32,
+    shards: usize,
+) {
+    for (topic_id, gone) in before {
+        if !topics.contains_key(topic_id)
+            && image.topic(&gone.name).is_some_and(|t| t.id == topic_id.0)
+        {
+            image.topics.remove(&gone.name);
+        }
+    }
+    for topic in topics.values() {
+        let local = image
+            .topic(&topic.name)
+            .filter(|t| t.id == topic.topic_id.0)
+            .cloned();
+        let mut partitions = local.map(|t| t.partitions.clone()).unwrap_or_default();
+        let count = topic.partitions.len();
+        partitions.truncate(count);
+        if partitions.len() < count {
+            // Placed against the image without this topic's old entry, so load stays balanced.
+            image.topics.remove(&topic.name);
+            let added = image.place_partitions(count - partitions.len(), shards, node_id);
+            partitions.extend(added);
+        }
+        let meta = TopicMeta {
+            name: topic.name.clone(),
+            id: topic.topic_id.0,
+            partitions,
+            configs: topic.configs.clone(),
+        };
+        if image
+            .topic(&topic.name)
+            .map(|t| **t != meta)
+            .unwrap_or(true)
+        {
+            image.topics.insert(topic.name.clone(), Arc::new(meta));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! knows of the quorum for the admin listener (`/v1/cluster`). Without a quorum nothing here
 //! runs and the node is today's single node, its metadata in `metadata.json`.
 
+mod client;
 pub mod config;
 mod driver;
 mod peers;
@@ -13,6 +14,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
+pub(crate) use client::{Change, ClusterClient};
+
+/// Directory of the controller's Raft log under the data dir (never a partition directory:
+/// those are named TOPIC-PARTITION).
+pub(crate) const CONTROLLER_DIR: &str = "controller";
 pub(crate) use driver::start;
 
 /// The quorum as this node last saw it; replaced whole by the controller task after every

@@ -1,8 +1,10 @@
 //! The controller quorum against real processes: three combined nodes on loopback ports elect
-//! a leader, elect another within seconds of the leader's kill -9, and take the killed node
-//! back when it restarts; the quorum as `/v1/cluster` and `riffle cluster info --admin` show
-//! it; the controller port closes a connection that is not a controller of this cluster.
-//! Raft ticks are short here (50 ms) so that elections take well under a second.
+//! a leader, register their brokers, create and delete topics sent to any node (kcat sees them
+//! on all three), elect another leader within seconds of the leader's kill -9 and fence its
+//! broker, and take the killed node back when it restarts (it catches up on what it missed);
+//! the quorum as `/v1/cluster` and `riffle cluster info --admin` show it; the controller port
+//! closes a connection that is not a controller of this cluster. Raft ticks are short here
+//! (50 ms) so that elections take well under a second.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,13 +12,13 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use riffle_tests::http;
-use riffle_tests::{free_port, riffle_bin, run_ok, Broker, BrokerOptions};
+use riffle_tests::{free_port, http, kafka, kcat_bin, riffle_bin, run_ok, Broker, BrokerOptions};
 use serde_json::Value;
 
 /// Raft clock of the test clusters: 50 ms ticks, heartbeats every 2, elections after 10-20.
-const FAST_TICKS_TOML: &str =
-    "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\ncontroller_election_tick = 10\n";
+/// A broker silent for 2 s is fenced.
+const FAST_TICKS_TOML: &str = "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\n\
+    controller_election_tick = 10\nbroker_session_timeout_ms = 2000\n";
 /// How long a cluster may take to agree on a leader (elections take 0.5-1 s here; the rest is
 /// slack for a loaded CI machine).
 const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -98,6 +100,56 @@ fn all_voters_caught_up(leader: &Broker) -> Value {
     }
 }
 
+/// Waits until `node` sees the registered brokers as `expected` (id, fenced).
+fn brokers_become(node: &Broker, expected: &[(i64, bool)]) {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let quorum = cluster_doc(node)["quorum"].clone();
+        let brokers: Vec<(i64, bool)> = quorum["brokers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| (b["broker_id"].as_i64().unwrap_or(-1), b["fenced"] == true))
+            .collect();
+        if brokers == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "brokers not {expected:?} within {LEADER_TIMEOUT:?}: {quorum}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until kcat's metadata from `node` lists `topic` with `partitions` partitions, or
+/// (with None) does not list it.
+fn kcat_sees(node: &Broker, topic: &str, partitions: Option<usize>) {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    let line = format!("topic \"{topic}\" with ");
+    loop {
+        let out = run_ok(
+            Command::new(kcat_bin()).args(["-b", &node.addr(), "-L", "-m", "10"]),
+            None,
+            COMMAND_TIMEOUT,
+        );
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        let found = match partitions {
+            Some(n) => listing.contains(&format!("{line}{n} partitions")),
+            None => !listing.contains(&line),
+        };
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {topic} not as {partitions:?} within {LEADER_TIMEOUT:?}:\n{listing}",
+            node.addr()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let mut nodes = start_cluster();
@@ -106,6 +158,33 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let leader_index = leader as usize - 1;
     let quorum = all_voters_caught_up(&nodes[leader_index]);
     assert_eq!(quorum["node_id"], leader, "{quorum}");
+    brokers_become(&nodes[leader_index], &[(1, false), (2, false), (3, false)]);
+
+    // Topics sent to a follower are committed by the quorum and served by every node.
+    let follower = &nodes[leader_index % 3];
+    kafka::create_topic(&follower.addr(), "orders", 3);
+    kafka::create_topic(&follower.addr(), "doomed", 1);
+    for node in &nodes {
+        kcat_sees(node, "orders", Some(3));
+        kcat_sees(node, "doomed", Some(1));
+    }
+    let (code, _) = kafka::try_create_topic(&nodes[leader_index].addr(), "orders", 1, 1, &[]);
+    assert_eq!(code, 36, "TOPIC_ALREADY_EXISTS from any node");
+    let deleted = run_ok(
+        Command::new(riffle_bin()).args([
+            "topic",
+            "delete",
+            "doomed",
+            "--brokers",
+            &nodes[(leader_index + 2) % 3].addr(),
+        ]),
+        None,
+        COMMAND_TIMEOUT,
+    );
+    assert!(deleted.status.success());
+    for node in &nodes {
+        kcat_sees(node, "doomed", None);
+    }
 
     // The CLI shows the same quorum, from the leader's admin listener.
     let leader_node = &nodes[leader_index];
@@ -140,11 +219,23 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
         failover < Duration::from_secs(10),
         "new leader {new_leader} only after {failover:?}"
     );
+    let mut fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == leader)).collect();
+    brokers_become(&nodes[new_leader as usize - 1], &fenced);
+    kafka::create_topic(&nodes[new_leader as usize - 1].addr(), "while-down", 2);
 
     nodes[leader_index].restart();
     let all: Vec<&Broker> = nodes.iter().collect();
     let (leader_after, _) = agreed_leader(&all, &survivors);
     all_voters_caught_up(&nodes[leader_after as usize - 1]);
+    fenced.iter_mut().for_each(|b| b.1 = false);
+    brokers_become(&nodes[leader_after as usize - 1], &fenced);
+    kcat_sees(&nodes[leader_index], "while-down", Some(2));
+    kcat_sees(&nodes[leader_index], "orders", Some(3));
+    let log = nodes[leader_index].stderr_log();
+    assert!(
+        !log.contains("/controller"),
+        "the Raft log is never taken for a partition directory:\n{log}"
+    );
 }
 
 #[test]
