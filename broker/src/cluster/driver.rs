@@ -4,7 +4,8 @@
 //! what committed, and the quorum's state is published. Lives from start-up to shutdown; at
 //! shutdown a leader hands leadership to the most caught-up follower first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -137,6 +138,7 @@ pub(crate) fn start(
         registration_proposal: None,
         replies: BTreeMap::new(),
         synced_topics: None,
+        takeover: Takeover::at(&dir),
     };
     glommio::spawn_local(controller.run(inbox, shutdown)).detach();
     let line = format!(
@@ -173,6 +175,33 @@ struct Controller {
     replies: BTreeMap<u64, TopicChange>,
     /// The quorum's topics as last copied into the broker image.
     synced_topics: Option<BTreeMap<TopicId, TopicState>>,
+    takeover: Takeover,
+}
+
+/// The topics this node had before it joined a quorum (its `metadata.json`) become records of
+/// the quorum once, so upgrading loses nothing. Until that is done the quorum's image is not
+/// authoritative here: a local topic it does not know is kept.
+struct Takeover {
+    /// Written once every local topic is in the quorum's image.
+    marker: PathBuf,
+    done: bool,
+    in_flight: BTreeSet<u64>,
+    failed: bool,
+}
+
+/// File under the controller dir saying the local topics were taken over.
+const TAKEOVER_MARKER: &str = "local_topics_taken_over";
+
+impl Takeover {
+    fn at(dir: &std::path::Path) -> Takeover {
+        let marker = dir.join(TAKEOVER_MARKER);
+        Takeover {
+            done: marker.exists(),
+            marker,
+            in_flight: BTreeSet::new(),
+            failed: false,
+        }
+    }
 }
 
 impl Controller {
@@ -188,6 +217,7 @@ impl Controller {
             self.handle(event);
             if tick {
                 self.keep_registered();
+                self.take_over_local_topics();
                 self.heartbeat_live_brokers();
             }
             let outcomes = match self.step() {
@@ -237,9 +267,78 @@ impl Controller {
                     tracing::debug!(error = %e, "controller: broker registration not applied; retrying");
                 }
             }
+            if self.takeover.in_flight.remove(&outcome.proposal_id) {
+                self.takeover_answered(&outcome.result);
+            }
             if let Some(change) = self.replies.remove(&outcome.proposal_id) {
                 let _ = change.reply.send(outcome.result);
             }
+        }
+    }
+
+    /// Proposes this node's pre-quorum topics (ids, partition counts, configs kept) once it is
+    /// caught up and brokers can take replicas; a name the quorum already has is left to it.
+    fn take_over_local_topics(&mut self) {
+        let status = self.node.status();
+        let image = self.node.image();
+        if self.takeover.done
+            || !self.takeover.in_flight.is_empty()
+            || status.leader_id.is_none()
+            || status.applied_index < status.commit_index
+            || image.usable_brokers().next().is_none()
+        {
+            return;
+        }
+        let records: Vec<MetadataRecord> = self
+            .shard
+            .image()
+            .topics
+            .values()
+            .filter(|t| image.topic_by_name(&t.name).is_none())
+            .filter_map(|t| {
+                let partitions = placement::assign_partitions(image, t.partitions.len(), 1).ok()?;
+                Some(MetadataRecord::CreateTopic {
+                    name: t.name.clone(),
+                    topic_id: TopicId(t.id),
+                    partitions,
+                    configs: t.configs.clone(),
+                })
+            })
+            .collect();
+        for record in records {
+            match self.node.propose(record) {
+                Ok(proposal_id) => {
+                    self.takeover.in_flight.insert(proposal_id);
+                }
+                Err(_) => self.takeover.failed = true,
+            }
+        }
+        if self.takeover.in_flight.is_empty() {
+            self.takeover_answered(&Ok(()));
+        }
+    }
+
+    /// One taken-over topic answered; once all are, the takeover is done (or retried).
+    fn takeover_answered(&mut self, result: &Result<(), ProposeError>) {
+        let refused = matches!(
+            result,
+            Err(e) if !matches!(e, ProposeError::Rejected(MetadataError::TopicAlreadyExists { .. }))
+        );
+        self.takeover.failed |= refused;
+        if !self.takeover.in_flight.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.takeover.failed) {
+            return;
+        }
+        match write_marker(&self.takeover.marker) {
+            Ok(()) => {
+                tracing::info!("controller: this node's topics are in the quorum's metadata");
+                self.takeover.done = true;
+                // Copy again, now removing local topics the quorum does not have.
+                self.synced_topics = None;
+            }
+            Err(e) => tracing::warn!(error = %e, "controller: cannot record the topic takeover"),
         }
     }
 
@@ -296,9 +395,10 @@ impl Controller {
         let before = self.synced_topics.take().unwrap_or_default();
         let node_id = self.registration.broker_id;
         let shards = self.shard.shared.shard_count();
+        let authoritative = self.takeover.done;
         let copied = metadata
             .update_topics(&self.shard, |image| {
-                copy_topics(image, &before, &topics, node_id, shards)
+                copy_topics(image, &before, &topics, authoritative, node_id, shards)
             })
             .await;
         match copied {
@@ -410,6 +510,15 @@ impl Controller {
     }
 }
 
+/// Writes the (empty) takeover marker durably. Blocking, like the Raft log's own writes.
+fn write_marker(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The node's storage failed: it cannot go on (raft-rs's node is inoperable after a storage
 /// error), so the process stops rather than serve with a controller that no longer votes.
 fn fail(error: riffle_controller::node::ControllerError) {
@@ -473,9 +582,15 @@ fn copy_topics(
     image: &mut BrokerImage,
     before: &BTreeMap<TopicId, TopicState>,
     topics: &BTreeMap<TopicId, TopicState>,
+    authoritative: bool,
     node_id: i32,
     shards: usize,
 ) {
+    if authoritative {
+        image
+            .topics
+            .retain(|_, t| topics.contains_key(&TopicId(t.id)));
+    }
     for (topic_id, gone) in before {
         if !topics.contains_key(topic_id)
             && image.topic(&gone.name).is_some_and(|t| t.id == topic_id.0)
@@ -496,6 +611,12 @@ fn copy_topics(
             image.topics.remove(&topic.name);
             let added = image.place_partitions(count - partitions.len(), shards, node_id);
             partitions.extend(added);
+        }
+        // This node serves every partition itself (a data dir of a single node with another
+        // node id included) until replication comes.
+        for partition in &mut partitions {
+            partition.leader = node_id;
+            partition.replicas = vec![node_id];
         }
         let meta = TopicMeta {
             name: topic.name.clone(),

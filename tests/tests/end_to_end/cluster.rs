@@ -8,11 +8,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use riffle_tests::{free_port, http, kafka, kcat_bin, riffle_bin, run_ok, Broker, BrokerOptions};
+use riffle_tests::{
+    free_port, http, kafka, kcat_bin, riffle_bin, run_ok, scratch_dir, Broker, BrokerOptions,
+};
 use serde_json::Value;
 
 /// Raft clock of the test clusters: 50 ms ticks, heartbeats every 2, elections after 10-20.
@@ -27,6 +30,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Three combined nodes, ids 1-3, each with its own Kafka, admin and controller port.
 fn start_cluster() -> Vec<Broker> {
+    start_cluster_with(None)
+}
+
+/// Three combined nodes; node 1 on `node1_data_dir` when given.
+fn start_cluster_with(node1_data_dir: Option<&Path>) -> Vec<Broker> {
     let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let quorum = controller_ports
         .iter()
@@ -44,6 +52,9 @@ fn start_cluster() -> Vec<Broker> {
                     quorum.clone(),
                 ],
                 config_toml: Some(FAST_TICKS_TOML.into()),
+                data_dir: node1_data_dir
+                    .filter(|_| node_id == 1)
+                    .map(Path::to_path_buf),
                 ..BrokerOptions::default()
             })
         })
@@ -222,6 +233,18 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let mut fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == leader)).collect();
     brokers_become(&nodes[new_leader as usize - 1], &fenced);
     kafka::create_topic(&nodes[new_leader as usize - 1].addr(), "while-down", 2);
+    let deleted = run_ok(
+        Command::new(riffle_bin()).args([
+            "topic",
+            "delete",
+            "orders",
+            "--brokers",
+            &nodes[new_leader as usize - 1].addr(),
+        ]),
+        None,
+        COMMAND_TIMEOUT,
+    );
+    assert!(deleted.status.success());
 
     nodes[leader_index].restart();
     let all: Vec<&Broker> = nodes.iter().collect();
@@ -230,7 +253,7 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     fenced.iter_mut().for_each(|b| b.1 = false);
     brokers_become(&nodes[leader_after as usize - 1], &fenced);
     kcat_sees(&nodes[leader_index], "while-down", Some(2));
-    kcat_sees(&nodes[leader_index], "orders", Some(3));
+    kcat_sees(&nodes[leader_index], "orders", None);
     let log = nodes[leader_index].stderr_log();
     assert!(
         !log.contains("/controller"),
@@ -308,4 +331,43 @@ fn a_node_without_quorum_reports_none() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("quorum: none"), "{text}");
+}
+
+#[test]
+fn a_single_nodes_topics_are_taken_over_when_it_joins_a_quorum() {
+    let data_dir = scratch_dir("riffle-takeover-");
+    let mut single = Broker::start_with(BrokerOptions {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..BrokerOptions::default()
+    });
+    kafka::create_topic(&single.addr(), "legacy", 2);
+    run_ok(
+        Command::new(kcat_bin()).args(["-b", &single.addr(), "-P", "-t", "legacy", "-p", "0"]),
+        Some(b"kept\n".to_vec()),
+        COMMAND_TIMEOUT,
+    );
+    single.stop();
+
+    let nodes = start_cluster_with(Some(data_dir.path()));
+    for node in &nodes {
+        kcat_sees(node, "legacy", Some(2));
+    }
+    let out = run_ok(
+        Command::new(kcat_bin()).args([
+            "-b",
+            &nodes[0].addr(),
+            "-C",
+            "-t",
+            "legacy",
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ]),
+        None,
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kept");
 }
