@@ -90,6 +90,10 @@ fn controller_error(error: ProposeError) -> ControllerError {
             MetadataError::InvalidConfig { reason } => ControllerError::InvalidConfig { reason },
             other => unavailable(&other.to_string()),
         },
-        other => unavailable(&other.to_string()),
+        // No leader, no majority, or too much pending: retriable (Kafka answers a controller
+        // that cannot commit in time with REQUEST_TIMED_OUT; NOT_CONTROLLER is never shown).
+        other => ControllerError::QuorumUnavailable {
+            reason: other.to_string(),
+        },
     }
 }

@@ -49,6 +49,10 @@ pub enum ControllerError {
     Persist { reason: String },
     #[error("the controller is not available: {reason}")]
     Unavailable { reason: String },
+    /// The controller quorum did not commit the change in time (no leader, no majority):
+    /// retriable, and nothing was changed unless a later Metadata shows it.
+    #[error("the controller quorum did not commit the change: {reason}")]
+    QuorumUnavailable { reason: String },
 }
 
 /// What other shards ask of the controller.

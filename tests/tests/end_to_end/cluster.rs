@@ -2,7 +2,8 @@
 //! a leader, register their brokers, create and delete topics sent to any node (kcat sees them
 //! on all three), elect another leader within seconds of the leader's kill -9 and fence its
 //! broker, and take the killed node back when it restarts (it catches up on what it missed);
-//! the quorum as `/v1/cluster` and `riffle cluster info --admin` show it; the controller port
+//! with two of three gone a change is refused with REQUEST_TIMED_OUT (retriable); the quorum
+//! as `/v1/cluster` and `riffle cluster info --admin` show it; the controller port
 //! closes a connection that is not a controller of this cluster. Raft ticks are short here
 //! (50 ms) so that elections take well under a second.
 
@@ -259,6 +260,23 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
         !log.contains("/controller"),
         "the Raft log is never taken for a partition directory:\n{log}"
     );
+
+    // Two of three gone: no majority, so a change is refused with a retriable error, and the
+    // survivor does not show it.
+    let survivor = (leader_after as usize) % 3;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i != survivor {
+            node.kill9();
+        }
+    }
+    let (code, message) =
+        kafka::try_create_topic(&nodes[survivor].addr(), "no-majority", 1, 1, &[]);
+    assert_eq!(code, 7, "REQUEST_TIMED_OUT: {message:?}");
+    assert!(
+        message.as_deref().is_some_and(|m| m.contains("quorum")),
+        "{message:?}"
+    );
+    kcat_sees(&nodes[survivor], "no-majority", None);
 }
 
 #[test]
