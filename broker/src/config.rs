@@ -139,6 +139,9 @@ pub struct BrokerConfig {
     /// `broker.session.timeout.ms`: a broker that has not heartbeaten to the controller leader
     /// for this long is fenced.
     pub broker_session_timeout_ms: u64,
+    /// A topic change the controller quorum has not committed within this long is answered
+    /// REQUEST_TIMED_OUT (it may still be committed later).
+    pub controller_proposal_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -189,6 +192,7 @@ impl Default for BrokerConfig {
             controller_heartbeat_tick: 3,
             controller_election_tick: 10,
             broker_session_timeout_ms: 9000,
+            controller_proposal_timeout_ms: 5000,
         }
     }
 }
@@ -325,6 +329,10 @@ impl BrokerConfig {
             self.broker_session_timeout_ms >= 1,
             "broker_session_timeout_ms must be at least 1 ms"
         );
+        anyhow::ensure!(
+            self.controller_proposal_timeout_ms >= 1,
+            "controller_proposal_timeout_ms must be at least 1 ms"
+        );
         Ok(())
     }
 
@@ -459,9 +467,11 @@ mod tests {
         let cfg: BrokerConfig = toml::from_str(
             "node_id = 2\nroles = \"broker,controller\"\n\
              controller_quorum = \"1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095\"\n\
-             controller_listen = \"127.0.0.1:9094\"\ncontroller_tick_ms = 20\n",
+             controller_listen = \"127.0.0.1:9094\"\ncontroller_tick_ms = 20\n\
+             controller_proposal_timeout_ms = 700\n",
         )
         .unwrap();
+        assert_eq!(cfg.controller_proposal_timeout_ms, 700);
         assert_eq!(cfg.controller_quorum.as_ref().unwrap().ids(), vec![1, 2, 3]);
         assert_eq!(cfg.controller_tick_ms, 20);
         assert!(cfg.validate().is_ok());
@@ -472,6 +482,10 @@ mod tests {
             (
                 "node_id = 1\ncontroller_quorum = \"1@h:1\"\ncontroller_election_tick = 3\n",
                 "controller_election_tick",
+            ),
+            (
+                "node_id = 1\ncontroller_quorum = \"1@h:1\"\ncontroller_proposal_timeout_ms = 0\n",
+                "controller_proposal_timeout_ms",
             ),
         ] {
             let cfg: BrokerConfig = toml::from_str(toml).unwrap();

@@ -84,6 +84,7 @@ pub(crate) fn start(
     node_config.heartbeat_tick = config.controller_heartbeat_tick;
     node_config.election_tick = config.controller_election_tick;
     node_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    node_config.proposal_timeout_ms = config.controller_proposal_timeout_ms;
     let dir = config.data_dir.join(CONTROLLER_DIR);
     let node = Node::open(node_config, &dir)
         .with_context(|| format!("opening the controller log in {}", dir.display()))?;

@@ -20,9 +20,10 @@ use riffle_tests::{
 use serde_json::Value;
 
 /// Raft clock of the test clusters: 50 ms ticks, heartbeats every 2, elections after 10-20.
-/// A broker silent for 2 s is fenced.
+/// A broker silent for 2 s is fenced; a change not committed in 1.5 s is refused.
 const FAST_TICKS_TOML: &str = "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\n\
-    controller_election_tick = 10\nbroker_session_timeout_ms = 2000\n";
+    controller_election_tick = 10\nbroker_session_timeout_ms = 2000\n\
+    controller_proposal_timeout_ms = 1500\n";
 /// How long a cluster may take to agree on a leader (elections take 0.5-1 s here; the rest is
 /// slack for a loaded CI machine).
 const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
