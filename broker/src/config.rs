@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+pub use crate::cluster::config::{ControllerQuorum, Roles};
+
 /// Most chunk writes a partition may keep in flight: beyond this a disk gains nothing and the
 /// shard's io memory is spent on one partition.
 pub const LOG_WRITE_BEHIND_DEPTH_MAX: usize = 64;
@@ -118,6 +120,28 @@ pub struct BrokerConfig {
     /// `offsets.retention.minutes`: committed offsets of a group without members expire this
     /// long after their commit (0 = never).
     pub offsets_retention_minutes: i64,
+    /// What this node runs (Kafka's `process.roles`): `broker,controller` (combined, the
+    /// default), `broker` or `controller`.
+    pub roles: Roles,
+    /// The controller quorum's voters, `ID@HOST:PORT,...` (Kafka's `controller.quorum.voters`).
+    /// Unset: a single-node cluster whose metadata lives in `metadata.json`.
+    pub controller_quorum: Option<ControllerQuorum>,
+    /// Where this node's controller listens for its peers. Default: its own entry in
+    /// `controller_quorum`.
+    pub controller_listen: Option<SocketAddr>,
+    /// The controller's Raft clock: one tick every this many ms.
+    pub controller_tick_ms: u64,
+    /// Ticks between the controller leader's heartbeats to its followers.
+    pub controller_heartbeat_tick: usize,
+    /// Ticks a follower waits without hearing a leader before it campaigns (drawn at random
+    /// from `[election, 2 × election)` each time).
+    pub controller_election_tick: usize,
+    /// `broker.session.timeout.ms`: a broker that has not heartbeaten to the controller leader
+    /// for this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// A topic change the controller quorum has not committed within this long is answered
+    /// REQUEST_TIMED_OUT (it may still be committed later).
+    pub controller_proposal_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -161,6 +185,14 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            roles: Roles::default(),
+            controller_quorum: None,
+            controller_listen: None,
+            controller_tick_ms: 100,
+            controller_heartbeat_tick: 3,
+            controller_election_tick: 10,
+            broker_session_timeout_ms: 9000,
+            controller_proposal_timeout_ms: 5000,
         }
     }
 }
@@ -239,6 +271,7 @@ impl BrokerConfig {
             self.offsets_retention_minutes >= 0,
             "offsets_retention_minutes must be 0 (never) or positive"
         );
+        self.validate_cluster()?;
         if let Some(adv) = &self.advertised {
             anyhow::ensure!(
                 adv.rsplit_once(':')
@@ -246,6 +279,60 @@ impl BrokerConfig {
                 "advertised must be HOST:PORT, got {adv}"
             );
         }
+        Ok(())
+    }
+
+    /// With no quorum the node is today's single combined node; with one, it must be a voter
+    /// of it (dedicated brokers and controllers come with the broker-to-controller channel).
+    fn validate_cluster(&self) -> anyhow::Result<()> {
+        let Some(quorum) = &self.controller_quorum else {
+            anyhow::ensure!(
+                self.roles == Roles::default(),
+                "roles {} needs controller_quorum; a node without one is a single combined node",
+                self.roles
+            );
+            return Ok(());
+        };
+        anyhow::ensure!(
+            self.roles == Roles::default(),
+            "roles {}: only combined nodes (broker,controller) can join a quorum so far",
+            self.roles
+        );
+        anyhow::ensure!(
+            self.node_id >= 1,
+            "node_id must be at least 1 with controller_quorum, got {}",
+            self.node_id
+        );
+        anyhow::ensure!(
+            quorum.voter(self.node_id as u64).is_some(),
+            "node_id {} is not among the controller_quorum voters {:?}",
+            self.node_id,
+            quorum.ids()
+        );
+        anyhow::ensure!(
+            self.cluster_id.len() <= riffle_controller::transport::CLUSTER_ID_MAX_LEN,
+            "cluster_id must be at most {} bytes",
+            riffle_controller::transport::CLUSTER_ID_MAX_LEN
+        );
+        anyhow::ensure!(
+            self.controller_tick_ms >= 1,
+            "controller_tick_ms must be at least 1 ms"
+        );
+        anyhow::ensure!(
+            self.controller_heartbeat_tick >= 1
+                && self.controller_election_tick > self.controller_heartbeat_tick,
+            "controller_election_tick ({}) must exceed controller_heartbeat_tick ({}), which must be at least 1",
+            self.controller_election_tick,
+            self.controller_heartbeat_tick
+        );
+        anyhow::ensure!(
+            self.broker_session_timeout_ms >= 1,
+            "broker_session_timeout_ms must be at least 1 ms"
+        );
+        anyhow::ensure!(
+            self.controller_proposal_timeout_ms >= 1,
+            "controller_proposal_timeout_ms must be at least 1 ms"
+        );
         Ok(())
     }
 
@@ -362,6 +449,49 @@ mod tests {
         let cfg: BrokerConfig = toml::from_str("log_reopen_backoff_ms = 0\n").unwrap();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("log_reopen_backoff_ms"), "{err}");
+    }
+
+    #[test]
+    fn no_quorum_is_a_single_combined_node() {
+        let cfg = BrokerConfig::default();
+        assert_eq!(cfg.roles, Roles::default());
+        assert!(cfg.controller_quorum.is_none());
+        assert!(cfg.validate().is_ok());
+        let cfg: BrokerConfig = toml::from_str("roles = \"broker\"\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("controller_quorum"), "{err}");
+    }
+
+    #[test]
+    fn quorum_settings_are_read_and_checked() {
+        let cfg: BrokerConfig = toml::from_str(
+            "node_id = 2\nroles = \"broker,controller\"\n\
+             controller_quorum = \"1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095\"\n\
+             controller_listen = \"127.0.0.1:9094\"\ncontroller_tick_ms = 20\n\
+             controller_proposal_timeout_ms = 700\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.controller_proposal_timeout_ms, 700);
+        assert_eq!(cfg.controller_quorum.as_ref().unwrap().ids(), vec![1, 2, 3]);
+        assert_eq!(cfg.controller_tick_ms, 20);
+        assert!(cfg.validate().is_ok());
+        assert!(toml::from_str::<BrokerConfig>("controller_quorum = \"1@nohostport\"\n").is_err());
+        for (toml, key) in [
+            ("node_id = 4\ncontroller_quorum = \"1@h:1\"\n", "node_id"),
+            ("node_id = 0\ncontroller_quorum = \"1@h:1\"\n", "node_id"),
+            (
+                "node_id = 1\ncontroller_quorum = \"1@h:1\"\ncontroller_election_tick = 3\n",
+                "controller_election_tick",
+            ),
+            (
+                "node_id = 1\ncontroller_quorum = \"1@h:1\"\ncontroller_proposal_timeout_ms = 0\n",
+                "controller_proposal_timeout_ms",
+            ),
+        ] {
+            let cfg: BrokerConfig = toml::from_str(toml).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

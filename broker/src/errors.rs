@@ -57,6 +57,7 @@ pub fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::NotDynamic { .. } => error_code::INVALID_REQUEST,
         ControllerError::Persist { .. } => error_code::KAFKA_STORAGE_ERROR,
         ControllerError::Unavailable { .. } => error_code::BROKER_NOT_AVAILABLE,
+        ControllerError::QuorumUnavailable { .. } => error_code::REQUEST_TIMED_OUT,
     }
 }
 

@@ -8,6 +8,7 @@ mod admin;
 mod authorized_operations;
 mod broker_config;
 mod client_quotas;
+mod cluster;
 mod config;
 mod connection;
 mod errors;
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use config::{BrokerConfig, LogFormat};
+use config::{BrokerConfig, ControllerQuorum, LogFormat, Roles};
 
 /// Resolves when the broker is shutting down; cloned into every task that must stop.
 pub type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
@@ -83,6 +84,15 @@ struct ServeArgs {
     /// Admin HTTP listener: /metrics, /v1/health, /v1/ready, /v1/status and the console at /.
     #[arg(long, value_name = "HOST:PORT")]
     admin_listen: Option<SocketAddr>,
+    /// What this node runs: broker,controller (combined, the default), broker or controller.
+    #[arg(long, value_name = "ROLES")]
+    roles: Option<Roles>,
+    /// The controller quorum's voters (Kafka's controller.quorum.voters); unset: a single node.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    controller_quorum: Option<ControllerQuorum>,
+    /// Where this node's controller listens for its peers (default: its quorum entry).
+    #[arg(long, value_name = "HOST:PORT")]
+    controller_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -114,6 +124,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.admin_listen {
             c.admin_listen = Some(v);
+        }
+        if let Some(v) = self.roles {
+            c.roles = v;
+        }
+        if let Some(v) = self.controller_quorum {
+            c.controller_quorum = Some(v);
+        }
+        if let Some(v) = self.controller_listen {
+            c.controller_listen = Some(v);
         }
         Ok(c)
     }

@@ -21,6 +21,7 @@ use glommio::sync::Gate;
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, PoolPlacement};
 
 use crate::admin::{self, AdminInbox};
+use crate::cluster::{self, ClusterView};
 use crate::config::BrokerConfig;
 use crate::connection::{self, Accepted, ConnectionLimits, ForceClose};
 use crate::groups::GroupCoordinator;
@@ -132,10 +133,17 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     spawn_signal_thread(shared.clone(), stop_tx, shutdown_timeout)?;
 
     let ready = Arc::new(AtomicUsize::new(0));
+    let cluster_view = Arc::new(ClusterView::default());
     let (admin_senders, admin_inboxes) = admin::inboxes(shards);
     if let Some(listener) = admin_listener {
         let line = format!("riffle admin listening on http://{}", listener.addr);
-        admin::start(listener, shared.clone(), ready.clone(), admin_senders)?;
+        admin::start(
+            listener,
+            shared.clone(),
+            ready.clone(),
+            admin_senders,
+            cluster_view.clone(),
+        )?;
         tracing::info!("{line}");
         println!("{line}");
     }
@@ -157,6 +165,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             limits: limits.clone(),
             open_files_limit,
             admin_inbox: admin_inboxes.next(),
+            cluster_view: cluster_view.clone(),
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("riffle-shard-{id}"))
@@ -251,7 +260,7 @@ fn raise_open_files_limit() -> u64 {
 }
 
 /// Asks the whole process to shut down, as SIGTERM does (used when one shard cannot start).
-fn stop_process() {
+pub(crate) fn stop_process() {
     // SAFETY: sending a signal to our own process touches no memory.
     unsafe {
         libc::kill(libc::getpid(), libc::SIGTERM);
@@ -319,6 +328,8 @@ struct ShardStart {
     open_files_limit: u64,
     /// Calls from the admin listener (status, metrics) to this shard; taken at start.
     admin_inbox: Option<AdminInbox>,
+    /// Where shard 0's controller task publishes the quorum's state (with controller_quorum).
+    cluster_view: Arc<ClusterView>,
 }
 
 /// Counts its shard as drained once, when marked or, whatever happens, when dropped: a shard
@@ -365,6 +376,11 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
         }
     };
     glommio::spawn_local(coordinator.clone().run_timers(start.shutdown.clone())).detach();
+    if let Err(e) = start_controller(&start, &shard) {
+        stop_process();
+        shard.disconnect().await;
+        return Err(e);
+    }
     announce_ready(&start);
     // Dropped (cancelled) before the logs are closed, so no partition opens after that.
     let opener = glommio::spawn_local(shard.clone().open_owned_partitions());
@@ -396,6 +412,19 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     coordinator.close().await;
     shard.disconnect().await;
     tracing::debug!(shard = start.id, cross_shard_requests = %shard.request_counts, "shard stopped");
+    Ok(())
+}
+
+/// With a controller quorum, shard 0 runs this node's voter (`cluster`); otherwise nothing.
+fn start_controller(start: &ShardStart, shard: &Rc<Shard>) -> anyhow::Result<()> {
+    let config = &start.shared.config;
+    if start.id != 0 || config.controller_quorum.is_none() {
+        return Ok(());
+    }
+    let client = cluster::start(shard, start.cluster_view.clone(), start.shutdown.clone())?;
+    if let Some(metadata) = &shard.controller {
+        metadata.use_quorum(client);
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! rpk-style. They speak only the Kafka protocol through `riffle-client`, so they work against
 //! any Kafka-compatible broker; output is a table for people or JSON (`--json`) for scripts.
 
+mod admin_http;
 mod cluster;
 mod consume;
 mod group;
@@ -76,6 +77,9 @@ pub enum CliError {
     Usage(String),
     #[error("reading standard input: {0}")]
     Stdin(std::io::Error),
+    /// The broker's admin listener could not be asked, or answered an error.
+    #[error("{0}")]
+    Admin(String),
     /// Standard output was closed (`riffle consume … | head`): stop quietly.
     #[error("standard output closed")]
     StdoutClosed,

@@ -18,6 +18,9 @@
 //! - `Config.applied` must match the restored state: the snapshot index, image restored from it.
 //! - Unseeded election randomness: `NodeConfig::election_tick_range` of width 1 in `sim`.
 
+/// raft-rs's message types, for the transport that carries them (one raft version for all).
+pub use raft::eraftpb;
+
 pub mod image;
 mod liveness;
 mod logger;

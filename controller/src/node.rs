@@ -264,6 +264,22 @@ impl Node {
         }
     }
 
+    /// On the leader: the voters raft heard from within the last election timeout, itself
+    /// included. For combined nodes these are the live brokers; elsewhere empty.
+    pub fn recently_active_voters(&self) -> Vec<u64> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let me = self.config.node_id;
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, pr)| **id == me || pr.recent_active)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Advances logical time by one tick; `now_ms` is the caller's monotonic clock.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;

@@ -114,6 +114,7 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Body> {
             Ok((status, _)) => json(StatusCode::OK, &status),
             Err(e) => unavailable(e),
         },
+        "/v1/cluster" => json(StatusCode::OK, &admin.cluster()),
         "/metrics" => match admin.status().await {
             Ok((status, reports)) => {
                 let body = prometheus::render(&status, &reports);
@@ -126,7 +127,7 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> Response<Body> {
         "/console.css" => respond(StatusCode::OK, "text/css; charset=utf-8", CONSOLE_CSS),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /, /metrics, /v1/health, /v1/ready or /v1/status\n",
+            "not found: try /, /metrics, /v1/health, /v1/ready, /v1/status or /v1/cluster\n",
         ),
     }
 }

@@ -18,6 +18,7 @@ use anyhow::Context;
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
+use crate::cluster::ClusterView;
 use crate::shard::{Shard, ShardRequest, ShardResponse, Shared};
 use stats::ShardStats;
 
@@ -47,6 +48,8 @@ pub(crate) struct Admin {
     started: Instant,
     shards: Vec<mpsc::Sender<AdminCall>>,
     rate_base: std::sync::Mutex<status::RateBase>,
+    /// The controller quorum as this node sees it (`/v1/cluster`).
+    cluster: Arc<ClusterView>,
 }
 
 /// Why the admin listener cannot answer from the shards.
@@ -106,6 +109,18 @@ impl Admin {
         futures::future::join_all(asks).await.into_iter().collect()
     }
 
+    /// `/v1/cluster`: the cluster id, this node's roles, and the quorum (null on a node with no
+    /// `controller_quorum`, or before its controller started).
+    fn cluster(&self) -> serde_json::Value {
+        let config = &self.shared.config;
+        serde_json::json!({
+            "cluster_id": config.cluster_id,
+            "node_id": config.node_id,
+            "roles": config.roles.to_string(),
+            "quorum": self.cluster.status(),
+        })
+    }
+
     async fn status(&self) -> Result<(status::Status, Vec<ShardStats>), AdminError> {
         let reports = self.gather().await?;
         let ready = self.readiness().is_ok();
@@ -156,6 +171,7 @@ pub(crate) fn start(
     shared: Arc<Shared>,
     serving: Arc<AtomicUsize>,
     shards: Vec<mpsc::Sender<AdminCall>>,
+    cluster: Arc<ClusterView>,
 ) -> anyhow::Result<()> {
     let admin = Arc::new(Admin {
         shared,
@@ -163,6 +179,7 @@ pub(crate) fn start(
         started: Instant::now(),
         shards,
         rate_base: Default::default(),
+        cluster,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()

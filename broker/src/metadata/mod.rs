@@ -7,6 +7,7 @@
 pub mod image;
 pub mod store;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -17,6 +18,7 @@ use riffle_protocol::Uuid;
 
 use crate::broker_config;
 use crate::client_quotas::QuotaEntry;
+use crate::cluster::{Change, ClusterClient};
 use crate::group_config;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 use crate::topic_config;
@@ -47,6 +49,10 @@ pub enum ControllerError {
     Persist { reason: String },
     #[error("the controller is not available: {reason}")]
     Unavailable { reason: String },
+    /// The controller quorum did not commit the change in time (no leader, no majority):
+    /// retriable, and nothing was changed unless a later Metadata shows it.
+    #[error("the controller quorum did not commit the change: {reason}")]
+    QuorumUnavailable { reason: String },
 }
 
 /// What other shards ask of the controller.
@@ -131,6 +137,9 @@ pub struct Controller {
     data_dir: PathBuf,
     /// Serialises changes: each one reads the image, persists the next and publishes it.
     change: Semaphore,
+    /// With a controller quorum: topic changes go to it, and come back through
+    /// `update_topics` once committed.
+    quorum: RefCell<Option<ClusterClient>>,
 }
 
 impl Controller {
@@ -138,7 +147,31 @@ impl Controller {
         Controller {
             data_dir,
             change: Semaphore::new(1),
+            quorum: RefCell::new(None),
         }
+    }
+
+    /// From now on topics are created, deleted, grown and configured through the quorum.
+    pub fn use_quorum(&self, client: ClusterClient) {
+        *self.quorum.borrow_mut() = Some(client);
+    }
+
+    fn quorum(&self) -> Option<ClusterClient> {
+        self.quorum.borrow().clone()
+    }
+
+    /// Applies the quorum's committed topics to this node's image (`cluster`), persisted and
+    /// published like any change.
+    pub async fn update_topics(
+        &self,
+        shard: &Rc<Shard>,
+        f: impl FnOnce(&mut MetadataImage),
+    ) -> Result<(), ControllerError> {
+        self.change(shard, |image| {
+            f(image);
+            Ok(())
+        })
+        .await
     }
 
     /// Applies `f` to a copy of the current image; if it succeeds, persists and publishes the copy.
@@ -231,6 +264,18 @@ impl Controller {
         if validate_only {
             return check(&shard.image()).map(Arc::new);
         }
+        if let Some(quorum) = self.quorum() {
+            let planned = check(&shard.image())?;
+            let name = planned.name.clone();
+            let change = Change::Create {
+                name: name.clone(),
+                partitions: planned.partitions.len(),
+                replication_factor: 1,
+                configs: planned.configs,
+            };
+            quorum.change(change).await?;
+            return committed_topic(shard, &name);
+        }
         self.change(shard, |image| {
             let meta = Arc::new(check(image)?);
             image.topics.insert(meta.name.clone(), meta.clone());
@@ -245,6 +290,16 @@ impl Controller {
         shard: &Rc<Shard>,
         name: &str,
     ) -> Result<Arc<TopicMeta>, ControllerError> {
+        if let Some(quorum) = self.quorum() {
+            let deleted = shard.image().topic(name).cloned().ok_or_else(|| {
+                ControllerError::UnknownTopic {
+                    name: name.to_string(),
+                }
+            })?;
+            let name = name.to_string();
+            quorum.change(Change::Delete { name }).await?;
+            return Ok(deleted);
+        }
         self.change(shard, |image| {
             image
                 .topics
@@ -289,6 +344,14 @@ impl Controller {
         if validate_only {
             return check(&shard.image()).map(|_| ());
         }
+        if let Some(quorum) = self.quorum() {
+            let grown = check(&shard.image())?;
+            let change = Change::CreatePartitions {
+                name: name.to_string(),
+                total: grown.partitions.len(),
+            };
+            return quorum.change(change).await;
+        }
         self.change(shard, |image| {
             let grown = check(image)?;
             image.topics.insert(name.to_string(), Arc::new(grown));
@@ -321,6 +384,15 @@ impl Controller {
         };
         if validate_only {
             return check(&shard.image()).map(Arc::new);
+        }
+        if let Some(quorum) = self.quorum() {
+            check(&shard.image())?;
+            let change = Change::SetConfigs {
+                name: name.to_string(),
+                configs: configs.clone(),
+            };
+            quorum.change(change).await?;
+            return committed_topic(shard, name);
         }
         self.change(shard, |image| {
             let changed = Arc::new(check(image)?);
@@ -406,6 +478,17 @@ impl Controller {
         })
         .await
     }
+}
+
+/// A topic as this node's image has it once the quorum's change was applied here.
+fn committed_topic(shard: &Rc<Shard>, name: &str) -> Result<Arc<TopicMeta>, ControllerError> {
+    shard
+        .image()
+        .topic(name)
+        .cloned()
+        .ok_or_else(|| ControllerError::UnknownTopic {
+            name: name.to_string(),
+        })
 }
 
 impl Controller {

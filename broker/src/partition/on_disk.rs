@@ -15,8 +15,9 @@ use crate::metadata::image::MetadataImage;
 /// Kafka's per-partition metadata file: its format version and the owning topic's id.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
-/// Entries of the data dir that are not partition directories.
-const NOT_PARTITIONS: &[&str] = &["__consumer_offsets"];
+/// Entries of the data dir that are not partition directories (the committed offsets, and the
+/// controller quorum's Raft log).
+const NOT_PARTITIONS: &[&str] = &["__consumer_offsets", crate::cluster::CONTROLLER_DIR];
 
 pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))

@@ -1,0 +1,636 @@
+//! The controller task: owns this node's `Node` on shard 0 and is the only code that touches
+//! it. Every event (a tick, a peer's message, a writer's report) is handed to the node, then
+//! `drive` persists (fsync) before the messages that need it are queued to the peers, applies
+//! what committed, and the quorum's state is published. Lives from start-up to shutdown; at
+//! shutdown a leader hands leadership to the most caught-up follower first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::future::{select, Either};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpListener;
+use riffle_controller::eraftpb::{Message, MessageType};
+use riffle_controller::image::{MetadataError, TopicState};
+use riffle_controller::node::{Node, NodeConfig, ProposalOutcome, ProposeError};
+use riffle_controller::placement;
+use riffle_controller::records::{BrokerRegistration, Listener, MetadataRecord, TopicId};
+use riffle_controller::transport::Handshake;
+
+use super::client::{Change, ClusterClient, TopicChange};
+use super::peers::{self, PeerLink};
+use super::{BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
+use crate::metadata::image::{MetadataImage as BrokerImage, TopicMeta};
+use crate::shard::Shard;
+use crate::Shutdown;
+
+/// Events queued to the controller task; past it, peers' readers and the ticker wait.
+const EVENTS_QUEUED_MAX: usize = 4096;
+/// How long a leader that is shutting down waits for its transfer to be sent.
+const TRANSFER_GRACE: Duration = Duration::from_millis(300);
+
+/// What wakes the controller task.
+pub(crate) enum Event {
+    Tick,
+    Message(Message),
+    /// A writer could not reach the peer.
+    Unreachable {
+        to: u64,
+    },
+    /// A snapshot message was written to the peer, or lost.
+    SnapshotSent {
+        to: u64,
+        delivered: bool,
+    },
+    /// A topic change from this node's metadata controller.
+    Change(TopicChange),
+}
+
+/// Milliseconds on a monotonic clock shared by the controller's tasks.
+pub(crate) fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Opens the node's Raft log, binds the controller listener and starts the controller task and
+/// its transport on this shard. Call on shard 0 only, once.
+pub(crate) fn start(
+    shard: &Rc<Shard>,
+    view: Arc<ClusterView>,
+    shutdown: Shutdown,
+) -> anyhow::Result<ClusterClient> {
+    let config = shard.config();
+    let quorum = config
+        .controller_quorum
+        .clone()
+        .context("the controller runs only with controller_quorum")?;
+    let node_id = config.node_id as u64;
+    let me = quorum
+        .voter(node_id)
+        .context("node_id is a voter (checked by BrokerConfig::validate)")?;
+    let listen = match config.controller_listen {
+        Some(addr) => addr,
+        None => me.resolve()?,
+    };
+    let listener = TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen for controllers on {listen}"))?;
+    let listen = listener.local_addr().unwrap_or(listen);
+
+    let mut node_config = NodeConfig::new(node_id, quorum.ids(), rand::random());
+    node_config.heartbeat_tick = config.controller_heartbeat_tick;
+    node_config.election_tick = config.controller_election_tick;
+    node_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    node_config.proposal_timeout_ms = config.controller_proposal_timeout_ms;
+    let dir = config.data_dir.join(CONTROLLER_DIR);
+    let node = Node::open(node_config, &dir)
+        .with_context(|| format!("opening the controller log in {}", dir.display()))?;
+
+    let (events, inbox) = local_channel::new_bounded(EVENTS_QUEUED_MAX);
+    // Shared by the transport's tasks and the ticker; local channels' senders do not clone.
+    let events = Rc::new(events);
+    let handshake = Handshake {
+        cluster_id: config.cluster_id.clone(),
+        node_id,
+    };
+    let others = quorum
+        .voters
+        .iter()
+        .filter(|v| v.node_id != node_id)
+        .cloned()
+        .collect();
+    let links = peers::connect_peers(others, &handshake, &events);
+    let accept = peers::accept_peers(
+        listener,
+        config.cluster_id.clone(),
+        quorum.ids(),
+        events.clone(),
+    );
+    glommio::spawn_local(accept).detach();
+    let tick = Duration::from_millis(config.controller_tick_ms);
+    glommio::spawn_local(tick_every(tick, events.clone())).detach();
+    let (host, port) = config.advertised_host_port();
+    let registration = BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: rand::random(),
+        listeners: vec![Listener {
+            name: "PLAINTEXT".into(),
+            host,
+            port: u16::try_from(port).unwrap_or(0),
+        }],
+        rack: None,
+        shard_count: shard.shared.shard_count() as u32,
+    };
+    let controller = Controller {
+        node,
+        links,
+        view,
+        addresses: quorum
+            .voters
+            .iter()
+            .map(|v| (v.node_id, v.address()))
+            .collect(),
+        published: None,
+        shard: shard.clone(),
+        registration,
+        registration_proposal: None,
+        replies: BTreeMap::new(),
+        synced_topics: None,
+        takeover: Takeover::at(&dir),
+    };
+    glommio::spawn_local(controller.run(inbox, shutdown)).detach();
+    let line = format!(
+        "riffle controller listening on {listen}, node id {node_id}, quorum {:?}",
+        quorum.ids()
+    );
+    tracing::info!("{line}");
+    println!("{line}");
+    Ok(ClusterClient { events })
+}
+
+async fn tick_every(tick: Duration, events: Rc<LocalSender<Event>>) {
+    loop {
+        glommio::timer::sleep(tick).await;
+        if events.send(Event::Tick).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The controller task's state. Lives on shard 0.
+struct Controller {
+    node: Node,
+    links: Vec<Rc<PeerLink>>,
+    view: Arc<ClusterView>,
+    addresses: Vec<(u64, String)>,
+    published: Option<ClusterStatus>,
+    /// Shard 0, whose metadata controller keeps the broker image the shards serve from.
+    shard: Rc<Shard>,
+    /// This broker's registration (a new incarnation per process start).
+    registration: BrokerRegistration,
+    registration_proposal: Option<u64>,
+    /// Topic changes proposed for this node's callers, by proposal id.
+    replies: BTreeMap<u64, TopicChange>,
+    /// The quorum's topics as last copied into the broker image.
+    synced_topics: Option<BTreeMap<TopicId, TopicState>>,
+    takeover: Takeover,
+}
+
+/// The topics this node had before it joined a quorum (its `metadata.json`) become records of
+/// the quorum once, so upgrading loses nothing. Until that is done the quorum's image is not
+/// authoritative here: a local topic it does not know is kept.
+struct Takeover {
+    /// Written once every local topic is in the quorum's image.
+    marker: PathBuf,
+    done: bool,
+    in_flight: BTreeSet<u64>,
+    failed: bool,
+}
+
+/// File under the controller dir saying the local topics were taken over.
+const TAKEOVER_MARKER: &str = "local_topics_taken_over";
+
+impl Takeover {
+    fn at(dir: &std::path::Path) -> Takeover {
+        let marker = dir.join(TAKEOVER_MARKER);
+        Takeover {
+            done: marker.exists(),
+            marker,
+            in_flight: BTreeSet::new(),
+            failed: false,
+        }
+    }
+}
+
+impl Controller {
+    async fn run(mut self, inbox: LocalReceiver<Event>, shutdown: Shutdown) {
+        loop {
+            let next = Box::pin(inbox.recv());
+            let event = match select(next, shutdown.clone()).await {
+                Either::Left((Some(event), _)) => event,
+                Either::Left((None, _)) => return,
+                Either::Right(_) => break,
+            };
+            let tick = matches!(event, Event::Tick);
+            self.handle(event);
+            if tick {
+                self.keep_registered();
+                self.take_over_local_topics();
+                self.heartbeat_live_brokers();
+            }
+            let outcomes = match self.step() {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    fail(e);
+                    return;
+                }
+            };
+            self.sync_topics().await;
+            self.answer(outcomes);
+        }
+        self.hand_over_leadership().await;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick => self.node.tick(now_ms()),
+            Event::Message(message) => self.node.step(message),
+            Event::Unreachable { to } => self.node.report_unreachable(to),
+            Event::SnapshotSent { to, delivered } => self.node.report_snapshot(to, delivered),
+            Event::Change(change) => self.propose_change(change),
+        }
+    }
+
+    /// Plans `change` against the quorum's image and proposes it; a refusal is answered now.
+    fn propose_change(&mut self, change: TopicChange) {
+        let planned = plan(self.node.image(), &change.change)
+            .map_err(ProposeError::Rejected)
+            .and_then(|record| self.node.propose(record));
+        match planned {
+            Ok(proposal_id) => {
+                self.replies.insert(proposal_id, change);
+            }
+            Err(e) => {
+                let _ = change.reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Answers this node's proposals once applied (and copied into the broker image).
+    fn answer(&mut self, outcomes: Vec<ProposalOutcome>) {
+        for outcome in outcomes {
+            if self.registration_proposal == Some(outcome.proposal_id) {
+                self.registration_proposal = None;
+                if let Err(e) = &outcome.result {
+                    tracing::debug!(error = %e, "controller: broker registration not applied; retrying");
+                }
+            }
+            if self.takeover.in_flight.remove(&outcome.proposal_id) {
+                self.takeover_answered(&outcome.result);
+            }
+            if let Some(change) = self.replies.remove(&outcome.proposal_id) {
+                let _ = change.reply.send(outcome.result);
+            }
+        }
+    }
+
+    /// Proposes this node's pre-quorum topics (ids, partition counts, configs kept) once it is
+    /// caught up and brokers can take replicas; a name the quorum already has is left to it.
+    fn take_over_local_topics(&mut self) {
+        let status = self.node.status();
+        let image = self.node.image();
+        if self.takeover.done
+            || !self.takeover.in_flight.is_empty()
+            || status.leader_id.is_none()
+            || status.applied_index < status.commit_index
+            || image.usable_brokers().next().is_none()
+        {
+            return;
+        }
+        let records: Vec<MetadataRecord> = self
+            .shard
+            .image()
+            .topics
+            .values()
+            .filter(|t| image.topic_by_name(&t.name).is_none())
+            .filter_map(|t| {
+                let partitions = placement::assign_partitions(image, t.partitions.len(), 1).ok()?;
+                Some(MetadataRecord::CreateTopic {
+                    name: t.name.clone(),
+                    topic_id: TopicId(t.id),
+                    partitions,
+                    configs: t.configs.clone(),
+                })
+            })
+            .collect();
+        for record in records {
+            match self.node.propose(record) {
+                Ok(proposal_id) => {
+                    self.takeover.in_flight.insert(proposal_id);
+                }
+                Err(_) => self.takeover.failed = true,
+            }
+        }
+        if self.takeover.in_flight.is_empty() {
+            self.takeover_answered(&Ok(()));
+        }
+    }
+
+    /// One taken-over topic answered; once all are, the takeover is done (or retried).
+    fn takeover_answered(&mut self, result: &Result<(), ProposeError>) {
+        let refused = matches!(
+            result,
+            Err(e) if !matches!(e, ProposeError::Rejected(MetadataError::TopicAlreadyExists { .. }))
+        );
+        self.takeover.failed |= refused;
+        if !self.takeover.in_flight.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.takeover.failed) {
+            return;
+        }
+        match write_marker(&self.takeover.marker) {
+            Ok(()) => {
+                tracing::info!("controller: this node's topics are in the quorum's metadata");
+                self.takeover.done = true;
+                // Copy again, now removing local topics the quorum does not have.
+                self.synced_topics = None;
+            }
+            Err(e) => tracing::warn!(error = %e, "controller: cannot record the topic takeover"),
+        }
+    }
+
+    /// Registers this broker (again, after a restart) once the quorum has a leader.
+    fn keep_registered(&mut self) {
+        let broker_id = self.registration.broker_id;
+        let registered = self
+            .node
+            .image()
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.registration.incarnation_id == self.registration.incarnation_id);
+        if registered || self.registration_proposal.is_some() || self.node.leader_id().is_none() {
+            return;
+        }
+        let record = MetadataRecord::RegisterBroker(self.registration.clone());
+        if let Ok(proposal_id) = self.node.propose(record) {
+            self.registration_proposal = Some(proposal_id);
+        }
+    }
+
+    /// On the leader: every combined node whose controller answers raft is a live broker, so
+    /// raft's own heartbeats keep broker sessions; a node that stops answering is fenced after
+    /// `broker_session_timeout_ms`.
+    fn heartbeat_live_brokers(&mut self) {
+        let live: Vec<(i32, u64)> = self
+            .node
+            .recently_active_voters()
+            .into_iter()
+            .filter_map(|id| {
+                let broker_id = i32::try_from(id).ok()?;
+                let broker = self.node.image().brokers.get(&broker_id)?;
+                Some((broker_id, broker.broker_epoch))
+            })
+            .collect();
+        for (broker_id, broker_epoch) in live {
+            let _ = self.node.broker_heartbeat(broker_id, broker_epoch);
+        }
+    }
+
+    /// Copies the quorum's topics into the broker image the shards serve from, when they
+    /// changed: new topics and partitions are placed on this node's shards (each node serves
+    /// every partition itself until replication comes), configs follow, deleted topics go.
+    /// Local topics the quorum never knew (a data dir from before the quorum) are kept.
+    async fn sync_topics(&mut self) {
+        let topics = &self.node.image().topics;
+        if self.synced_topics.as_ref() == Some(topics) {
+            return;
+        }
+        let Some(metadata) = self.shard.controller.clone() else {
+            return;
+        };
+        let topics = topics.clone();
+        let before = self.synced_topics.take().unwrap_or_default();
+        let node_id = self.registration.broker_id;
+        let shards = self.shard.shared.shard_count();
+        let authoritative = self.takeover.done;
+        let copied = metadata
+            .update_topics(&self.shard, |image| {
+                copy_topics(image, &before, &topics, authoritative, node_id, shards)
+            })
+            .await;
+        match copied {
+            Ok(()) => self.synced_topics = Some(topics),
+            Err(e) => tracing::error!(error = %e, "controller: cannot apply the quorum's topics"),
+        }
+    }
+
+    /// Persists, sends, applies (`Node::drive`), then publishes the quorum's state; returns
+    /// the outcomes of this node's proposals.
+    fn step(&mut self) -> Result<Vec<ProposalOutcome>, riffle_controller::node::ControllerError> {
+        self.node.drive()?;
+        let messages = self.node.take_messages();
+        self.send(messages);
+        self.publish();
+        Ok(self.node.take_outcomes())
+    }
+
+    fn send(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            let to = message.to;
+            let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+            let Some(link) = self.links.iter().find(|l| l.voter.node_id == to) else {
+                // A node outside the configured quorum (not possible until voters change).
+                if is_snapshot {
+                    self.node.report_snapshot(to, false);
+                }
+                continue;
+            };
+            if !link.push(message) {
+                self.node.report_unreachable(to);
+                if is_snapshot {
+                    self.node.report_snapshot(to, false);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let status = self.status();
+        if self.published.as_ref() != Some(&status) {
+            self.view.publish(status.clone());
+            self.published = Some(status);
+        }
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let quorum = self.node.status();
+        let voters = quorum
+            .voters
+            .iter()
+            .map(|&node_id| {
+                let matched_index = quorum.matched.get(&node_id).copied();
+                VoterStatus {
+                    node_id,
+                    address: self
+                        .addresses
+                        .iter()
+                        .find(|(id, _)| *id == node_id)
+                        .map(|(_, address)| address.clone())
+                        .unwrap_or_default(),
+                    matched_index,
+                    lag: matched_index.map(|m| quorum.commit_index.saturating_sub(m)),
+                }
+            })
+            .collect();
+        let image = self.node.image();
+        let brokers = image
+            .brokers
+            .values()
+            .map(|b| {
+                let listener = b.registration.listeners.first();
+                BrokerStatus {
+                    broker_id: b.registration.broker_id,
+                    host: listener.map(|l| l.host.clone()).unwrap_or_default(),
+                    port: listener.map_or(0, |l| l.port),
+                    rack: b.registration.rack.clone(),
+                    broker_epoch: b.broker_epoch,
+                    fenced: b.fenced,
+                }
+            })
+            .collect();
+        ClusterStatus {
+            node_id: quorum.node_id,
+            leader_id: quorum.leader_id,
+            term: quorum.term,
+            commit_index: quorum.commit_index,
+            applied_index: quorum.applied_index,
+            voters,
+            brokers,
+            topic_count: image.topics.len(),
+        }
+    }
+
+    /// A leader that stops asks its most caught-up follower to take over, so the quorum does
+    /// not wait a whole election timeout (the graceful shutdown).
+    async fn hand_over_leadership(&mut self) {
+        let Some(target) = self.node.transfer_leadership() else {
+            return;
+        };
+        tracing::info!(target, "controller: shutting down; transferring leadership");
+        if let Err(e) = self.node.drive() {
+            fail(e);
+            return;
+        }
+        let messages = self.node.take_messages();
+        self.send(messages);
+        glommio::timer::sleep(TRANSFER_GRACE).await;
+    }
+}
+
+/// Writes the (empty) takeover marker durably. Blocking, like the Raft log's own writes.
+fn write_marker(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The node's storage failed: it cannot go on (raft-rs's node is inoperable after a storage
+/// error), so the process stops rather than serve with a controller that no longer votes.
+fn fail(error: riffle_controller::node::ControllerError) {
+    tracing::error!(%error, "controller failed; stopping the broker");
+    crate::server::stop_process();
+}
+
+/// The record for `change`, checked against the quorum's image.
+fn plan(
+    image: &riffle_controller::image::MetadataImage,
+    change: &Change,
+) -> Result<MetadataRecord, MetadataError> {
+    let topic_id = |name: &str| {
+        image
+            .topic_by_name(name)
+            .map(|t| t.topic_id)
+            .ok_or_else(|| MetadataError::UnknownTopicOrPartition {
+                topic: name.to_owned(),
+            })
+    };
+    match change {
+        Change::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => placement::plan_create_topic(
+            image,
+            name,
+            TopicId(rand::random()),
+            *partitions,
+            *replication_factor,
+            configs.clone(),
+        ),
+        Change::Delete { name } => Ok(MetadataRecord::DeleteTopic {
+            topic_id: topic_id(name)?,
+        }),
+        Change::CreatePartitions { name, total } => {
+            placement::plan_create_partitions(image, name, *total)
+        }
+        Change::SetConfigs { name, configs } => {
+            let current = image
+                .topic_by_name(name)
+                .map(|t| t.configs.clone())
+                .unwrap_or_default();
+            Ok(MetadataRecord::AlterTopicConfigs {
+                topic_id: topic_id(name)?,
+                set: configs.clone(),
+                delete: current
+                    .keys()
+                    .filter(|k| !configs.contains_key(*k))
+                    .cloned()
+                    .collect(),
+            })
+        }
+    }
+}
+
+/// Brings the broker image's topics in line with the quorum's (see `sync_topics`).
+fn copy_topics(
+    image: &mut BrokerImage,
+    before: &BTreeMap<TopicId, TopicState>,
+    topics: &BTreeMap<TopicId, TopicState>,
+    authoritative: bool,
+    node_id: i32,
+    shards: usize,
+) {
+    if authoritative {
+        image
+            .topics
+            .retain(|_, t| topics.contains_key(&TopicId(t.id)));
+    }
+    for (topic_id, gone) in before {
+        if !topics.contains_key(topic_id)
+            && image.topic(&gone.name).is_some_and(|t| t.id == topic_id.0)
+        {
+            image.topics.remove(&gone.name);
+        }
+    }
+    for topic in topics.values() {
+        let local = image
+            .topic(&topic.name)
+            .filter(|t| t.id == topic.topic_id.0)
+            .cloned();
+        let mut partitions = local.map(|t| t.partitions.clone()).unwrap_or_default();
+        let count = topic.partitions.len();
+        partitions.truncate(count);
+        if partitions.len() < count {
+            // Placed against the image without this topic's old entry, so load stays balanced.
+            image.topics.remove(&topic.name);
+            let added = image.place_partitions(count - partitions.len(), shards, node_id);
+            partitions.extend(added);
+        }
+        // This node serves every partition itself (a data dir of a single node with another
+        // node id included) until replication comes.
+        for partition in &mut partitions {
+            partition.leader = node_id;
+            partition.replicas = vec![node_id];
+        }
+        let meta = TopicMeta {
+            name: topic.name.clone(),
+            id: topic.topic_id.0,
+            partitions,
+            configs: topic.configs.clone(),
+        };
+        if image
+            .topic(&topic.name)
+            .map(|t| **t != meta)
+            .unwrap_or(true)
+        {
+            image.topics.insert(topic.name.clone(), Arc::new(meta));
+        }
+    }
+}
