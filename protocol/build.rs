@@ -135,6 +135,14 @@ const APIS: &[ApiSpec] = &[
         name: "DescribeTopicPartitions",
         min_version: 0,
     },
+    ApiSpec {
+        name: "DescribeLogDirs",
+        min_version: 1,
+    },
+    ApiSpec {
+        name: "DescribeProducers",
+        min_version: 0,
+    },
 ];
 
 fn main() {
