@@ -95,3 +95,19 @@ fn every_message_matches_kafka_protocol_byte_for_byte() {
         "only {checked} message versions cross-checked"
     );
 }
+
+macro_rules! same_maximum {
+    ($api:ident, $req:ident, $resp:ident) => {{
+        let (_, ours) = crate::ApiKey::$api.versions();
+        let theirs = <kafka_protocol::messages::$req as TheirMessage>::VERSIONS.max;
+        assert_eq!(ours, theirs, "{}: served up to v{ours}", stringify!($api));
+    }};
+}
+
+/// `kafka-protocol` 0.18 is generated from Kafka 4.1.0's definitions (its stable versions): every
+/// API we serve goes up to the same version, so clients that infer the broker's version from
+/// ApiVersions see Kafka 4.1.
+#[test]
+fn every_served_api_goes_up_to_kafka_4_1s_maximum() {
+    for_all_apis!(same_maximum);
+}

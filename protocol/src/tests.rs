@@ -108,12 +108,13 @@ fn default_messages_round_trip_at_every_served_version() {
 
 #[test]
 fn api_versions_table_matches_the_brief() {
-    assert_eq!(ApiKey::Produce.versions(), (3, 11));
-    assert_eq!(ApiKey::Fetch.versions(), (4, 17));
+    assert_eq!(ApiKey::Produce.versions(), (3, 13));
+    assert_eq!(ApiKey::Fetch.versions(), (4, 18));
     assert_eq!(ApiKey::ListOffsets.versions(), (1, 10));
-    assert_eq!(ApiKey::Metadata.versions(), (0, 12));
+    assert_eq!(ApiKey::Metadata.versions(), (0, 13));
     assert_eq!(ApiKey::ApiVersions.versions(), (0, 4));
-    assert_eq!(ApiKey::DescribeCluster.versions(), (0, 1));
+    assert_eq!(ApiKey::DescribeCluster.versions(), (0, 2));
+    assert_eq!(ApiKey::DescribeGroups.versions(), (0, 6));
     assert_eq!(ApiKey::DescribeTopicPartitions.versions(), (0, 0));
     assert_eq!(ApiKey::ListConfigResources.versions(), (0, 1));
     assert_eq!(ApiKey::DescribeClientQuotas.versions(), (0, 1));

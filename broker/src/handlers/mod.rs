@@ -133,7 +133,7 @@ pub async fn handle(
         RequestBody::ListConfigResources(r) => {
             respond(h, &list_config_resources::handle(s, h, r).await)
         }
-        RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, r).await),
+        RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, h, r).await),
         RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
         RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),

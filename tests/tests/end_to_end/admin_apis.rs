@@ -26,3 +26,13 @@ fn kafka_python_describes_log_dirs_with_partition_sizes_and_the_active_producers
         Duration::from_secs(60),
     );
 }
+
+#[test]
+fn kafka_python_infers_kafka_4_1_and_the_newest_versions_answer_as_kafka() {
+    let broker = Broker::start();
+    python_ok(
+        "kafka_python_api_versions.py",
+        &[&broker.addr()],
+        Duration::from_secs(60),
+    );
+}
