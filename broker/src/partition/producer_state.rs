@@ -350,4 +350,35 @@ mod tests {
         t.not_durable(9, 0);
         assert_eq!(t.admit(9, 0, 0, 1), Ok(Admission::Append));
     }
+
+    #[test]
+    fn active_producers_report_their_last_sequence_and_timestamp() {
+        let mut t = ProducerStateTable::default();
+        t.admit(7, 2, 0, 9).unwrap();
+        t.appended(7, 0, 100, 5_000);
+        t.admit(7, 2, 10, 4).unwrap();
+        t.appended(7, 10, 110, 6_000);
+        t.replay(3, 0, 0, 0, 0, 4_000);
+        // Admitted, not yet appended: no sequence written, no timestamp known.
+        t.admit(9, 0, 0, 0).unwrap();
+        let active = t.active();
+        let row = |producer_id, epoch, last_sequence, last_timestamp_ms| ActiveProducer {
+            producer_id,
+            epoch,
+            last_sequence,
+            last_timestamp_ms,
+        };
+        assert_eq!(
+            active,
+            vec![row(3, 0, 0, 4_000), row(7, 2, 14, 6_000), row(9, 0, 0, -1)]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_without_timestamps_loads_them_as_unknown() {
+        let json = r#"{"producers":{"5":{"epoch":1,"batches":[{"first_seq":0,"last_seq":3,"base_offset":0}]}}}"#;
+        let t: ProducerStateTable = serde_json::from_str(json).unwrap();
+        assert_eq!(t.active()[0].last_timestamp_ms, -1);
+        assert_eq!(t.active()[0].last_sequence, 3);
+    }
 }
