@@ -29,6 +29,7 @@ fn produce_frame(batch: Bytes) -> Bytes {
         acks: -1,
         timeout_ms: 30_000,
         topic_data: vec![TopicProduceData {
+            topic_id: Default::default(),
             name: "bench-topic".into(),
             partition_data: vec![PartitionProduceData {
                 index: 0,

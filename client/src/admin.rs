@@ -236,6 +236,7 @@ impl Client {
         let conn = self.bootstrap();
         if conn.versions().get(ApiKey::DescribeCluster).is_some() {
             let resp: DescribeClusterResponse = conn.call(&DescribeClusterRequest {
+                include_fenced_brokers: false,
                 include_cluster_authorized_operations: false,
                 endpoint_type: ENDPOINT_TYPE_BROKERS,
             })?;

@@ -56,6 +56,7 @@ impl Client {
             acks,
             timeout_ms: PRODUCE_TIMEOUT_MS,
             topic_data: vec![TopicProduceData {
+                topic_id: Default::default(),
                 name: topic.into(),
                 partition_data: vec![PartitionProduceData {
                     index: partition.partition,

@@ -213,6 +213,7 @@ impl ProducerAgent {
             acks: self.cfg.acks,
             timeout_ms: 30_000,
             topic_data: vec![TopicProduceData {
+                topic_id: Default::default(),
                 name: self.cfg.topic.clone(),
                 partition_data: vec![PartitionProduceData {
                     index: partition,

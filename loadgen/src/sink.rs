@@ -247,6 +247,7 @@ fn produce(p: ProduceRequest, base_offset: &mut i64) -> ProduceResponse {
             .into_iter()
             .map(|t| TopicProduceResponse {
                 name: t.name,
+                topic_id: t.topic_id,
                 partition_responses: t
                     .partition_data
                     .iter()

@@ -88,7 +88,7 @@ macro_rules! round_trip_api {
 #[test]
 fn every_message_round_trips_at_every_served_version() {
     for_all_apis!(round_trip_api);
-    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 64);
+    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 68);
 }
 
 macro_rules! defaults_round_trip {
@@ -108,16 +108,19 @@ fn default_messages_round_trip_at_every_served_version() {
 
 #[test]
 fn api_versions_table_matches_the_brief() {
-    assert_eq!(ApiKey::Produce.versions(), (3, 11));
-    assert_eq!(ApiKey::Fetch.versions(), (4, 17));
+    assert_eq!(ApiKey::Produce.versions(), (3, 13));
+    assert_eq!(ApiKey::Fetch.versions(), (4, 18));
     assert_eq!(ApiKey::ListOffsets.versions(), (1, 10));
-    assert_eq!(ApiKey::Metadata.versions(), (0, 12));
+    assert_eq!(ApiKey::Metadata.versions(), (0, 13));
     assert_eq!(ApiKey::ApiVersions.versions(), (0, 4));
-    assert_eq!(ApiKey::DescribeCluster.versions(), (0, 1));
+    assert_eq!(ApiKey::DescribeCluster.versions(), (0, 2));
+    assert_eq!(ApiKey::DescribeGroups.versions(), (0, 6));
     assert_eq!(ApiKey::DescribeTopicPartitions.versions(), (0, 0));
     assert_eq!(ApiKey::ListConfigResources.versions(), (0, 1));
     assert_eq!(ApiKey::DescribeClientQuotas.versions(), (0, 1));
-    assert_eq!(ApiKey::ALL.len(), 32);
+    assert_eq!(ApiKey::DescribeLogDirs.versions(), (1, 4));
+    assert_eq!(ApiKey::DescribeProducers.versions(), (0, 0));
+    assert_eq!(ApiKey::ALL.len(), 34);
     assert_eq!(ApiKey::OffsetDelete.versions(), (0, 0));
     assert_eq!(ApiKey::from_i16(18), Some(ApiKey::ApiVersions));
     assert_eq!(ApiKey::from_i16(4), None);

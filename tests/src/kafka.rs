@@ -308,6 +308,7 @@ pub fn produce(
                 acks,
                 timeout_ms: 10_000,
                 topic_data: vec![TopicProduceData {
+                    topic_id: Default::default(),
                     name: topic.to_string(),
                     partition_data: vec![PartitionProduceData {
                         index: partition,

@@ -110,6 +110,7 @@ fn pipeline(mut conn: Connection, topic: &str, sent: &AtomicU64) -> NonReadingOu
                 acks: 1,
                 timeout_ms: 10_000,
                 topic_data: vec![TopicProduceData {
+                    topic_id: Default::default(),
                     name: topic.to_string(),
                     partition_data: vec![PartitionProduceData {
                         index: 0,

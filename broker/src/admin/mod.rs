@@ -7,7 +7,7 @@ mod http;
 pub(crate) mod metrics;
 mod prometheus;
 pub(crate) mod stats;
-mod status;
+pub(crate) mod status;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -350,7 +350,7 @@ fn disk(data_dir: &Path, partitions: &[PartitionStatus]) -> DiskStatus {
 }
 
 /// (total, available to unprivileged users) bytes of the file system holding `dir`.
-fn filesystem_size(dir: &Path) -> Option<(u64, u64)> {
+pub(crate) fn filesystem_size(dir: &Path) -> Option<(u64, u64)> {
     let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statvfs only writes into the zeroed struct we pass; c_path is a valid C string.
     unsafe {

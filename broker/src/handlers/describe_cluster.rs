@@ -21,6 +21,8 @@ pub fn handle(shard: &Rc<Shard>, request: DescribeClusterRequest) -> DescribeClu
             host,
             port,
             rack: None,
+            // A single node is never fenced from itself (v2, KIP-1073).
+            is_fenced: false,
         }],
         cluster_authorized_operations: authorized_operations::bits(
             request.include_cluster_authorized_operations,

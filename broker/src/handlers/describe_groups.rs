@@ -1,17 +1,27 @@
-//! DescribeGroups: state, protocol and members of each group (an unknown group is "Dead").
+//! DescribeGroups: state, protocol and members of each group. An unknown group is "Dead", and
+//! from v6 (KIP-1043) also GROUP_ID_NOT_FOUND with Kafka's message.
 
 use std::rc::Rc;
 
 use riffle_protocol::error_code;
 use riffle_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use riffle_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use riffle_protocol::RequestHeader;
 
 use crate::authorized_operations;
 use crate::groups::group::GroupState;
 use crate::groups::request as group_request;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// The first version that answers an unknown group with GROUP_ID_NOT_FOUND.
+const GROUP_ID_NOT_FOUND_FROM_VERSION: i16 = 6;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let not_found = header.request_api_version >= GROUP_ID_NOT_FOUND_FROM_VERSION;
     let mut groups = Vec::with_capacity(request.groups.len());
     let operations = authorized_operations::bits(
         request.include_authorized_operations,
@@ -25,6 +35,13 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
                 group_id,
                 ..Default::default()
             },
+            Ok(None) if not_found => DescribedGroup {
+                error_code: error_code::GROUP_ID_NOT_FOUND,
+                error_message: Some(format!("Group {group_id} not found.")),
+                group_id,
+                group_state: GroupState::Dead.name().to_string(),
+                ..Default::default()
+            },
             Ok(None) => DescribedGroup {
                 error_code: error_code::NONE,
                 group_id,
@@ -33,6 +50,7 @@ pub async fn handle(shard: &Rc<Shard>, request: DescribeGroupsRequest) -> Descri
             },
             Ok(Some(d)) => DescribedGroup {
                 error_code: error_code::NONE,
+                error_message: None,
                 group_id,
                 group_state: d.state.name().to_string(),
                 protocol_type: d.protocol_type,

@@ -13,6 +13,8 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
@@ -114,6 +116,8 @@ pub async fn handle(
         RequestBody::DescribeTopicPartitions(r) => {
             respond(h, &describe_topic_partitions::handle(s, r))
         }
+        RequestBody::DescribeLogDirs(r) => respond(h, &describe_log_dirs::handle(s, r).await),
+        RequestBody::DescribeProducers(r) => respond(h, &describe_producers::handle(s, r).await),
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
         RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(s, r)),
         RequestBody::JoinGroup(r) => respond(h, &join_group::handle(s, h, r, peer).await),
@@ -129,7 +133,7 @@ pub async fn handle(
         RequestBody::ListConfigResources(r) => {
             respond(h, &list_config_resources::handle(s, h, r).await)
         }
-        RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, r).await),
+        RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, h, r).await),
         RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
         RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),

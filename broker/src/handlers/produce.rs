@@ -1,5 +1,6 @@
 //! Produce: validate and append each partition's batches on its owner shard; answer for acks=0
 //! (no response), 1 (appended) and all (durable: fdatasync'd, group-committed per partition).
+//! From v13 (KIP-516) topics are named by their id, and an unknown id is UNKNOWN_TOPIC_ID.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use crate::shard::Shard;
 /// alive (a connection reads small frames into a shared 64 KiB buffer), so one-message requests
 /// would each pin 64 KiB while the cache counts 100 bytes (issue 14, item 5).
 const RETAIN_SLICE_MIN_BYTES: usize = 64 * 1024;
+
+/// The first version that names topics by id.
+const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
 /// The partition's records as the log will keep them: a slice of the frame when they are most of
 /// it (at most twice their size pinned), else a copy of their own.
@@ -49,11 +53,20 @@ pub async fn handle(
     }
     // Build every partition's work first; join_all then starts them in request order, which is
     // the order their appends are queued on the owner shards.
+    let by_id = header.request_api_version >= TOPIC_IDS_FROM_VERSION;
     let mut work = Vec::new();
     for topic_data in request.topic_data {
-        let topic = topic_or_create(shard, &topic_data.name, true).await;
+        let topic = if by_id {
+            shard
+                .image()
+                .topic_by_id(&topic_data.topic_id)
+                .cloned()
+                .ok_or(error_code::UNKNOWN_TOPIC_ID)
+        } else {
+            topic_or_create(shard, &topic_data.name, true).await
+        };
         for part in topic_data.partition_data {
-            let name = topic_data.name.clone();
+            let name = (topic_data.name.clone(), topic_data.topic_id);
             let topic = topic.clone();
             work.push(async move {
                 let records = part.records.map(|r| retained(r.to_bytes(), frame_bytes));
@@ -67,12 +80,15 @@ pub async fn handle(
         return Ok(None);
     }
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
-    for (name, index, answer) in results {
+    for ((name, topic_id), index, answer) in results {
         let partition = partition_response(index, answer);
         match responses.last_mut() {
-            Some(t) if t.name == name => t.partition_responses.push(partition),
+            Some(t) if t.name == name && t.topic_id == topic_id => {
+                t.partition_responses.push(partition)
+            }
             _ => responses.push(TopicProduceResponse {
                 name,
+                topic_id,
                 partition_responses: vec![partition],
             }),
         }
@@ -145,6 +161,7 @@ pub fn error_response(request: &ProduceRequest, code: i16) -> ProduceResponse {
             .iter()
             .map(|t| TopicProduceResponse {
                 name: t.name.clone(),
+                topic_id: t.topic_id,
                 partition_responses: t
                     .partition_data
                     .iter()

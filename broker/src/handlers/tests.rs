@@ -154,6 +154,7 @@ async fn produce(shard: &Rc<Shard>, topic: &str, records: Bytes, acks: i16) -> P
         acks,
         timeout_ms: 1000,
         topic_data: vec![TopicProduceData {
+            topic_id: Default::default(),
             name: topic.to_string(),
             partition_data: vec![PartitionProduceData {
                 index: 0,
@@ -175,6 +176,7 @@ fn produced(
     ProduceResponse {
         responses: vec![TopicProduceResponse {
             name: topic.to_string(),
+            topic_id: Default::default(),
             partition_responses: vec![PartitionProduceResponse {
                 index: 0,
                 error_code,

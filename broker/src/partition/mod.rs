@@ -27,7 +27,7 @@ use crate::config::BrokerConfig;
 use crate::metadata::image::TopicMeta;
 use crate::topic_config::{self, TopicSettings};
 use error::{PartitionError, PartitionErrorKind};
-use producer_state::ProducerStateTable;
+use producer_state::{ActiveProducer, ProducerStateTable};
 
 pub use on_disk::{partition_dir, remove_partition_dir, sweep_orphaned_partition_dirs};
 pub use produce::Produced;
@@ -46,6 +46,13 @@ pub struct PartitionKey {
 struct ProducerSnapshot {
     log_end_offset: i64,
     table: ProducerStateTable,
+}
+
+/// What DescribeLogDirs and DescribeProducers report of a partition.
+#[derive(Debug)]
+pub struct PartitionDescription {
+    pub size_bytes: u64,
+    pub producers: Vec<ActiveProducer>,
 }
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
@@ -221,6 +228,7 @@ impl Partition {
                 view.base_sequence(),
                 view.last_offset_delta(),
                 base,
+                view.max_timestamp(),
             );
             next = base + i64::from(view.last_offset_delta()) + 1;
         }
@@ -291,6 +299,13 @@ impl Partition {
             records_in: t.records_in.get(),
             bytes_out: t.bytes_out.get(),
             records_out: t.records_out.get(),
+        }
+    }
+
+    pub fn describe(&self) -> PartitionDescription {
+        PartitionDescription {
+            size_bytes: self.log.size_bytes(),
+            producers: self.producers.borrow().active(),
         }
     }
 

@@ -30,6 +30,7 @@ struct BatchIds {
     producer_epoch: i16,
     base_sequence: i32,
     last_offset_delta: i32,
+    max_timestamp_ms: i64,
 }
 
 impl BatchIds {
@@ -39,6 +40,7 @@ impl BatchIds {
             producer_epoch: view.producer_epoch(),
             base_sequence: view.base_sequence(),
             last_offset_delta: view.last_offset_delta(),
+            max_timestamp_ms: view.max_timestamp(),
         }
     }
 }
@@ -75,7 +77,7 @@ impl Partition {
         });
         let started = Instant::now();
         let results = futures::future::join_all(appends).await;
-        let first_offset = self.record_appends(&to_append, results)?;
+        let first_offset = self.record_appends(&to_append, results, append_time_ms)?;
         self.count_appended(&to_append, started.elapsed());
         if acks == -1 {
             self.make_durable(&to_append, duplicate).await?;
@@ -201,11 +203,13 @@ impl Partition {
         Ok((to_append, duplicate))
     }
 
-    /// Records each append's offset in the producer state (or its failure); the first base offset.
+    /// Records each append's offset and timestamp (`append_time_ms` under LogAppendTime, else the
+    /// batch's largest) in the producer state, or its failure; the first base offset.
     fn record_appends(
         &self,
         appended: &[Admitted],
         results: Vec<Result<AppendInfo, StorageError>>,
+        append_time_ms: i64,
     ) -> Result<Option<i64>, PartitionError> {
         let mut first_offset = None;
         let mut failure = None;
@@ -214,7 +218,17 @@ impl Partition {
             match result {
                 Ok(info) => {
                     first_offset.get_or_insert(info.base_offset);
-                    producers.appended(ids.producer_id, ids.base_sequence, info.base_offset);
+                    let timestamp_ms = if append_time_ms >= 0 {
+                        append_time_ms
+                    } else {
+                        ids.max_timestamp_ms
+                    };
+                    producers.appended(
+                        ids.producer_id,
+                        ids.base_sequence,
+                        info.base_offset,
+                        timestamp_ms,
+                    );
                 }
                 Err(e) => {
                     producers.failed(ids.producer_id, ids.base_sequence);

@@ -29,10 +29,38 @@ pub struct BatchMeta {
     pub base_offset: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// The largest timestamp of the producer's last appended batch (-1: none known, as in a
+    /// snapshot written before this field existed).
+    #[serde(default = "no_timestamp")]
+    pub last_timestamp_ms: i64,
+}
+
+fn no_timestamp() -> i64 {
+    -1
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp_ms: no_timestamp(),
+        }
+    }
+}
+
+/// One producer with state in a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence of its last batch, -1 when none is remembered.
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
 }
 
 /// What to do with an incoming batch.
@@ -125,15 +153,25 @@ impl ProducerStateTable {
         Ok(Admission::Append)
     }
 
-    /// Records the base offset an admitted batch was appended at.
-    pub fn appended(&mut self, producer_id: i64, first_seq: i32, base_offset: i64) {
-        if let Some(b) = self.producers.get_mut(&producer_id).and_then(|e| {
-            e.batches
-                .iter_mut()
-                .rev()
-                .find(|b| b.first_seq == first_seq)
-        }) {
+    /// Records the base offset an admitted batch was appended at, and its largest timestamp.
+    pub fn appended(
+        &mut self,
+        producer_id: i64,
+        first_seq: i32,
+        base_offset: i64,
+        max_timestamp_ms: i64,
+    ) {
+        let Some(entry) = self.producers.get_mut(&producer_id) else {
+            return;
+        };
+        if let Some(b) = entry
+            .batches
+            .iter_mut()
+            .rev()
+            .find(|b| b.first_seq == first_seq)
+        {
             b.base_offset = base_offset;
+            entry.last_timestamp_ms = max_timestamp_ms;
         }
     }
 
@@ -162,6 +200,7 @@ impl ProducerStateTable {
         first_seq: i32,
         last_offset_delta: i32,
         base_offset: i64,
+        max_timestamp_ms: i64,
     ) {
         if producer_id < 0 || first_seq < 0 {
             return;
@@ -171,6 +210,7 @@ impl ProducerStateTable {
             entry.batches.clear();
         }
         entry.epoch = epoch;
+        entry.last_timestamp_ms = max_timestamp_ms;
         if entry.batches.len() == BATCHES_REMEMBERED {
             entry.batches.pop_front();
         }
@@ -179,6 +219,22 @@ impl ProducerStateTable {
             last_seq: first_seq.wrapping_add(last_offset_delta.max(0)) & i32::MAX,
             base_offset,
         });
+    }
+
+    /// Every producer with state in this partition, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: e.last_timestamp_ms,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Producers with state in this partition.
@@ -196,9 +252,9 @@ mod tests {
     fn in_sequence_batches_are_appended_and_retries_are_duplicates() {
         let mut t = ProducerStateTable::default();
         assert_eq!(t.admit(7, 0, 0, 9), Ok(Admission::Append));
-        t.appended(7, 0, 100);
+        t.appended(7, 0, 100, 1_000);
         assert_eq!(t.admit(7, 0, 10, 4), Ok(Admission::Append));
-        t.appended(7, 10, 110);
+        t.appended(7, 10, 110, 1_000);
         assert_eq!(
             t.admit(7, 0, 0, 9),
             Ok(Admission::Duplicate { base_offset: 100 })
@@ -249,7 +305,7 @@ mod tests {
         let mut t = ProducerStateTable::default();
         for i in 0..7 {
             assert_eq!(t.admit(1, 0, i, 0), Ok(Admission::Append));
-            t.appended(1, i, i64::from(i));
+            t.appended(1, i, i64::from(i), 1_000);
         }
         assert_eq!(
             t.admit(1, 0, 6, 0),
@@ -276,8 +332,8 @@ mod tests {
     #[test]
     fn replay_restores_duplicate_detection() {
         let mut t = ProducerStateTable::default();
-        t.replay(9, 1, 0, 4, 50);
-        t.replay(9, 1, 5, 4, 55);
+        t.replay(9, 1, 0, 4, 50, 1_000);
+        t.replay(9, 1, 5, 4, 55, 1_000);
         assert_eq!(
             t.admit(9, 1, 5, 4),
             Ok(Admission::Duplicate { base_offset: 55 })
@@ -290,8 +346,39 @@ mod tests {
     fn a_batch_that_did_not_become_durable_is_appended_again_on_retry() {
         let mut t = ProducerStateTable::default();
         assert_eq!(t.admit(9, 0, 0, 1), Ok(Admission::Append));
-        t.appended(9, 0, 40);
+        t.appended(9, 0, 40, 1_000);
         t.not_durable(9, 0);
         assert_eq!(t.admit(9, 0, 0, 1), Ok(Admission::Append));
+    }
+
+    #[test]
+    fn active_producers_report_their_last_sequence_and_timestamp() {
+        let mut t = ProducerStateTable::default();
+        t.admit(7, 2, 0, 9).unwrap();
+        t.appended(7, 0, 100, 5_000);
+        t.admit(7, 2, 10, 4).unwrap();
+        t.appended(7, 10, 110, 6_000);
+        t.replay(3, 0, 0, 0, 0, 4_000);
+        // Admitted, not yet appended: no sequence written, no timestamp known.
+        t.admit(9, 0, 0, 0).unwrap();
+        let active = t.active();
+        let row = |producer_id, epoch, last_sequence, last_timestamp_ms| ActiveProducer {
+            producer_id,
+            epoch,
+            last_sequence,
+            last_timestamp_ms,
+        };
+        assert_eq!(
+            active,
+            vec![row(3, 0, 0, 4_000), row(7, 2, 14, 6_000), row(9, 0, 0, -1)]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_without_timestamps_loads_them_as_unknown() {
+        let json = r#"{"producers":{"5":{"epoch":1,"batches":[{"first_seq":0,"last_seq":3,"base_offset":0}]}}}"#;
+        let t: ProducerStateTable = serde_json::from_str(json).unwrap();
+        assert_eq!(t.active()[0].last_timestamp_ms, -1);
+        assert_eq!(t.active()[0].last_sequence, 3);
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::error::{PartitionError, PartitionErrorKind};
-use super::{EpochEnd, ListedOffset, Partition, PartitionKey, PartitionRead, Produced};
+use super::{
+    EpochEnd, ListedOffset, Partition, PartitionDescription, PartitionKey, PartitionRead, Produced,
+};
 use crate::metadata::image::TopicMeta;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 
@@ -38,6 +40,8 @@ pub enum PartitionRequest {
         current_leader_epoch: i32,
         leader_epoch: i32,
     },
+    /// Size, offsets and producers (DescribeLogDirs, DescribeProducers).
+    Describe,
 }
 
 /// The answer to a `PartitionRequest`, one variant per request.
@@ -49,6 +53,7 @@ pub enum PartitionResponse {
     Offset(ListedOffset),
     LogStart(i64),
     EpochEnd(EpochEnd),
+    Described(PartitionDescription),
 }
 
 impl Partition {
@@ -80,6 +85,7 @@ impl Partition {
             } => PartitionResponse::EpochEnd(
                 self.end_offset_for_epoch(current_leader_epoch, leader_epoch)?,
             ),
+            PartitionRequest::Describe => PartitionResponse::Described(self.describe()),
         })
     }
 }
@@ -196,4 +202,12 @@ pub async fn end_offset_for_epoch(
         leader_epoch,
     };
     typed_call!(shard, topic, index, request, EpochEnd)
+}
+
+pub async fn describe(
+    shard: &Rc<Shard>,
+    topic: &TopicMeta,
+    index: i32,
+) -> Result<PartitionDescription, PartitionError> {
+    typed_call!(shard, topic, index, PartitionRequest::Describe, Described)
 }

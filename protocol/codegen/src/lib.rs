@@ -14,6 +14,10 @@ use serde_json::Value;
 pub struct ApiSpec {
     pub name: &'static str,
     pub min_version: i16,
+    /// The codec also reads and writes versions below the JSON's `validVersions`, from this one:
+    /// for versions Kafka removed but clients may still send (their fields keep their version
+    /// ranges in the JSON), so that the broker can answer them with an error.
+    pub codec_from: Option<i16>,
 }
 
 /// Generated sources: `messages` (one module per message) and `api` (ApiKey, RequestBody).
@@ -987,7 +991,10 @@ pub fn generate(schema_dir: &Path, apis: &[ApiSpec]) -> Result<Generated> {
             let path = schema_dir.join(format!("{}{kind}.json", spec.name));
             let src =
                 std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let msg = parse_message(&src).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut msg = parse_message(&src).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(from) = spec.codec_from {
+                msg.valid.lo = msg.valid.lo.min(from);
+            }
             if msg.is_request != (kind == "Request") {
                 return Err(format!("{}: unexpected message type", path.display()));
             }

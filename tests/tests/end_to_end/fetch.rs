@@ -307,6 +307,7 @@ fn records_produced_without_acks_all_become_visible_at_the_high_watermark() {
                     acks: 0,
                     timeout_ms: 10_000,
                     topic_data: vec![TopicProduceData {
+                        topic_id: Default::default(),
                         name: topic.to_string(),
                         partition_data: vec![PartitionProduceData {
                             index: 0,

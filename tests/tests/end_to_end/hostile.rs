@@ -53,6 +53,7 @@ fn produce_request(conn: &mut Connection, topic: &str, batch: Bytes) -> Vec<u8> 
             acks: -1,
             timeout_ms: 10_000,
             topic_data: vec![TopicProduceData {
+                topic_id: Default::default(),
                 name: topic.to_string(),
                 partition_data: vec![PartitionProduceData {
                     index: 0,

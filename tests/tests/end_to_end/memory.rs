@@ -123,6 +123,7 @@ fn tail_caches_of_a_shard_share_one_cap() {
             acks: -1,
             timeout_ms: 30_000,
             topic_data: vec![TopicProduceData {
+                topic_id: Default::default(),
                 name: "wide".to_string(),
                 partition_data: (0..PARTITIONS)
                     .map(|p| PartitionProduceData {

@@ -40,6 +40,7 @@ fn produce(topic: &str, partition: i32, acks: i16, i: usize) -> ProduceRequest {
         acks,
         timeout_ms: 10_000,
         topic_data: vec![TopicProduceData {
+            topic_id: Default::default(),
             name: topic.to_string(),
             partition_data: vec![PartitionProduceData {
                 index: partition,

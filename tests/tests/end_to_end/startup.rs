@@ -34,6 +34,7 @@ fn produce_everywhere(conn: &mut Connection, topic: &str) -> Vec<(i32, i16, i64)
                 acks: 1,
                 timeout_ms: 30_000,
                 topic_data: vec![TopicProduceData {
+                    topic_id: Default::default(),
                     name: topic.to_string(),
                     partition_data: (0..PARTITIONS)
                         .map(|index| PartitionProduceData {
