@@ -342,6 +342,7 @@ impl Drop for DrainedMark {
 async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     let mut drained = DrainedMark(Some(start.drained.clone()));
     riffle_storage::set_shard_tail_cache_bytes(start.shared.config.shard_tail_cache_bytes);
+    riffle_storage::set_max_open_segment_files(start.shared.config.max_open_segment_files);
     let controller =
         (start.id == 0).then(|| Rc::new(Controller::new(start.shared.config.data_dir.clone())));
     let shard = Shard::start(
