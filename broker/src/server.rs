@@ -610,6 +610,7 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
         let now_ms = riffle_storage::clock::now_ms();
+        shard.take_failed_logs_offline().await;
         for partition in shard.open_partitions() {
             partition.housekeeping(now_ms).await;
         }
