@@ -60,6 +60,18 @@ fn read_every_segment(addr: &str) {
     }
 }
 
+/// The broker's `riffle_open_segment_files` gauge (one shard).
+fn open_segment_files_gauge(broker: &Broker) -> u64 {
+    let metrics = riffle_tests::http::get(&broker.admin_addr(), "/metrics").expect("scrape");
+    metrics
+        .body
+        .lines()
+        .find(|l| l.starts_with("riffle_open_segment_files{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("a riffle_open_segment_files sample") as u64
+}
+
 fn assert_bounded(broker: &Broker, bound: u64, when: &str) {
     let open = open_descriptors(broker.pid());
     assert!(
@@ -94,6 +106,11 @@ fn old_segments_are_read_and_recovered_with_descriptors_bounded_below_their_numb
     assert_bounded(&broker, bound, "after writing");
     read_every_segment(&addr);
     assert_bounded(&broker, bound, "after reading every segment");
+    let cached = open_segment_files_gauge(&broker);
+    assert!(
+        (1..=CAP).contains(&cached),
+        "{cached} sealed segment files open, cap {CAP}"
+    );
 
     drop(conn);
     broker.stop();
