@@ -98,6 +98,9 @@ pub struct BrokerConfig {
     /// Memory the tail caches of all partitions of one shard hold together (batches, counted
     /// with their bookkeeping); past it the shard's oldest durable batches are evicted first.
     pub shard_tail_cache_bytes: usize,
+    /// Sealed segment files one shard keeps open (least recently used closed first, reopened on
+    /// their next read); each active segment keeps its own descriptor besides.
+    pub max_open_segment_files: usize,
     /// Disk reserved and zero-filled ahead of the active segment's data, so that appends overwrite
     /// written blocks and fdatasync rarely carries metadata. Each partition holds up to this much
     /// unused space.
@@ -177,6 +180,7 @@ impl Default for BrokerConfig {
             log_reopen_backoff_ms: 1000,
             log_tail_cache_bytes: 4 * 1024 * 1024,
             shard_tail_cache_bytes: riffle_storage::SHARD_TAIL_CACHE_BYTES_DEFAULT,
+            max_open_segment_files: riffle_storage::MAX_OPEN_SEGMENT_FILES_DEFAULT,
             log_preallocate_bytes: 16 * 1024 * 1024,
             log_write_behind_depth: 4,
             io_memory_bytes: 1024 * 1024,
@@ -246,6 +250,10 @@ impl BrokerConfig {
             self.log_segment_bytes >= MIN_SEGMENT_BYTES,
             "log_segment_bytes must be at least {MIN_SEGMENT_BYTES} (1 MiB, as in Kafka 4), got {}",
             self.log_segment_bytes
+        );
+        anyhow::ensure!(
+            self.max_open_segment_files >= 1,
+            "max_open_segment_files must be at least 1"
         );
         anyhow::ensure!(
             self.log_reopen_backoff_ms >= 1,
@@ -492,6 +500,16 @@ mod tests {
             let err = cfg.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn max_open_segment_files_defaults_to_1024_and_zero_is_refused() {
+        assert_eq!(BrokerConfig::default().max_open_segment_files, 1024);
+        let cfg: BrokerConfig = toml::from_str("max_open_segment_files = 1\n").unwrap();
+        assert!(cfg.validate().is_ok(), "the smallest cap");
+        let cfg: BrokerConfig = toml::from_str("max_open_segment_files = 0\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("max_open_segment_files"), "{err}");
     }
 
     #[test]

@@ -353,6 +353,7 @@ impl Drop for DrainedMark {
 async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     let mut drained = DrainedMark(Some(start.drained.clone()));
     riffle_storage::set_shard_tail_cache_bytes(start.shared.config.shard_tail_cache_bytes);
+    riffle_storage::set_max_open_segment_files(start.shared.config.max_open_segment_files);
     let controller =
         (start.id == 0).then(|| Rc::new(Controller::new(start.shared.config.data_dir.clone())));
     let shard = Shard::start(
@@ -638,6 +639,7 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(HOUSEKEEPING_INTERVAL).await;
         let now_ms = riffle_storage::clock::now_ms();
+        shard.take_failed_logs_offline().await;
         for partition in shard.open_partitions() {
             partition.housekeeping(now_ms).await;
         }

@@ -497,7 +497,13 @@ impl Shard {
         match request {
             ShardRequest::Partition { key, request } => {
                 ShardResponse::Partition(match self.partition(&key).await {
-                    Ok(p) => p.serve(request).await,
+                    Ok(p) => {
+                        let served = p.clone().serve(request).await;
+                        if p.log_failure().is_some() {
+                            self.take_offline_soon(key);
+                        }
+                        served
+                    }
                     Err(e) => Err(e),
                 })
             }
@@ -654,7 +660,7 @@ impl Shard {
             // Users already woken go first (their requests meet the failed log's error), so none
             // finds the slot emptied under it.
             Some(p) if slot.waiting.get() == 0 && p.log_failure().is_some() => {
-                return Err(self.take_offline(&slot, p).await)
+                return Err(self.take_offline(key, &slot, p).await)
             }
             Some(p) if slot.waiting.get() == 0 => return Ok(p),
             None if !slot.opening.get() => return self.open_slot(key, &slot).await,
@@ -739,10 +745,15 @@ impl Shard {
         Some(self.partition_error(key, kind))
     }
 
-    /// The log of `failed` went offline: the partition is closed and refused until a request
-    /// after the back-off reopens it from what is durable (`open_slot`). Users already in line
-    /// get the error too. Returns the error for the caller.
-    async fn take_offline(&self, slot: &PartitionSlot, failed: Rc<Partition>) -> PartitionError {
+    /// The log of `failed` went offline: the partition is closed and refused until it is reopened
+    /// from what is durable (`open_slot`) after the back-off, by a timer or by a request that
+    /// comes first. Users already in line get the error too. Returns the error for the caller.
+    async fn take_offline(
+        self: &Rc<Self>,
+        key: &PartitionKey,
+        slot: &PartitionSlot,
+        failed: Rc<Partition>,
+    ) -> PartitionError {
         let reason = failed
             .log_failure()
             .map_or_else(String::new, |e| e.to_string());
@@ -765,7 +776,51 @@ impl Shard {
         };
         let error = PartitionError::new(&failed.topic, failed.index, kind);
         slot.fail_line(&error);
+        self.reopen_when_due(key.clone());
         error
+    }
+
+    /// Reopens the offline partition `key` once its back-off has passed, without waiting for a
+    /// request (a reopen that fails backs off and is tried again), so that a partition comes
+    /// back by itself once the disk works again. Stops once the partition is open again (a
+    /// request may reopen it first), deleted, or the broker shuts down.
+    fn reopen_when_due(self: &Rc<Self>, key: PartitionKey) {
+        let shard = Rc::downgrade(self);
+        glommio::spawn_local(async move {
+            loop {
+                let wait = {
+                    let Some(shard) = shard.upgrade() else { return };
+                    let slot = shard.partitions.borrow().get(&key).cloned();
+                    let Some(slot) = slot else { return };
+                    let retry_in = slot
+                        .offline
+                        .borrow()
+                        .as_ref()
+                        .map(|o| o.retry_in(Instant::now()));
+                    let Some(retry_in) = retry_in else { return };
+                    retry_in
+                };
+                // Not under 10 ms: while a reopen runs, the next look comes once it is done.
+                glommio::timer::sleep(wait.max(Duration::from_millis(10))).await;
+                let Some(shard) = shard.upgrade() else { return };
+                if shard.shared.is_shutting_down() {
+                    return;
+                }
+                let due = shard.partitions.borrow().get(&key).is_some_and(|slot| {
+                    !slot.opening.get()
+                        && slot
+                            .offline
+                            .borrow()
+                            .as_ref()
+                            .is_some_and(|o| o.may_reopen(Instant::now()))
+                });
+                if due {
+                    // Success or failure, `open_slot` records the outcome in the slot.
+                    let _ = shard.partition(&key).await;
+                }
+            }
+        })
+        .detach();
     }
 
     /// Opens partition `key`; after a log failure (`cut_at`: the high watermark then) from what
@@ -816,6 +871,28 @@ impl Shard {
             .iter()
             .filter_map(|(k, s)| s.partition.borrow().clone().map(|p| (k.clone(), p)))
             .collect()
+    }
+
+    /// Takes the partition `key`, whose log just failed, offline without waiting for its next
+    /// request, so that its reopen timer starts now.
+    fn take_offline_soon(self: &Rc<Self>, key: PartitionKey) {
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            // The failed log is found there and taken offline; the error is for no one.
+            let _ = shard.partition(&key).await;
+        })
+        .detach();
+    }
+
+    /// Takes offline the open partitions whose log failed with no request there to notice (a
+    /// background flush failed), so that they reopen by themselves after the back-off.
+    pub async fn take_failed_logs_offline(self: &Rc<Self>) {
+        for (key, partition) in self.open_partitions_by_key() {
+            if partition.log_failure().is_some() {
+                // The failed log is found there and taken offline; the error is for no one.
+                let _ = self.partition(&key).await;
+            }
+        }
     }
 
     /// Open partitions of this shard.

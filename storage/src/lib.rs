@@ -7,8 +7,10 @@ mod cache;
 pub mod clock;
 pub mod commit_log;
 mod config;
+mod descriptors;
 mod error;
 mod event;
+mod failpoints;
 mod index;
 mod log;
 mod observer;
@@ -20,6 +22,10 @@ mod state;
 mod truncate;
 mod writer;
 
+#[cfg(test)]
+mod descriptor_tests;
+#[cfg(all(test, feature = "failpoints"))]
+mod fault_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
@@ -33,6 +39,9 @@ pub use cache::{
     set_shard_tail_cache_bytes, shard_tail_cache_bytes, SHARD_TAIL_CACHE_BYTES_DEFAULT,
 };
 pub use config::LogConfig;
+pub use descriptors::{
+    open_segment_files, set_max_open_segment_files, MAX_OPEN_SEGMENT_FILES_DEFAULT,
+};
 pub use error::StorageError;
 pub use log::{AppendInfo, PartitionLog};
 pub use observer::LogObserver;

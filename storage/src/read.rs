@@ -30,7 +30,7 @@ impl PartitionLog {
         from_offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult, StorageError> {
-        let (file, mut pos, limit, mut result) = {
+        let (file, pos, limit, result) = {
             let s = self.shared.state.borrow();
             s.check_usable()?;
             if from_offset < s.offsets.log_start() || from_offset > s.offsets.log_end() {
@@ -61,8 +61,33 @@ impl PartitionLog {
                 result,
             )
         };
+        self.read_disk(&file, from_offset, pos, limit, max_bytes, result)
+            .await
+            .map_err(|e| {
+                // Retention or DeleteRecords removed the segment meanwhile (its file, closed by
+                // the shard's descriptor cache, cannot be opened again): the offset is gone.
+                let s = self.shared.state.borrow();
+                if file.deleted.get() && from_offset < s.offsets.log_start() {
+                    s.out_of_range(from_offset)
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// The batches of `file` from the one holding `from_offset` (at or after `pos`), below
+    /// `limit`.
+    async fn read_disk(
+        &self,
+        file: &Rc<SegFile>,
+        from_offset: i64,
+        mut pos: u64,
+        limit: u64,
+        max_bytes: usize,
+        mut result: ReadResult,
+    ) -> Result<ReadResult, StorageError> {
         while pos < limit {
-            let head = self.disk_bytes(&file, pos, HEADER_SIZE, limit).await?;
+            let head = self.disk_bytes(file, pos, HEADER_SIZE, limit).await?;
             let h = batch::parse_header(&head).map_err(|e| StorageError::CorruptSegment {
                 path: file.path.clone(),
                 position: pos,
@@ -85,7 +110,7 @@ impl PartitionLog {
             let data = if head.len() >= h.size {
                 head
             } else {
-                self.disk_bytes(&file, pos, h.size, limit).await?
+                self.disk_bytes(file, pos, h.size, limit).await?
             };
             // Sealed segments are not rescanned on open: check each batch served from disk.
             if let Err(e) = batch::parse_checked(&data[..h.size]) {

@@ -134,11 +134,17 @@ pub(crate) async fn recover(
 ) -> Result<Recovered, StorageError> {
     let (bases, checkpoint) = list_segments(dir).await?;
     let mut scanned = Vec::with_capacity(bases.len());
-    for base in bases {
+    let last_listed = bases.len().saturating_sub(1);
+    for (i, base) in bases.into_iter().enumerate() {
         let file = SegFile::open(log_path(dir, base)).await?;
         let saved = read_indexes(dir, base, index_interval_bytes).await?;
         let had_index = saved.is_some();
         let outcome = scan_segment(&file, base, index_interval_bytes, saved).await?;
+        if i < last_listed {
+            // Its descriptor goes to the shard's cache at once: a log of many segments never
+            // holds them all open, not even while it is recovered.
+            file.seal();
+        }
         scanned.push(Scanned {
             base,
             file,
@@ -232,6 +238,10 @@ async fn settle(
         outcome: o,
         had_index,
     } = s;
+    if is_last {
+        // The active segment (perhaps an earlier one, when damage dropped those after it).
+        file.unseal();
+    }
     let trimmed = file.allocated.get() != o.valid_len;
     if trimmed {
         if let Some(reason) = o.damage.filter(|_| is_last) {

@@ -2,6 +2,7 @@
 //! (create, scan, aligned reads) the log uses. Shard-local, lives as long as the segment.
 
 use crate::batch::{self, BatchHeader, ScanStop};
+use crate::descriptors;
 use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::index::SegmentIndex;
@@ -9,7 +10,7 @@ use crate::recovery::remove_files;
 use crate::LogConfig;
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -67,7 +68,10 @@ fn shard_zeros() -> Rc<glommio::io::DmaBuffer> {
     ZEROS.with(Rc::clone)
 }
 
-/// A segment's open file, shared by the log, in-flight writes and reads.
+/// A segment's file, shared by the log, in-flight writes and reads. The active segment keeps its
+/// descriptor; a sealed one leaves it to the shard's cache (`descriptors`), which closes the
+/// least recently used and reopens on demand, so descriptors stay bounded whatever the number
+/// of segments.
 ///
 /// Data is only ever written over blocks that were already written (with zeros, ahead of
 /// the data, by a background prefill task): on ext4 an O_DIRECT write that touches an
@@ -79,7 +83,12 @@ fn shard_zeros() -> Rc<glommio::io::DmaBuffer> {
 /// The log's writes always start at the block holding the previous partial block, so
 /// with fallocate alone nearly every write was punted (see bench/RESULTS.md).
 pub(crate) struct SegFile {
-    pub file: DmaFile,
+    /// Key of this file's descriptor in the shard's cache while sealed.
+    id: u64,
+    /// The open file while the segment is active (or being sealed); None once sealed.
+    handle: RefCell<Option<Rc<DmaFile>>>,
+    /// Only read from now on: the descriptor lives in the shard's cache.
+    sealed: Cell<bool>,
     pub path: PathBuf,
     /// Bytes of the file written (data, or zeros ahead of it); the file may be longer.
     pub allocated: Cell<u64>,
@@ -87,7 +96,7 @@ pub(crate) struct SegFile {
     pub deleted: Cell<bool>,
     prefill: Cell<Prefill>,
     /// Failure of the last prefill, reported by the next `reserve`.
-    prefill_failure: std::cell::RefCell<Option<Failure>>,
+    prefill_failure: RefCell<Option<Failure>>,
     /// Notified when the prefill advances `allocated` or stops.
     prefill_progress: Event,
 }
@@ -114,7 +123,9 @@ impl SegFile {
             .await
             .map_err(|e| StorageError::glommio("stat", &path, e))?;
         Ok(Rc::new(SegFile {
-            file,
+            id: descriptors::next_file_id(),
+            handle: RefCell::new(Some(Rc::new(file))),
+            sealed: Cell::new(false),
             path,
             allocated: Cell::new(size),
             deleted: Cell::new(false),
@@ -122,6 +133,68 @@ impl SegFile {
             prefill_failure: Default::default(),
             prefill_progress: Event::default(),
         }))
+    }
+
+    /// The open file: the active segment's own, else the shard's cached one, else opened again
+    /// (and cached). Callers hold the returned file for the operation's duration, so an eviction
+    /// meanwhile closes the descriptor only once the operation is done.
+    pub async fn dma(&self) -> Result<Rc<DmaFile>, StorageError> {
+        if let Some(file) = self.cached_handle() {
+            return Ok(file);
+        }
+        if self.deleted.get() {
+            let gone = std::io::ErrorKind::NotFound.into();
+            return Err(StorageError::io("reopen deleted segment", &self.path, gone));
+        }
+        crate::failpoints::inject("segment::open", &self.path)
+            .map_err(|e| StorageError::io("reopen", &self.path, e))?;
+        // Never `create`: a segment removed meanwhile must not come back empty.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&self.path)
+            .await
+            .map_err(|e| StorageError::glommio("reopen", &self.path, e))?;
+        // Another caller may have opened it meanwhile, or the segment may have changed state.
+        if let Some(theirs) = self.cached_handle() {
+            return Ok(theirs);
+        }
+        let file = Rc::new(file);
+        if self.sealed.get() {
+            descriptors::put(self.id, file.clone());
+        } else {
+            *self.handle.borrow_mut() = Some(file.clone());
+        }
+        Ok(file)
+    }
+
+    fn cached_handle(&self) -> Option<Rc<DmaFile>> {
+        if let Some(file) = self.handle.borrow().as_ref() {
+            return Some(file.clone());
+        }
+        descriptors::get(self.id)
+    }
+
+    /// The segment is only read from now on: its descriptor goes to the shard's cache.
+    pub fn seal(&self) {
+        self.sealed.set(true);
+        if let Some(file) = self.handle.borrow_mut().take() {
+            descriptors::put(self.id, file);
+        }
+    }
+
+    /// The segment is written again (a truncation made it active): it keeps its descriptor.
+    pub fn unseal(&self) {
+        self.sealed.set(false);
+        if let Some(file) = descriptors::take(self.id) {
+            *self.handle.borrow_mut() = Some(file);
+        }
+    }
+
+    /// Closes the descriptor of a segment about to be removed (in-flight reads finish first).
+    fn release(&self) {
+        self.handle.borrow_mut().take();
+        descriptors::take(self.id);
     }
 
     /// Makes sure the first `end` bytes are written (so a write below `end` is a pure
@@ -174,9 +247,9 @@ impl SegFile {
         if pos >= target {
             return Ok(());
         }
+        let file = self.dma().await?;
         // keep_size = false: the file size moves once per step, not with each write.
-        self.file
-            .pre_allocate(target, false)
+        file.pre_allocate(target, false)
             .await
             .map_err(|e| StorageError::glommio("fallocate", &self.path, e))?;
         let zeros = shard_zeros();
@@ -191,8 +264,9 @@ impl SegFile {
                 b.as_bytes_mut().fill(0);
                 Rc::new(b)
             };
-            let n = self
-                .file
+            crate::failpoints::inject("segment::write", &self.path)
+                .map_err(|e| StorageError::io("write zeros", &self.path, e))?;
+            let n = file
                 .write_rc_at(buf, pos)
                 .await
                 .map_err(|e| StorageError::glommio("write zeros", &self.path, e))?;
@@ -224,7 +298,8 @@ impl SegFile {
     pub async fn truncate(&self, size: u64) -> Result<(), StorageError> {
         // A prefill write landing after the truncate would grow the file again.
         self.stop_prefill().await;
-        self.file
+        self.dma()
+            .await?
             .truncate(size)
             .await
             .map_err(|e| StorageError::glommio("truncate", &self.path, e))?;
@@ -240,10 +315,12 @@ impl SegFile {
     /// The call borrows the segment's own descriptor: a detached task holds the file open until
     /// the blocking call returns, even if this future is dropped. (A `dup` per fdatasync met
     /// EMFILE once descriptors ran out and took a working log offline: issue 14, item 10.)
-    pub async fn sync(self: &Rc<Self>) -> Result<(), StorageError> {
+    pub async fn sync(&self) -> Result<(), StorageError> {
         use std::os::fd::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        let open = self.clone();
+        crate::failpoints::inject("segment::fdatasync", &self.path)
+            .map_err(|e| StorageError::io("fdatasync", &self.path, e))?;
+        let open = self.dma().await?;
+        let fd = open.as_raw_fd();
         let synced = glommio::spawn_local(async move {
             let synced = glommio::executor()
                 .spawn_blocking(move || {
@@ -269,14 +346,23 @@ impl SegFile {
     pub async fn read(&self, pos: u64, len: usize) -> Result<Bytes, StorageError> {
         let start = align_down(pos);
         let end = align_up(pos + len as u64);
+        crate::failpoints::inject("segment::read", &self.path)
+            .map_err(|e| StorageError::io("read", &self.path, e))?;
         let r = self
-            .file
+            .dma()
+            .await?
             .read_at_aligned(start, (end - start) as usize)
             .await
             .map_err(|e| StorageError::glommio("read", &self.path, e))?;
         let from = ((pos - start) as usize).min(r.len());
         let to = (from + len).min(r.len());
         Ok(Bytes::copy_from_slice(&r[from..to]))
+    }
+}
+
+impl Drop for SegFile {
+    fn drop(&mut self) {
+        descriptors::take(self.id);
     }
 }
 
@@ -299,6 +385,7 @@ impl Segment {
     /// Marks the segment's file deleted (its files are about to be removed); returns its base.
     pub fn retire(&self) -> i64 {
         self.file.deleted.set(true);
+        self.file.release();
         self.base_offset
     }
 
@@ -358,7 +445,8 @@ pub(crate) async fn scan_segment(
     saved: Option<SegmentIndex>,
 ) -> Result<ScanOutcome, StorageError> {
     let file_size = file
-        .file
+        .dma()
+        .await?
         .file_size()
         .await
         .map_err(|e| StorageError::glommio("stat", &file.path, e))?;

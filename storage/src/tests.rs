@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::path::Path;
 use std::rc::Rc;
 
-fn small_config() -> LogConfig {
+pub(crate) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 64 << 10,
         index_interval_bytes: 512,
@@ -18,7 +18,7 @@ fn small_config() -> LogConfig {
 }
 
 /// A producer batch (base offset 0 as sent) with `records` records and a payload.
-fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
+pub(crate) fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
     let payload: Vec<u8> = (0..payload_len)
         .map(|i| (i * 7 + ts as usize) as u8)
         .collect();
@@ -26,7 +26,7 @@ fn batch(records: i32, ts: i64, payload_len: usize) -> Bytes {
 }
 
 /// The stored form of `b` once assigned `base`.
-fn stored(b: &Bytes, base: i64) -> Vec<u8> {
+pub(crate) fn stored(b: &Bytes, base: i64) -> Vec<u8> {
     let mut v = b.to_vec();
     riffle_batch_header::LogOverhead::view_mut(&mut v)
         .expect("a whole batch")
@@ -35,11 +35,11 @@ fn stored(b: &Bytes, base: i64) -> Vec<u8> {
     v
 }
 
-fn concat(chunks: &[Bytes]) -> Vec<u8> {
+pub(crate) fn concat(chunks: &[Bytes]) -> Vec<u8> {
     chunks.iter().flat_map(|c| c.iter().copied()).collect()
 }
 
-async fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
+pub(crate) async fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
     let mut out = Vec::new();
     let mut at = from;
     while at < log.log_end_offset() {
@@ -58,7 +58,7 @@ async fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
     out
 }
 
-async fn open(dir: &Path, config: LogConfig) -> Rc<PartitionLog> {
+pub(crate) async fn open(dir: &Path, config: LogConfig) -> Rc<PartitionLog> {
     PartitionLog::open(dir, config).await.expect("open")
 }
 

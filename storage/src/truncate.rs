@@ -117,7 +117,9 @@ impl PartitionLog {
             s.read_ahead = None;
             (removed, kept_base)
         };
-        // The kept segment is active again: its index files (if sealed) are stale.
+        // The kept segment is active again: it keeps its descriptor, and its index files (if
+        // sealed) are stale.
+        file.unseal();
         let dir = &self.shared.dir;
         let mut paths: Vec<PathBuf> = removed
             .iter()

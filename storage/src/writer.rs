@@ -292,8 +292,11 @@ async fn write_all(file: Rc<SegFile>, pos: u64, buf: DmaBuffer) -> Result<(), St
     let mut pos = pos;
     loop {
         let len = buf.len();
+        crate::failpoints::inject("segment::write", &file.path)
+            .map_err(|e| StorageError::io("write", &file.path, e))?;
         let n = file
-            .file
+            .dma()
+            .await?
             .write_rc_at(buf.clone(), pos)
             .await
             .map_err(|e| StorageError::glommio("write", &file.path, e))?;
@@ -431,12 +434,7 @@ impl Writer {
             } => {
                 self.complete_writes().await?;
                 self.dirty.retain(|f| !Rc::ptr_eq(f, &file));
-                if !file.deleted.get() {
-                    file.sync().await?;
-                    file.truncate(size).await?;
-                    crate::recovery::write_indexes(&file.path, *indexes).await?;
-                }
-                Ok(())
+                seal(&file, size, *indexes).await
             }
         }
     }
@@ -499,6 +497,23 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Syncs a segment that got its last write, trims it to its size, writes its indexes and leaves
+/// its descriptor to the shard's cache. Retention may remove the segment meanwhile (it removes
+/// only durable data, and closes the file): what is left of the seal is then skipped, and an
+/// error on the removed file is no failure of the log.
+async fn seal(file: &SegFile, size: u64, indexes: (Vec<u8>, Vec<u8>)) -> Result<(), StorageError> {
+    let removed = |r: Result<(), StorageError>| match r {
+        Err(_) if file.deleted.get() => Ok(true),
+        r => r.map(|()| file.deleted.get()),
+    };
+    if file.deleted.get() || removed(file.sync().await)? || removed(file.truncate(size).await)? {
+        return Ok(());
+    }
+    crate::recovery::write_indexes(&file.path, indexes).await?;
+    file.seal();
+    Ok(())
 }
 
 /// Places what is staged and decides the writer's next step; asks for a roll when the

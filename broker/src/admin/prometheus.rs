@@ -84,7 +84,7 @@ pub(crate) fn render(status: &Status, reports: &[ShardStats]) -> String {
 
 fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
     type Read = fn(&ShardStats) -> u64;
-    let families: [(&str, &str, &str, Read); 11] = [
+    let families: [(&str, &str, &str, Read); 12] = [
         (
             "riffle_shard_bytes_in_total",
             "counter",
@@ -138,6 +138,12 @@ fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
             "gauge",
             "Bytes of recent batches the shard's partitions keep in memory",
             |r| r.tail_cache_bytes,
+        ),
+        (
+            "riffle_open_segment_files",
+            "gauge",
+            "Sealed segment files the shard keeps open (at most max_open_segment_files)",
+            |r| r.open_segment_files,
         ),
         (
             "riffle_tail_cache_hits_total",

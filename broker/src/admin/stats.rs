@@ -19,6 +19,8 @@ pub(crate) struct ShardStats {
     pub inflight_budget_bytes: u64,
     /// Bytes of recent batches the shard's partitions keep in memory.
     pub tail_cache_bytes: u64,
+    /// Sealed segment files the shard keeps open (at most `max_open_segment_files`).
+    pub open_segment_files: u64,
     pub metrics: MetricsSnapshot,
     /// (kind, sent, served) cross-shard requests.
     pub cross_shard: Vec<(&'static str, u64, u64)>,
@@ -68,6 +70,7 @@ pub(crate) fn collect(shard: &Rc<Shard>) -> ShardStats {
         inflight_bytes: budget.saturating_sub(shard.inflight_budget.available()),
         inflight_budget_bytes: budget,
         tail_cache_bytes: partitions.iter().map(|p| p.tail_cache_bytes() as u64).sum(),
+        open_segment_files: riffle_storage::open_segment_files() as u64,
         metrics: metrics::snapshot(),
         cross_shard: shard
             .request_counts

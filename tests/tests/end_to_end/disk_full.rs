@@ -2,8 +2,8 @@
 //! file system, filled while producing. The producer that meets ENOSPC is answered
 //! KAFKA_STORAGE_ERROR, nothing it was not told is durable is served, the broker stays up,
 //! another partition keeps taking writes, and nothing acknowledged is lost; once space is free
-//! again the partition comes back by itself (reopened from what is durable, after
-//! `log_reopen_backoff_ms`), without a restart. Needs root, `mkfs.ext4` and loop mounts; where
+//! again the partition comes back by itself (reopened from what is durable by a timer, after
+//! `log_reopen_backoff_ms`, with no request needed), without a restart. Needs root, `mkfs.ext4` and loop mounts; where
 //! they are missing the tests say so on stderr and pass without checking anything.
 
 use std::path::{Path, PathBuf};
@@ -167,8 +167,21 @@ fn a_partition_comes_back_by_itself_once_space_is_free() {
     let Some(fs) = SmallFileSystem::mount() else {
         return;
     };
-    let (_broker, mut conn, acked) = fill_the_disk(&fs);
+    let (broker, mut conn, acked) = fill_the_disk(&fs);
     std::fs::remove_file(fs.path().join("ballast")).expect("remove the ballast");
+    // No request is needed: a timer reopens the partition once the back-off (1 s) has passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !broker
+        .stderr_log()
+        .contains("partition reopened after its log failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fill-0 not reopened 10 s after its log failed, with no request:\n{}",
+            broker.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (code, offset) = kafka::produce(&mut conn, "fill", 0, record(b"again"), -1);

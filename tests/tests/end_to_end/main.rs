@@ -27,6 +27,7 @@ mod produce;
 mod recovery;
 mod restart;
 mod retention;
+mod segment_files;
 mod shutdown;
 mod smp;
 mod startup;

@@ -1,0 +1,151 @@
+//! I/O errors injected at the storage layer (issue 14, item 13; `--features failpoints`): EIO on a
+//! write, an fdatasync or a read. For each: no acknowledged (flushed) batch is lost, nothing that
+//! was not acknowledged becomes durable or survives the reopen (so the broker, which serves only
+//! below the durable offset, never serves it), and the log comes back: a failed write path is
+//! never written again, it is closed and opened again from what is durable, as the broker does
+//! (`Partition::reopen`); a failed read fails only that read.
+
+use crate::test_util::{append_and_flush, run};
+use crate::tests::{batch, open, read_all, small_config, stored};
+use crate::{LogConfig, PartitionLog, StorageError};
+use std::path::Path;
+use std::rc::Rc;
+
+/// Makes `point` fail every operation on the files under `dir` with EIO.
+fn inject(point: &str, dir: &Path) {
+    fail::cfg(point, &format!("return({})", dir.display())).expect("failpoint config");
+}
+
+fn is_eio(e: &StorageError) -> bool {
+    matches!(e, StorageError::Io { source, .. } if source.raw_os_error() == Some(libc::EIO))
+}
+
+/// A small tail cache, so that reads of older batches go to disk.
+fn config() -> LogConfig {
+    LogConfig {
+        tail_cache_bytes: 4 << 10,
+        ..small_config()
+    }
+}
+
+/// Appends and acknowledges (flushes) `n` batches; their stored bytes.
+async fn acknowledge(log: &PartitionLog, n: i64, ts: i64) -> Vec<u8> {
+    let mut acked = Vec::new();
+    for i in 0..n {
+        let b = batch(2, ts + i, 3000);
+        let info = append_and_flush(log, b.clone())
+            .await
+            .expect("acknowledged");
+        acked.extend(stored(&b, info.base_offset));
+    }
+    acked
+}
+
+/// Opens the log again from what is durable, as the broker reopens a failed partition: recovery,
+/// then a cut at the durable end the failed log reported.
+async fn reopen_from_durable(dir: &Path, durable_end: i64) -> Rc<PartitionLog> {
+    let log = open(dir, config()).await;
+    if durable_end < log.log_end_offset() {
+        log.truncate_to(durable_end).await.expect("cut");
+    }
+    log
+}
+
+/// EIO on `point` while a batch is being made durable: the flush fails, the log refuses
+/// everything after, the durable offset never covers the failed batch, and the reopened log
+/// holds exactly the acknowledged batches and takes new ones.
+async fn write_path_failure(dir: std::path::PathBuf, point: &str) {
+    let log = open(&dir, config()).await;
+    let acked = acknowledge(&log, 60, 0).await; // several segments
+    let acked_end = log.log_end_offset();
+    inject(point, &dir);
+    let appended = log.append(batch(2, 1000, 3000)).await;
+    let flushed = match appended {
+        Ok(_) => log.flush().await,
+        Err(e) => Err(e),
+    };
+    let err = flushed.expect_err("a flush through an I/O error was acknowledged");
+    assert!(is_eio(&err), "{point}: {err}");
+    assert!(
+        log.failure().is_some(),
+        "{point}: the log did not go offline"
+    );
+    assert_eq!(
+        log.durable_offset(),
+        acked_end,
+        "{point}: an unacknowledged batch is durable"
+    );
+    assert!(
+        log.append(batch(1, 2000, 10)).await.is_err(),
+        "{point}: a failed log took a write"
+    );
+    let durable_end = log.durable_offset();
+    assert!(log.close().await.is_err());
+    drop(log);
+    fail::remove(point);
+
+    let log = reopen_from_durable(&dir, durable_end).await;
+    assert_eq!(log.log_end_offset(), acked_end, "{point}");
+    assert_eq!(
+        read_all(&log, 0).await,
+        acked,
+        "{point}: acknowledged data changed"
+    );
+    let more = acknowledge(&log, 5, 3000).await;
+    assert_eq!(read_all(&log, 0).await, [acked, more].concat());
+    log.close().await.unwrap();
+}
+
+#[test]
+fn eio_on_write_loses_nothing_acknowledged_and_the_reopened_log_takes_writes() {
+    let scenario = fail::FailScenario::setup();
+    run(|dir| write_path_failure(dir, "segment::write"));
+    scenario.teardown();
+}
+
+#[test]
+fn eio_on_fdatasync_loses_nothing_acknowledged_and_the_reopened_log_takes_writes() {
+    let scenario = fail::FailScenario::setup();
+    run(|dir| write_path_failure(dir, "segment::fdatasync"));
+    scenario.teardown();
+}
+
+#[test]
+fn eio_on_read_fails_that_read_only_and_loses_nothing() {
+    let scenario = fail::FailScenario::setup();
+    run(|dir| async move {
+        crate::set_max_open_segment_files(1);
+        let log = open(&dir, config()).await;
+        let acked = acknowledge(&log, 60, 0).await;
+        let mut all = acked.clone();
+        for point in ["segment::read", "segment::open"] {
+            inject(point, &dir);
+            let err = log.read(0, 1 << 20).await.expect_err("a read through EIO");
+            assert!(is_eio(&err), "{point}: {err}");
+            assert!(
+                log.failure().is_none(),
+                "{point}: a read error took the log offline"
+            );
+            // Writes go on meanwhile: the write path does not read sealed segments.
+            all.extend(acknowledge(&log, 3, 500).await);
+            fail::remove(point);
+            assert_eq!(
+                read_all(&log, 0).await,
+                all,
+                "{point}: acknowledged data changed"
+            );
+        }
+        let end = log.log_end_offset();
+        log.close().await.unwrap();
+        // Recovery meeting EIO fails the open (the broker refuses the partition and retries)...
+        inject("segment::read", &dir);
+        assert!(PartitionLog::open(&dir, config()).await.is_err());
+        fail::remove("segment::read");
+        // ...and opens it whole once reads work again.
+        let log = open(&dir, config()).await;
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(read_all(&log, 0).await, all);
+        log.close().await.unwrap();
+    });
+    scenario.teardown();
+}
