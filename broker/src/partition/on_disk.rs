@@ -15,8 +15,9 @@ use crate::metadata::image::MetadataImage;
 /// Kafka's per-partition metadata file: its format version and the owning topic's id.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
-/// Entries of the data dir that are not partition directories.
-const NOT_PARTITIONS: &[&str] = &["__consumer_offsets"];
+/// Entries of the data dir that are not partition directories (a partition's is always
+/// `{topic}-{index}`, so these names can never be one).
+const NOT_PARTITIONS: &[&str] = &["__consumer_offsets", super::commit_log::DIR_NAME];
 
 pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
@@ -147,6 +148,7 @@ mod tests {
             "my-topic-2",
             "gone-0",
             "__consumer_offsets",
+            "commitlog",
         ] {
             std::fs::create_dir_all(data.path().join(d)).unwrap();
         }
@@ -161,6 +163,7 @@ mod tests {
             left,
             [
                 "__consumer_offsets",
+                "commitlog",
                 "metadata.json",
                 "my-topic-0",
                 "my-topic-1"

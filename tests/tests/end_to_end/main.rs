@@ -4,6 +4,7 @@
 mod admin;
 mod admin_apis;
 mod cli;
+mod commit_log;
 mod compression;
 mod config;
 mod configs_admin;
