@@ -101,6 +101,8 @@ struct State {
     durable_round: u64,
     failed: Option<Failure>,
     closed: bool,
+    /// A background checkpoint of the oldest file is running (`checkpoint_ahead`).
+    checkpointing: bool,
     /// fdatasyncs issued, for statistics and tests.
     syncs: u64,
 }
@@ -164,6 +166,7 @@ impl CommitLog {
                 durable_round: 0,
                 failed: None,
                 closed: false,
+                checkpointing: false,
                 syncs: 0,
             }),
             checkpoint,
@@ -361,7 +364,50 @@ impl CommitLog {
                 debug_assert_eq!(s.durable_round + 1, s.round, "rounds are written in order");
             }
             self.progress.notify();
+            self.checkpoint_ahead();
         }
+    }
+
+    /// When the next file switch would have to take the oldest file back, checkpoints it now,
+    /// in the background, so the switch finds it free instead of stalling a round on the
+    /// checkpoint's flushes. The oldest file is not the active one: its records are final.
+    fn checkpoint_ahead(self: &Rc<Self>) {
+        let (generation, offsets) = {
+            let mut s = self.state.borrow_mut();
+            let needed = s.free.is_empty()
+                && s.slots_made >= s.config.files_max
+                && s.slots.len() >= 2
+                && !s.checkpointing
+                && !s.closed;
+            if !needed {
+                return;
+            }
+            s.checkpointing = true;
+            let oldest = s.slots.front().expect("two files in use");
+            let offsets: Vec<(PartitionId, i64)> =
+                oldest.last_offsets.iter().map(|(p, o)| (*p, *o)).collect();
+            (oldest.generation, offsets)
+        };
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            let done = (log.checkpoint)(offsets).await;
+            {
+                let mut s = log.state.borrow_mut();
+                s.checkpointing = false;
+                let still_oldest = s.slots.front().is_some_and(|f| f.generation == generation);
+                match done {
+                    Ok(()) if still_oldest && s.slots.len() >= 2 => {
+                        let slot = s.slots.pop_front().expect("checked");
+                        s.free.push((slot.path, slot.file));
+                    }
+                    Ok(()) => {}
+                    // The switch checkpoints the file itself, and fails the log if it fails too.
+                    Err(e) => tracing::warn!(error = %e, "background commit-log checkpoint failed"),
+                }
+            }
+            log.progress.notify();
+        })
+        .detach();
     }
 
     /// Writes one round's records after the active file's end (or at the start of the next
@@ -400,6 +446,15 @@ impl CommitLog {
     /// Makes the next file active: a free (checkpointed) one, a new one while fewer than
     /// `files_max` exist, or else the oldest one once its partitions are checkpointed.
     async fn switch_file(&self) -> Result<(), StorageError> {
+        // A background checkpoint of the oldest file frees it: wait for it rather than
+        // checkpointing the same file twice.
+        loop {
+            let listener = self.progress.listen();
+            if !self.state.borrow().checkpointing {
+                break;
+            }
+            listener.await;
+        }
         let (reuse, make, oldest) = {
             let mut s = self.state.borrow_mut();
             let reuse = s.free.pop();
@@ -430,6 +485,9 @@ impl CommitLog {
             s.next_generation - 1
         };
         start_use(&file, &path, generation).await?;
+        if !make {
+            tracing::debug!(path = %path.display(), generation, "commit log file reused");
+        }
         let mut s = self.state.borrow_mut();
         s.syncs += 1;
         s.slots.push_back(Slot {

@@ -34,7 +34,13 @@ fn high_watermarks(addr: &str, topic: &str) -> Vec<i64> {
 
 fn commit_log_broker() -> Broker {
     Broker::start_with(BrokerOptions {
-        config_toml: Some("commit_log_enabled = true\n".to_string()),
+        // The smallest commit log (two 16 MiB files): rounds of 4 KiB blocks fill a file in
+        // seconds, so files are checkpointed and recycled under the load.
+        config_toml: Some(
+            "commit_log_enabled = true\ncommit_log_file_bytes = 16777216\ncommit_log_files_per_shard = 2\n"
+                .to_string(),
+        ),
+        log_level: "info,riffle_storage::commit_log=debug".to_string(),
         ..BrokerOptions::default()
     })
 }
@@ -55,11 +61,14 @@ fn kill9_under_acks_all_load_on_64_partitions_of_one_shard_loses_no_acknowledged
             .arg(&acked)
             .arg("--tolerate-errors"),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked_lines(&acked) < ACKED_BEFORE_KILL {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    // Killed once the load recycled a commit-log file (the smallest log holds 32 MiB).
+    while acked_lines(&acked) < ACKED_BEFORE_KILL
+        || !broker.stderr_log().contains("commit log file reused")
+    {
         assert!(
             Instant::now() < deadline,
-            "only {} acknowledged messages after 30 s\n{}",
+            "{} acknowledged messages after 40 s, no commit-log file recycled\n{}",
             acked_lines(&acked),
             broker.log_tail()
         );
@@ -68,7 +77,7 @@ fn kill9_under_acks_all_load_on_64_partitions_of_one_shard_loses_no_acknowledged
             "the broker died\n{}",
             broker.log_tail()
         );
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(100));
     }
     let seen = high_watermarks(&broker.addr(), topic);
     assert!(
