@@ -108,6 +108,18 @@ pub struct BrokerConfig {
     /// 256 KiB chunk writes each partition keeps in flight behind its appends (io-properties.toml
     /// sizes it when not set here).
     pub log_write_behind_depth: usize,
+    /// acks=all through a per-shard commit log: one fdatasync per round of the shard, whatever
+    /// its partition count, with the partitions' segments written behind it and flushed by
+    /// checkpoints. Off: each partition's segment is fdatasync'd for its acks=all.
+    pub commit_log_enabled: bool,
+    /// Size of each commit-log file, pre-allocated (written with zeros) once and then recycled.
+    pub commit_log_file_bytes: u64,
+    /// Commit-log files per shard: disk the log holds is this times `commit_log_file_bytes`;
+    /// when all hold records not yet checkpointed, the oldest one's partitions are flushed first.
+    pub commit_log_files_per_shard: usize,
+    /// A partition whose bytes durable only in the commit log reach this flushes its segments in
+    /// the background (a checkpoint): it bounds the tail-cache memory such bytes hold.
+    pub commit_log_checkpoint_bytes: u64,
     /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
     pub io_memory_bytes: usize,
     /// Threads per shard that run fdatasync (and file truncates, renames, deletes), so the
@@ -183,6 +195,10 @@ impl Default for BrokerConfig {
             max_open_segment_files: riffle_storage::MAX_OPEN_SEGMENT_FILES_DEFAULT,
             log_preallocate_bytes: 16 * 1024 * 1024,
             log_write_behind_depth: 4,
+            commit_log_enabled: false,
+            commit_log_file_bytes: 64 * 1024 * 1024,
+            commit_log_files_per_shard: 4,
+            commit_log_checkpoint_bytes: 4 * 1024 * 1024,
             io_memory_bytes: 1024 * 1024,
             sync_threads_per_shard: 4,
             group_initial_rebalance_delay_ms: 3000,
@@ -266,6 +282,19 @@ impl BrokerConfig {
         anyhow::ensure!(
             (1..=LOG_WRITE_BEHIND_DEPTH_MAX).contains(&self.log_write_behind_depth),
             "log_write_behind_depth must be between 1 and {LOG_WRITE_BEHIND_DEPTH_MAX}"
+        );
+        anyhow::ensure!(
+            self.commit_log_file_bytes >= riffle_storage::commit_log::FILE_BYTES_MIN,
+            "commit_log_file_bytes must be at least {} (two rounds of the commit log)",
+            riffle_storage::commit_log::FILE_BYTES_MIN
+        );
+        anyhow::ensure!(
+            self.commit_log_files_per_shard >= 2,
+            "commit_log_files_per_shard must be at least 2 (one written while one is recycled)"
+        );
+        anyhow::ensure!(
+            self.commit_log_checkpoint_bytes >= 1,
+            "commit_log_checkpoint_bytes must be at least 1"
         );
         anyhow::ensure!(
             self.sync_threads_per_shard >= 1,
@@ -499,6 +528,30 @@ mod tests {
             let cfg: BrokerConfig = toml::from_str(toml).unwrap();
             let err = cfg.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn commit_log_settings_are_refused_below_their_limits() {
+        let ok: BrokerConfig = toml::from_str(
+            "commit_log_enabled = true\ncommit_log_file_bytes = 16777216\ncommit_log_files_per_shard = 2\n",
+        )
+        .unwrap();
+        assert!(ok.validate().is_ok(), "the smallest commit log");
+        for (line, name) in [
+            ("commit_log_file_bytes = 16777215", "commit_log_file_bytes"),
+            (
+                "commit_log_files_per_shard = 1",
+                "commit_log_files_per_shard",
+            ),
+            (
+                "commit_log_checkpoint_bytes = 0",
+                "commit_log_checkpoint_bytes",
+            ),
+        ] {
+            let cfg: BrokerConfig = toml::from_str(line).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{line}: {err}");
         }
     }
 

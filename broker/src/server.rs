@@ -410,6 +410,7 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     for partition in shard.open_partitions() {
         partition.close().await;
     }
+    shard.close_commit_log().await;
     coordinator.close().await;
     shard.disconnect().await;
     tracing::debug!(shard = start.id, cross_shard_requests = %shard.request_counts, "shard stopped");

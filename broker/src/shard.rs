@@ -23,6 +23,7 @@ use crate::groups::request::{GroupRequest, GroupResponse};
 use crate::groups::{GroupCoordinator, GroupListing};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::{Controller, ControllerError, ControllerRequest, ControllerResponse};
+use crate::partition::commit_log::ShardCommitLog;
 use crate::partition::error::{PartitionError, PartitionErrorKind};
 use crate::partition::remove_partition_dir;
 use crate::partition::reopen::OfflineLog;
@@ -241,6 +242,8 @@ pub struct Shard {
     pumps: RefCell<Vec<glommio::Task<()>>>,
     /// The tasks receiving from each other shard; dropped (cancelled) by `disconnect`.
     receivers: RefCell<Vec<glommio::Task<()>>>,
+    /// The shard's commit log, with `commit_log_enabled`.
+    commit_log: Option<Rc<ShardCommitLog>>,
 }
 
 /// The sending side towards one other shard: queuing never waits once a slot is held, so requests
@@ -315,6 +318,14 @@ impl Shard {
                 None => outboxes.push(None),
             }
         }
+        let commit_log = shared.config.commit_log_enabled.then(|| {
+            let log = ShardCommitLog::new(&shared.config, id, shared.shard_count());
+            // Read back before any partition opens (they wait for it); not cancellable, so a
+            // shutdown during start-up cannot leave a partition opened without its records.
+            let loading = log.clone();
+            glommio::spawn_local(async move { loading.load().await }).detach();
+            log
+        });
         let shard = Rc::new(Shard {
             id,
             shared,
@@ -330,6 +341,7 @@ impl Shard {
             gone: (0..links.from.len()).map(|_| Cell::new(false)).collect(),
             pumps: RefCell::new(Vec::new()),
             receivers: RefCell::new(Vec::new()),
+            commit_log,
         });
         shard.clone().connect(pumps, links.from).await;
         shard
@@ -846,11 +858,13 @@ impl Shard {
             };
             return Err(self.partition_error(key, kind));
         }
+        let commit_log = self.commit_log.clone();
         let partition = match cut_at {
             Some(durable_end) => {
-                Partition::reopen(self.config(), topic, key.partition, durable_end).await?
+                Partition::reopen(self.config(), topic, key.partition, durable_end, commit_log)
+                    .await?
             }
-            None => Partition::open(self.config(), topic, key.partition).await?,
+            None => Partition::open(self.config(), topic, key.partition, commit_log).await?,
         };
         tracing::info!(
             shard = self.id,
@@ -863,6 +877,81 @@ impl Shard {
             key.partition
         );
         Ok(partition)
+    }
+
+    /// Start-up with a commit log: the partitions it holds records of open first (applying them),
+    /// then the log restarts on its files, recycling them. A partition that cannot open keeps the
+    /// log off for this run (acks=all then flushes each partition), so no record is lost.
+    async fn replay_commit_log(self: &Rc<Self>, commit_log: &Rc<ShardCommitLog>) {
+        commit_log.loaded().await;
+        let image = self.image();
+        for key in commit_log.partitions_to_replay() {
+            let topic = image.topic_by_id(&riffle_protocol::Uuid(key.topic_id));
+            if topic.is_none_or(|t| t.partitions.len() <= key.partition as usize) {
+                // The topic was deleted: its records go with it.
+                commit_log.forget(&key);
+                continue;
+            }
+            if self.shared.is_shutting_down() {
+                return;
+            }
+            if let Err(e) = self.partition(&key).await {
+                tracing::error!(shard = self.id, error = %e, "cannot apply the commit log to a partition at start-up");
+            }
+        }
+        let shard = Rc::downgrade(self);
+        let checkpoint: riffle_storage::commit_log::Checkpoint = Rc::new(move |offsets| {
+            let shard = shard.clone();
+            Box::pin(async move {
+                match shard.upgrade() {
+                    Some(shard) => shard.checkpoint(offsets).await,
+                    None => Err(riffle_storage::StorageError::Closed),
+                }
+            })
+        });
+        commit_log.start(checkpoint).await;
+    }
+
+    /// Makes the segments of the given partitions durable, so the commit-log file holding their
+    /// records can be reused. A partition of this shard that is not open (offline after a log
+    /// failure) fails it: its records must stay until it reopens.
+    async fn checkpoint(
+        &self,
+        offsets: Vec<(riffle_storage::commit_log::PartitionId, i64)>,
+    ) -> Result<(), riffle_storage::StorageError> {
+        let image = self.image();
+        let mut partitions = Vec::with_capacity(offsets.len());
+        for (id, _) in offsets {
+            let key = PartitionKey {
+                topic_id: id.topic_id,
+                partition: id.index as i32,
+            };
+            let open = self
+                .partitions
+                .borrow()
+                .get(&key)
+                .and_then(|slot| slot.partition.borrow().clone());
+            match open {
+                Some(partition) => partitions.push(partition),
+                None => {
+                    let topic = image.topic_by_id(&riffle_protocol::Uuid(key.topic_id));
+                    if topic.is_some_and(|t| t.partitions.len() > key.partition as usize) {
+                        tracing::error!(shard = self.id, partition = key.partition, "a partition with records in the commit log is not open; the commit log stops");
+                        return Err(riffle_storage::StorageError::Closed);
+                    }
+                }
+            }
+        }
+        // Side by side: the device flushes concurrent fdatasyncs together.
+        futures::future::try_join_all(partitions.iter().map(|p| p.checkpoint())).await?;
+        Ok(())
+    }
+
+    /// Writes the commit log's last round and stops it (shutdown, after the partitions closed).
+    pub async fn close_commit_log(&self) {
+        if let Some(commit_log) = &self.commit_log {
+            commit_log.close().await;
+        }
     }
 
     fn open_partitions_by_key(&self) -> Vec<(PartitionKey, Rc<Partition>)> {
@@ -907,6 +996,9 @@ impl Shard {
     /// in the background once the shard listens). One that fails is logged and left to open on
     /// its next use; shutdown stops the walk.
     pub async fn open_owned_partitions(self: Rc<Self>) {
+        if let Some(commit_log) = self.commit_log.clone() {
+            self.replay_commit_log(&commit_log).await;
+        }
         let image = self.image();
         let (mut opened, mut failed) = (0usize, 0usize);
         for topic in image.topics.values() {

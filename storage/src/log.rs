@@ -7,7 +7,7 @@
 use crate::batch::{self, BatchHeader, PATCHED_PREFIX};
 use crate::cache::CachedBatch;
 use crate::clock::now_ms;
-use crate::commit_log::{CommitLog, ReplayedRecord};
+use crate::commit_log::{CommitLog, PartitionId, ReplayedRecord};
 use crate::error::StorageError;
 use crate::recovery::{self, remove_files, write_start_checkpoint};
 use crate::segment::{align_down, create_segment, segment_paths};
@@ -197,6 +197,18 @@ impl PartitionLog {
             .sum()
     }
 
+    /// Bytes appended and not yet durable in the segments (durable, maybe, through the
+    /// shard's commit log): what a checkpoint (`flush`) would make durable.
+    pub fn bytes_not_durable_in_segments(&self) -> u64 {
+        let s = self.shared.state.borrow();
+        let placed: u64 = s
+            .segments
+            .iter()
+            .map(|seg| seg.size.saturating_sub(seg.durable_size))
+            .sum();
+        placed + s.staged.bytes() as u64
+    }
+
     /// Bytes of batches held in the tail cache.
     pub fn tail_cache_bytes(&self) -> usize {
         self.shared.state.borrow().cache.size_bytes()
@@ -228,7 +240,11 @@ impl PartitionLog {
     /// as `partition`: one fdatasync of the log's round covers every partition in it, and
     /// the segments are written behind without one (`flush` is their checkpoint). Returns
     /// the durable log end offset (exclusive).
-    pub async fn commit_to(&self, log: &CommitLog, partition: u32) -> Result<i64, StorageError> {
+    pub async fn commit_to(
+        &self,
+        log: &CommitLog,
+        partition: impl Into<PartitionId>,
+    ) -> Result<i64, StorageError> {
         let (from, target, chunks) = {
             let mut s = self.shared.state.borrow_mut();
             s.check_usable()?;
@@ -250,8 +266,12 @@ impl PartitionLog {
         if from >= target {
             return self.wait_committed(log, target).await;
         }
-        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        let committed = match log.append(partition, from, target - 1, &bytes).await {
+        // The cache's chunks go into the round as they are: one copy, into the round.
+        let pieces: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
+        let appended = log
+            .append_chunks(partition.into(), from, target - 1, &pieces)
+            .await;
+        let committed = match appended {
             Ok(round) => log.commit(round).await,
             Err(e) => Err(e),
         };

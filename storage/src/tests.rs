@@ -761,7 +761,7 @@ fn acks_all_of_64_partitions_through_the_commit_log_take_one_fdatasync_a_round_a
             let log = open(&dir.join(format!("crashed/p{p}")), LogConfig::default()).await;
             let mine: Vec<_> = replayed
                 .iter()
-                .filter(|r| r.partition == p as u32)
+                .filter(|r| r.partition == (p as u32).into())
                 .cloned()
                 .collect();
             let recovered_end = log.log_end_offset();
@@ -792,6 +792,60 @@ fn acks_all_of_64_partitions_through_the_commit_log_take_one_fdatasync_a_round_a
         for l in &logs {
             l.close().await.unwrap();
         }
+        cl.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_truncation_record_voids_the_cut_batches_so_a_replay_rebuilds_what_followed_the_cut() {
+    use crate::commit_log::{self, CommitLog, CommitLogConfig, PartitionId};
+    run(|dir| async move {
+        let checkpoint: commit_log::Checkpoint = Rc::new(|_| Box::pin(async { Ok(()) }));
+        let config = CommitLogConfig {
+            file_bytes: commit_log::FILE_BYTES_MIN,
+            files_max: 2,
+        };
+        let cl = CommitLog::create(dir.join("commit"), config, checkpoint)
+            .await
+            .unwrap();
+        let id = PartitionId {
+            topic_id: [5; 16],
+            index: 2,
+        };
+        let log = open(&dir.join("p"), LogConfig::default()).await;
+        // Five batches of two records, committed as one record (offsets 0..=9).
+        let mut old = Vec::new();
+        for i in 0..5 {
+            let b = batch(2, i, 300);
+            let info = log.append(b.clone()).await.unwrap();
+            old.push(stored(&b, info.base_offset));
+        }
+        log.commit_to(&cl, id).await.unwrap();
+        // Cut inside the third batch: the log ends at 4, and the cut is committed.
+        log.truncate_to(5).await.unwrap();
+        assert_eq!(log.log_end_offset(), 4);
+        let round = cl.append_truncation(id, 4).await.unwrap();
+        cl.commit(round).await.unwrap();
+        let mut expect: Vec<u8> = old[..2].concat();
+        for i in 0..3 {
+            let b = batch(1, 100 + i, 500);
+            let info = log.append(b.clone()).await.unwrap();
+            expect.extend(stored(&b, info.base_offset));
+        }
+        log.commit_to(&cl, id).await.unwrap();
+        let replayed = commit_log::replay(dir.join("commit")).await.unwrap();
+        let ranges: Vec<(i64, i64)> = replayed
+            .iter()
+            .map(|r| (r.base_offset, r.last_offset))
+            .collect();
+        assert_eq!(ranges, vec![(0, 3), (4, 6)]);
+        // Replayed into an empty log (as if no segment write had reached the disk).
+        let rebuilt = open(&dir.join("rebuilt"), LogConfig::default()).await;
+        rebuilt.apply_replayed(&replayed).await.unwrap();
+        assert_eq!(rebuilt.log_end_offset(), 7);
+        assert_eq!(read_all(&rebuilt, 0).await, expect);
+        rebuilt.close().await.unwrap();
+        log.close().await.unwrap();
         cl.close().await.unwrap();
     });
 }

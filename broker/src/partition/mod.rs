@@ -3,6 +3,7 @@
 //! a reader may see, offsets by time, delete-records, and the files on disk. Handlers reach it only
 //! through the typed requests of `request.rs`; nothing else touches its log.
 
+pub mod commit_log;
 pub mod error;
 mod on_disk;
 mod produce;
@@ -26,6 +27,7 @@ use crate::admin::stats::PartitionStats;
 use crate::config::BrokerConfig;
 use crate::metadata::image::TopicMeta;
 use crate::topic_config::{self, TopicSettings};
+use commit_log::ShardCommitLog;
 use error::{PartitionError, PartitionErrorKind};
 use producer_state::{ActiveProducer, ProducerStateTable};
 
@@ -64,6 +66,8 @@ const PRODUCER_SCAN_STEP_BYTES: usize = 1 << 20;
 /// until the topic is deleted or the broker stops.
 pub struct Partition {
     pub topic: String,
+    /// The topic's id: with `index`, the partition's name in the shard's commit log.
+    pub topic_id: [u8; 16],
     pub index: i32,
     pub dir: PathBuf,
     log: Rc<PartitionLog>,
@@ -71,8 +75,11 @@ pub struct Partition {
     settings: RefCell<TopicSettings>,
     /// The leader epoch of this partition as the metadata image last said.
     leader_epoch: Cell<i32>,
-    /// A task is making acks=0/1 appends durable (so that the high watermark moves on).
+    /// A task is making acks=0/1 appends durable (so that the high watermark moves on), or
+    /// checkpointing the segments behind the shard's commit log.
     flushing: Cell<bool>,
+    /// The shard's commit log (`commit_log_enabled`): acks=all goes through it while it runs.
+    commit_log: Option<Rc<ShardCommitLog>>,
     traffic: Traffic,
 }
 
@@ -96,8 +103,9 @@ impl Partition {
         config: &BrokerConfig,
         topic: &TopicMeta,
         index: i32,
+        commit_log: Option<Rc<ShardCommitLog>>,
     ) -> Result<Rc<Partition>, PartitionError> {
-        Self::open_cut_at(config, topic, index, None).await
+        Self::open_cut_at(config, topic, index, None, commit_log).await
     }
 
     /// Opens again a partition whose log failed, from what is durable: recovery keeps the whole
@@ -109,8 +117,9 @@ impl Partition {
         topic: &TopicMeta,
         index: i32,
         durable_end: i64,
+        commit_log: Option<Rc<ShardCommitLog>>,
     ) -> Result<Rc<Partition>, PartitionError> {
-        Self::open_cut_at(config, topic, index, Some(durable_end)).await
+        Self::open_cut_at(config, topic, index, Some(durable_end), commit_log).await
     }
 
     async fn open_cut_at(
@@ -118,6 +127,7 @@ impl Partition {
         topic: &TopicMeta,
         index: i32,
         cut_at: Option<i64>,
+        commit_log: Option<Rc<ShardCommitLog>>,
     ) -> Result<Rc<Partition>, PartitionError> {
         let fail = |operation, source| {
             PartitionError::new(
@@ -134,14 +144,34 @@ impl Partition {
         let log = PartitionLog::open(&dir, settings.log.clone())
             .await
             .map_err(|e| fail("opening the log", e))?;
+        let key = PartitionKey {
+            topic_id: topic.id,
+            partition: index,
+        };
+        if let Some(commit_log) = &commit_log {
+            apply_commit_log(&log, commit_log, &key, cut_at.is_some())
+                .await
+                .map_err(|e| fail("applying the shard's commit log", e))?;
+        }
         if let Some(end) = cut_at.filter(|&end| end < log.log_end_offset()) {
             tracing::warn!(topic = %topic.name, partition = index, from = end, to = log.log_end_offset(), "cutting what was written but never durable before the log failed");
             log.truncate_to(end)
                 .await
                 .map_err(|e| fail("cutting what was not durable", e))?;
+            if let Some(running) = commit_log.as_ref().and_then(|c| c.running()) {
+                // Records of the cut batches may sit in the commit log: void them at replay.
+                let id = commit_log::partition_id(&key);
+                let round = running.append_truncation(id, log.log_end_offset()).await;
+                round
+                    .map(|round| running.commit(round))
+                    .map_err(|e| fail("recording the cut in the commit log", e))?
+                    .await
+                    .map_err(|e| fail("recording the cut in the commit log", e))?;
+            }
         }
         let partition = Rc::new(Partition {
             topic: topic.name.clone(),
+            topic_id: topic.id,
             index,
             dir,
             log,
@@ -149,6 +179,7 @@ impl Partition {
             settings: RefCell::new(settings),
             leader_epoch: Cell::new(topic.partitions[index as usize].leader_epoch),
             flushing: Cell::new(false),
+            commit_log,
             traffic: Traffic::default(),
         });
         partition.log.set_observer(Rc::new(ShardLogObserver));
@@ -285,6 +316,30 @@ impl Partition {
         .detach();
     }
 
+    /// Makes the segments durable up to the log end: a checkpoint of the shard's commit log,
+    /// after which its records of this partition are no longer needed.
+    pub async fn checkpoint(&self) -> Result<(), StorageError> {
+        self.log.flush().await.map(|_| ())
+    }
+
+    /// Starts one background checkpoint when the bytes durable only in the commit log reach
+    /// `commit_log_checkpoint_bytes` (they hold tail-cache memory until then).
+    fn checkpoint_if_due(self: &Rc<Self>, checkpoint_bytes: u64) {
+        if self.log.bytes_not_durable_in_segments() < checkpoint_bytes
+            || self.flushing.replace(true)
+        {
+            return;
+        }
+        let this = self.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = this.checkpoint().await {
+                tracing::debug!(topic = %this.topic, partition = this.index, error = %e, "checkpoint stopped");
+            }
+            this.flushing.set(false);
+        })
+        .detach();
+    }
+
     /// Offsets, size and traffic, as the admin listener reports them.
     pub fn stats(&self) -> PartitionStats {
         let t = &self.traffic;
@@ -329,6 +384,12 @@ impl Partition {
             // Offline until reopened; a snapshot now could describe batches never durable.
             return;
         }
+        if self.commit_log.is_some() && self.log.bytes_not_durable_in_segments() > 0 {
+            // An idle partition's segments catch up with the commit log.
+            if let Err(e) = self.checkpoint().await {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "checkpoint failed");
+            }
+        }
         if let Err(e) = self.log.housekeeping(now_ms).await {
             tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "housekeeping failed");
         }
@@ -356,6 +417,38 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "closing log failed");
         }
     }
+}
+
+/// Applies the records of `key` in the shard's commit log that its segments lack: at start-up
+/// those read back then, after a log failure (`reopen`) those in the files now. Records taken and
+/// not applied are put back, so the commit log does not restart without them.
+async fn apply_commit_log(
+    log: &PartitionLog,
+    commit_log: &ShardCommitLog,
+    key: &PartitionKey,
+    reopen: bool,
+) -> Result<(), StorageError> {
+    let records = if reopen {
+        commit_log.read_back(key).await?
+    } else {
+        commit_log.take_replayed(key).await
+    };
+    if records.is_empty() {
+        return Ok(());
+    }
+    let before = log.log_end_offset();
+    if let Err(e) = log.apply_replayed(&records).await {
+        commit_log.put_back(key, records);
+        return Err(e);
+    }
+    tracing::info!(
+        partition = key.partition,
+        records = records.len(),
+        from = before,
+        to = log.log_end_offset(),
+        "applied the shard's commit log"
+    );
+    Ok(())
 }
 
 /// One contiguous buffer from read chunks (recovery scans only; the fetch path never copies).
@@ -420,13 +513,15 @@ mod tests {
                     partitions: image.place_partitions(1, 1, 0),
                     configs: BTreeMap::new(),
                 };
-                let p = Partition::open(&config, &topic, 0).await.unwrap();
+                let p = Partition::open(&config, &topic, 0, None).await.unwrap();
                 for sequence in 0..3 {
                     assert_eq!(produce(&p, sequence).await.unwrap(), i64::from(sequence));
                 }
                 p.close().await;
                 // As if the log had failed with offsets 0 and 1 durable and 2 written, not synced.
-                let p = Partition::reopen(&config, &topic, 0, 2).await.unwrap();
+                let p = Partition::reopen(&config, &topic, 0, 2, None)
+                    .await
+                    .unwrap();
                 assert_eq!((p.log_end_offset(), p.high_watermark()), (2, 2));
                 // The snapshot close wrote at offset 3 described the cut batch: it is gone.
                 assert!(!p.dir.join(PRODUCER_SNAPSHOT_FILE).exists());
@@ -437,7 +532,9 @@ mod tests {
                 assert_eq!(p.log_end_offset(), 3);
                 p.close().await;
                 // A durable end at or past the log end cuts nothing.
-                let p = Partition::reopen(&config, &topic, 0, 5).await.unwrap();
+                let p = Partition::reopen(&config, &topic, 0, 5, None)
+                    .await
+                    .unwrap();
                 assert_eq!(p.log_end_offset(), 3);
                 p.close().await;
             })

@@ -15,9 +15,14 @@ use crate::metadata::image::MetadataImage;
 /// Kafka's per-partition metadata file: its format version and the owning topic's id.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
-/// Entries of the data dir that are not partition directories (the committed offsets, and the
-/// controller quorum's Raft log).
-const NOT_PARTITIONS: &[&str] = &["__consumer_offsets", crate::cluster::CONTROLLER_DIR];
+/// Entries of the data dir that are not partition directories (the committed offsets, the
+/// controller quorum's Raft log and the shards' commit logs; a partition's is always
+/// `{topic}-{index}`, so these names can never be one).
+const NOT_PARTITIONS: &[&str] = &[
+    "__consumer_offsets",
+    crate::cluster::CONTROLLER_DIR,
+    super::commit_log::DIR_NAME,
+];
 
 pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
@@ -148,6 +153,7 @@ mod tests {
             "my-topic-2",
             "gone-0",
             "__consumer_offsets",
+            "commitlog",
         ] {
             std::fs::create_dir_all(data.path().join(d)).unwrap();
         }
@@ -162,6 +168,7 @@ mod tests {
             left,
             [
                 "__consumer_offsets",
+                "commitlog",
                 "metadata.json",
                 "my-topic-0",
                 "my-topic-1"

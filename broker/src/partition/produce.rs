@@ -257,10 +257,38 @@ impl Partition {
         metrics::produced(bytes as u64, records, append_latency);
     }
 
+    /// Makes everything appended durable: through the shard's commit log while it runs (one
+    /// fdatasync for the shard's round), else by this partition's own fdatasync, which is also
+    /// the fallback when the commit log fails (the segments hold every byte written to it).
+    async fn durable_now(self: &Rc<Self>) -> Result<(), StorageError> {
+        let Some(shard_log) = &self.commit_log else {
+            return self.log.flush().await.map(|_| ());
+        };
+        let Some(running) = shard_log.running() else {
+            return self.log.flush().await.map(|_| ());
+        };
+        let key = super::PartitionKey {
+            topic_id: self.topic_id,
+            partition: self.index,
+        };
+        match self
+            .log
+            .commit_to(&running, super::commit_log::partition_id(&key))
+            .await
+        {
+            Ok(_) => {
+                self.checkpoint_if_due(shard_log.checkpoint_bytes);
+                Ok(())
+            }
+            Err(_) if running.check_usable().is_err() => self.log.flush().await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// acks=all: returns once the appended batches and the original of a duplicate are durable. A
     /// failed flush leaves the producer state as if the appended batches were never admitted.
     async fn make_durable(
-        &self,
+        self: &Rc<Self>,
         appended: &[Admitted],
         duplicate: Option<Written>,
     ) -> Result<(), PartitionError> {
@@ -268,7 +296,7 @@ impl Partition {
         if appended.is_empty() && !duplicate_pending {
             return Ok(());
         }
-        if let Err(e) = self.log.flush().await {
+        if let Err(e) = self.durable_now().await {
             let mut producers = self.producers.borrow_mut();
             for (_, ids) in appended {
                 producers.not_durable(ids.producer_id, ids.base_sequence);

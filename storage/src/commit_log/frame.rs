@@ -2,9 +2,10 @@
 //! a file's bytes back into records, stopping at the first one that is torn, corrupt or
 //! left over from the file's previous use (an older generation).
 
-/// `length u32 | crc32c u32 | generation u64 | partition u32 | base_offset i64 |
-/// last_offset i64`, big-endian as Kafka's own formats, then the batch bytes.
-pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4 + 8 + 4 + 8 + 8;
+/// `length u32 | crc32c u32 | generation u64 | kind u8 | topic_id [u8; 16] | index u32 |
+/// base_offset i64 | last_offset i64`, big-endian as Kafka's own formats, then the batch
+/// bytes.
+pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4 + 8 + 1 + 16 + 4 + 8 + 8;
 /// The CRC covers everything after the CRC field.
 const CRC_FROM: usize = 8;
 /// Records are written in whole blocks: a round never rewrites a block that holds
@@ -12,11 +13,50 @@ const CRC_FROM: usize = 8;
 pub(crate) const BLOCK_BYTES: usize = 4096;
 /// Where the generation field ends.
 const AFTER_GENERATION: usize = 16;
-/// The partition id of a file's marker record: the first record of every use of a file,
-/// written and synced before any round, carrying the use's generation.
-pub(crate) const MARKER_PARTITION: u32 = u32::MAX;
-/// The partition id of a padding record: fills a round's last block.
-pub(crate) const PADDING_PARTITION: u32 = u32::MAX - 1;
+
+/// A partition as the commit log names it: stable across renames and re-creations of a
+/// topic (the topic's id, never its name) and across restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionId {
+    pub topic_id: [u8; 16],
+    pub index: u32,
+}
+
+impl From<u32> for PartitionId {
+    /// Partition `index` of the all-zero topic id (storage's own tests and benchmarks).
+    fn from(index: u32) -> Self {
+        PartitionId {
+            topic_id: [0; 16],
+            index,
+        }
+    }
+}
+
+/// What a record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Batches of `[base_offset, last_offset]` of the partition.
+    Batch = 0,
+    /// The partition was cut at `base_offset`: records before this one at or past it are void.
+    Truncate = 1,
+    /// The first record of every use of a file, written and synced before any round,
+    /// carrying the use's generation.
+    Marker = 2,
+    /// Fills a round's last block.
+    Padding = 3,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Kind> {
+        Some(match b {
+            0 => Kind::Batch,
+            1 => Kind::Truncate,
+            2 => Kind::Marker,
+            3 => Kind::Padding,
+            _ => return None,
+        })
+    }
+}
 /// Largest record accepted by the scan: a length beyond it is corruption, not a record
 /// (a batch is at most a produce request's size, far below this).
 pub(crate) const RECORD_BYTES_MAX: usize = 256 << 20;
@@ -27,8 +67,9 @@ pub(crate) struct Record<'a> {
     /// The file's generation when the record was written: each reuse of a file takes a new,
     /// higher one.
     pub generation: u64,
-    /// The shard-local id of the partition the batch belongs to.
-    pub partition: u32,
+    pub kind: Kind,
+    /// The partition the record belongs to (zeros for markers and padding).
+    pub partition: PartitionId,
     pub base_offset: i64,
     pub last_offset: i64,
     pub batch: &'a [u8],
@@ -42,15 +83,27 @@ pub(crate) fn framed_len(batch_bytes: usize) -> usize {
 /// Appends the framed record to `out`, with the generation and CRC left for
 /// `set_generation` (the file a record goes to is known only when its round is written).
 pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
-    let len = framed_len(record.batch.len());
+    encode_chunks(record, &[record.batch], out);
+}
+
+/// As `encode`, with the batch bytes given in pieces (`record.batch` is not used): they are
+/// copied once, into `out`.
+pub(crate) fn encode_chunks(record: &Record<'_>, batch: &[&[u8]], out: &mut Vec<u8>) {
+    let batch_bytes: usize = batch.iter().map(|c| c.len()).sum();
+    let len = framed_len(batch_bytes);
     assert!(len <= RECORD_BYTES_MAX, "record of {len} bytes");
+    out.reserve(len);
     out.extend_from_slice(&(len as u32).to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&record.generation.to_be_bytes());
-    out.extend_from_slice(&record.partition.to_be_bytes());
+    out.push(record.kind as u8);
+    out.extend_from_slice(&record.partition.topic_id);
+    out.extend_from_slice(&record.partition.index.to_be_bytes());
     out.extend_from_slice(&record.base_offset.to_be_bytes());
     out.extend_from_slice(&record.last_offset.to_be_bytes());
-    out.extend_from_slice(record.batch);
+    for c in batch {
+        out.extend_from_slice(c);
+    }
 }
 
 /// Writes `generation` into an encoded record and computes its CRC: the one pass over
@@ -75,7 +128,8 @@ pub(crate) fn pad_to_block(out: &mut Vec<u8>, generation: u64) {
     let zeros = vec![0; rest - RECORD_HEADER_BYTES];
     let padding = Record {
         generation,
-        partition: PADDING_PARTITION,
+        kind: Kind::Padding,
+        partition: PartitionId::default(),
         base_offset: 0,
         last_offset: 0,
         batch: &zeros,
@@ -128,11 +182,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record<'_>, ScanEnd> {
     if crc32c::crc32c(&bytes[CRC_FROM..len]) != be_u32(&bytes[4..]) {
         return Err(ScanEnd::Corrupt);
     }
+    let Some(kind) = Kind::from_byte(bytes[16]) else {
+        return Err(ScanEnd::Corrupt);
+    };
     let record = Record {
         generation: be_u64(&bytes[8..]),
-        partition: be_u32(&bytes[16..]),
-        base_offset: be_u64(&bytes[20..]) as i64,
-        last_offset: be_u64(&bytes[28..]) as i64,
+        kind,
+        partition: PartitionId {
+            topic_id: bytes[17..33].try_into().expect("16 bytes"),
+            index: be_u32(&bytes[33..]),
+        },
+        base_offset: be_u64(&bytes[37..]) as i64,
+        last_offset: be_u64(&bytes[45..]) as i64,
         batch: &bytes[RECORD_HEADER_BYTES..len],
     };
     if record.base_offset < 0 || record.last_offset < record.base_offset {
@@ -172,7 +233,8 @@ mod tests {
     fn record(generation: u64, partition: u32, base: i64, batch: &[u8]) -> Record<'_> {
         Record {
             generation,
-            partition,
+            kind: Kind::Batch,
+            partition: partition.into(),
             base_offset: base,
             last_offset: base + 9,
             batch,
@@ -271,13 +333,47 @@ mod tests {
                 assert_eq!(out.len() % BLOCK_BYTES, 0);
             }
             let (records, end, why) = scan(&out);
-            let data: Vec<_> = records
-                .iter()
-                .filter(|r| r.partition != PADDING_PARTITION)
-                .collect();
+            let data: Vec<_> = records.iter().filter(|r| r.kind != Kind::Padding).collect();
             assert_eq!(data.len(), 3, "batch of {batch_bytes}");
             assert_eq!((end, why), (out.len(), ScanEnd::Clean));
         }
+    }
+
+    #[test]
+    fn a_partition_id_and_kind_round_trip_and_an_unknown_kind_is_corruption() {
+        let partition = PartitionId {
+            topic_id: *b"0123456789abcdef",
+            index: 7,
+        };
+        let r = Record {
+            generation: 9,
+            kind: Kind::Truncate,
+            partition,
+            base_offset: 40,
+            last_offset: 40,
+            batch: &[],
+        };
+        let mut out = Vec::new();
+        encode_with_generation(&r, &mut out);
+        assert_eq!(decode(&out), Ok(r));
+        out[16] = 9;
+        set_generation(&mut out, 9);
+        assert_eq!(decode(&out), Err(ScanEnd::Corrupt));
+    }
+
+    #[test]
+    fn a_record_encoded_from_pieces_equals_one_encoded_whole() {
+        let whole: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let r = record(3, 1, 0, &whole);
+        let mut at_once = Vec::new();
+        encode(&r, &mut at_once);
+        let mut pieces = Vec::new();
+        encode_chunks(
+            &r,
+            &[&whole[..10], &whole[10..4097], &whole[4097..]],
+            &mut pieces,
+        );
+        assert_eq!(at_once, pieces);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 mod frame;
 
+pub use frame::PartitionId;
+
 use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::segment::{align_up, ALIGN};
@@ -49,12 +51,12 @@ impl Default for CommitLogConfig {
 /// Makes the given partitions' segments durable up to (at least) the given offsets, so the
 /// commit-log file holding those records can be reused. Supplied by the owner of the logs.
 pub type Checkpoint =
-    Rc<dyn Fn(Vec<(u32, i64)>) -> Pin<Box<dyn Future<Output = Result<(), StorageError>>>>>;
+    Rc<dyn Fn(Vec<(PartitionId, i64)>) -> Pin<Box<dyn Future<Output = Result<(), StorageError>>>>>;
 
 /// One batch read back from the commit log at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayedRecord {
-    pub partition: u32,
+    pub partition: PartitionId,
     pub base_offset: i64,
     pub last_offset: i64,
     pub batch: Bytes,
@@ -69,14 +71,14 @@ struct Slot {
     file: Rc<DmaFile>,
     path: PathBuf,
     generation: u64,
-    last_offsets: HashMap<u32, i64>,
+    last_offsets: HashMap<PartitionId, i64>,
 }
 
 /// Records appended and not yet written, with the round they belong to.
 #[derive(Default)]
 struct Round {
     bytes: Vec<u8>,
-    last_offsets: Vec<(u32, i64)>,
+    last_offsets: Vec<(PartitionId, i64)>,
 }
 
 struct State {
@@ -99,6 +101,8 @@ struct State {
     durable_round: u64,
     failed: Option<Failure>,
     closed: bool,
+    /// A background checkpoint of the oldest file is running (`checkpoint_ahead`).
+    checkpointing: bool,
     /// fdatasyncs issued, for statistics and tests.
     syncs: u64,
 }
@@ -162,6 +166,7 @@ impl CommitLog {
                 durable_round: 0,
                 failed: None,
                 closed: false,
+                checkpointing: false,
                 syncs: 0,
             }),
             checkpoint,
@@ -177,16 +182,55 @@ impl CommitLog {
     /// round is full.
     pub async fn append(
         &self,
-        partition: u32,
+        partition: impl Into<PartitionId>,
         base_offset: i64,
         last_offset: i64,
         batch: &[u8],
     ) -> Result<u64, StorageError> {
-        let framed = frame::framed_len(batch.len());
-        assert!(
-            partition < frame::PADDING_PARTITION,
-            "partition id reserved"
-        );
+        self.append_chunks(partition.into(), base_offset, last_offset, &[batch])
+            .await
+    }
+
+    /// Records that `partition` was cut at `new_end` (its log end after a truncation): at
+    /// replay, its earlier records at or past `new_end` are void. Returns the round to
+    /// `commit`; commit it before the partition takes appends again.
+    pub async fn append_truncation(
+        &self,
+        partition: PartitionId,
+        new_end: i64,
+    ) -> Result<u64, StorageError> {
+        self.append_record(frame::Kind::Truncate, partition, new_end, new_end, &[])
+            .await
+    }
+
+    /// As `append`, with the batches' bytes in pieces (a tail cache's chunks): they are
+    /// copied once, into the round.
+    pub async fn append_chunks(
+        &self,
+        partition: PartitionId,
+        base_offset: i64,
+        last_offset: i64,
+        batch: &[&[u8]],
+    ) -> Result<u64, StorageError> {
+        self.append_record(
+            frame::Kind::Batch,
+            partition,
+            base_offset,
+            last_offset,
+            batch,
+        )
+        .await
+    }
+
+    async fn append_record(
+        &self,
+        kind: frame::Kind,
+        partition: PartitionId,
+        base_offset: i64,
+        last_offset: i64,
+        batch: &[&[u8]],
+    ) -> Result<u64, StorageError> {
+        let framed = frame::framed_len(batch.iter().map(|c| c.len()).sum());
         if framed > ROUND_BYTES_MAX {
             return Err(StorageError::InvalidBatch {
                 reason: "batch larger than a commit-log round",
@@ -201,13 +245,16 @@ impl CommitLog {
                     let record = frame::Record {
                         // Set when the round is written (`stamp_generation`).
                         generation: 0,
+                        kind,
                         partition,
                         base_offset,
                         last_offset,
-                        batch,
+                        batch: &[],
                     };
-                    frame::encode(&record, &mut s.pending.bytes);
-                    s.pending.last_offsets.push((partition, last_offset));
+                    frame::encode_chunks(&record, batch, &mut s.pending.bytes);
+                    if kind == frame::Kind::Batch {
+                        s.pending.last_offsets.push((partition, last_offset));
+                    }
                     let round = s.round;
                     drop(s);
                     self.work.notify();
@@ -317,7 +364,50 @@ impl CommitLog {
                 debug_assert_eq!(s.durable_round + 1, s.round, "rounds are written in order");
             }
             self.progress.notify();
+            self.checkpoint_ahead();
         }
+    }
+
+    /// When the next file switch would have to take the oldest file back, checkpoints it now,
+    /// in the background, so the switch finds it free instead of stalling a round on the
+    /// checkpoint's flushes. The oldest file is not the active one: its records are final.
+    fn checkpoint_ahead(self: &Rc<Self>) {
+        let (generation, offsets) = {
+            let mut s = self.state.borrow_mut();
+            let needed = s.free.is_empty()
+                && s.slots_made >= s.config.files_max
+                && s.slots.len() >= 2
+                && !s.checkpointing
+                && !s.closed;
+            if !needed {
+                return;
+            }
+            s.checkpointing = true;
+            let oldest = s.slots.front().expect("two files in use");
+            let offsets: Vec<(PartitionId, i64)> =
+                oldest.last_offsets.iter().map(|(p, o)| (*p, *o)).collect();
+            (oldest.generation, offsets)
+        };
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            let done = (log.checkpoint)(offsets).await;
+            {
+                let mut s = log.state.borrow_mut();
+                s.checkpointing = false;
+                let still_oldest = s.slots.front().is_some_and(|f| f.generation == generation);
+                match done {
+                    Ok(()) if still_oldest && s.slots.len() >= 2 => {
+                        let slot = s.slots.pop_front().expect("checked");
+                        s.free.push((slot.path, slot.file));
+                    }
+                    Ok(()) => {}
+                    // The switch checkpoints the file itself, and fails the log if it fails too.
+                    Err(e) => tracing::warn!(error = %e, "background commit-log checkpoint failed"),
+                }
+            }
+            log.progress.notify();
+        })
+        .detach();
     }
 
     /// Writes one round's records after the active file's end (or at the start of the next
@@ -356,6 +446,15 @@ impl CommitLog {
     /// Makes the next file active: a free (checkpointed) one, a new one while fewer than
     /// `files_max` exist, or else the oldest one once its partitions are checkpointed.
     async fn switch_file(&self) -> Result<(), StorageError> {
+        // A background checkpoint of the oldest file frees it: wait for it rather than
+        // checkpointing the same file twice.
+        loop {
+            let listener = self.progress.listen();
+            if !self.state.borrow().checkpointing {
+                break;
+            }
+            listener.await;
+        }
         let (reuse, make, oldest) = {
             let mut s = self.state.borrow_mut();
             let reuse = s.free.pop();
@@ -376,7 +475,7 @@ impl CommitLog {
             (make_file(&self.dir, &path, bytes).await?, path)
         } else {
             let oldest = oldest.expect("files_max >= 2 keeps an older file in use");
-            let offsets: Vec<(u32, i64)> = oldest.last_offsets.into_iter().collect();
+            let offsets: Vec<(PartitionId, i64)> = oldest.last_offsets.into_iter().collect();
             (self.checkpoint)(offsets).await?;
             (oldest.file, oldest.path)
         };
@@ -386,6 +485,9 @@ impl CommitLog {
             s.next_generation - 1
         };
         start_use(&file, &path, generation).await?;
+        if !make {
+            tracing::debug!(path = %path.display(), generation, "commit log file reused");
+        }
         let mut s = self.state.borrow_mut();
         s.syncs += 1;
         s.slots.push_back(Slot {
@@ -425,12 +527,13 @@ fn stamp_generation(bytes: &mut [u8], generation: u64) {
 /// Starts a use of `file` of `generation`: its marker record, written and synced before
 /// any round, ends the previous use on disk, so replay never returns records that were
 /// checkpointed (a truncation may have removed them since). It fills the first block.
-async fn start_use(file: &DmaFile, path: &Path, generation: u64) -> Result<(), StorageError> {
+async fn start_use(file: &Rc<DmaFile>, path: &Path, generation: u64) -> Result<(), StorageError> {
     let mut marker = Vec::new();
     frame::encode_with_generation(
         &frame::Record {
             generation,
-            partition: frame::MARKER_PARTITION,
+            kind: frame::Kind::Marker,
+            partition: PartitionId::default(),
             base_offset: 0,
             last_offset: 0,
             batch: &[],
@@ -542,20 +645,32 @@ async fn write_all(
     Ok(())
 }
 
-/// fdatasync on the shard's blocking pool, as the segments' (`SegFile::sync`).
-async fn sync(file: &DmaFile, path: &Path) -> Result<(), StorageError> {
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    // SAFETY: the fd belongs to `file`, open for as long as it is borrowed here.
-    let fd = unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) };
-    // A descriptor of its own, so the call stays valid even if this future is dropped.
-    let own = std::fs::File::from(
-        fd.try_clone_to_owned()
-            .map_err(|e| StorageError::io("dup", path, e))?,
-    );
-    glommio::executor()
-        .spawn_blocking(move || own.sync_data())
-        .await
-        .map_err(|e| StorageError::io("fdatasync", path, e))
+/// fdatasync on the shard's blocking pool, as the segments' (`SegFile::sync`): no
+/// descriptor of its own per call (a dup and a close per round); a detached task holds the
+/// file open until the call returns, even if this future is dropped.
+async fn sync(file: &Rc<DmaFile>, path: &Path) -> Result<(), StorageError> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let open = file.clone();
+    let synced = glommio::spawn_local(async move {
+        let synced = glommio::executor()
+            .spawn_blocking(move || {
+                // SAFETY: `fd` stays open until this call returns: `open` holds its file,
+                // and is dropped only after the call completed.
+                if unsafe { libc::fdatasync(fd) } == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+            .await;
+        drop(open);
+        synced
+    })
+    .detach()
+    .await
+    .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
+    synced.map_err(|e| StorageError::io("fdatasync", path, e))
 }
 
 /// Reads every commit-log file in `dir` and returns their records, oldest first (by the
@@ -571,14 +686,17 @@ pub async fn replay(dir: impl AsRef<Path>) -> Result<Vec<ReplayedRecord>, Storag
         let bytes = Bytes::from(bytes);
         let (records, _, _) = frame::scan(&bytes);
         let generation = records.first().map(|r| r.generation);
-        let records: Vec<ReplayedRecord> = records
+        let records: Vec<(frame::Kind, ReplayedRecord)> = records
             .iter()
-            .filter(|r| r.partition < frame::PADDING_PARTITION)
-            .map(|r| ReplayedRecord {
-                partition: r.partition,
-                base_offset: r.base_offset,
-                last_offset: r.last_offset,
-                batch: bytes.slice_ref(r.batch),
+            .filter(|r| matches!(r.kind, frame::Kind::Batch | frame::Kind::Truncate))
+            .map(|r| {
+                let record = ReplayedRecord {
+                    partition: r.partition,
+                    base_offset: r.base_offset,
+                    last_offset: r.last_offset,
+                    batch: bytes.slice_ref(r.batch),
+                };
+                (r.kind, record)
             })
             .collect();
         if let Some(g) = generation {
@@ -586,7 +704,41 @@ pub async fn replay(dir: impl AsRef<Path>) -> Result<Vec<ReplayedRecord>, Storag
         }
     }
     files.sort_by_key(|(g, _)| *g);
-    Ok(files.into_iter().flat_map(|(_, r)| r).collect())
+    let mut out: Vec<ReplayedRecord> = Vec::new();
+    for (kind, record) in files.into_iter().flat_map(|(_, r)| r) {
+        match kind {
+            frame::Kind::Truncate => cut_replayed(&mut out, record.partition, record.base_offset),
+            _ => out.push(record),
+        }
+    }
+    Ok(out)
+}
+
+/// Applies a truncation record: the partition's records so far keep only their batches
+/// below `new_end` (a truncation cuts at a batch boundary).
+fn cut_replayed(records: &mut Vec<ReplayedRecord>, partition: PartitionId, new_end: i64) {
+    records.retain_mut(|r| {
+        if r.partition != partition || r.last_offset < new_end {
+            return true;
+        }
+        if r.base_offset >= new_end {
+            return false;
+        }
+        let mut kept = 0;
+        let mut last = r.base_offset;
+        while kept < r.batch.len() {
+            match crate::batch::parse_header(&r.batch[kept..]) {
+                Ok(h) if h.base_offset < new_end && kept + h.size <= r.batch.len() => {
+                    kept += h.size;
+                    last = h.last_offset();
+                }
+                _ => break,
+            }
+        }
+        r.batch.truncate(kept);
+        r.last_offset = last;
+        kept > 0
+    });
 }
 
 #[cfg(test)]

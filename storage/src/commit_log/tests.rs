@@ -13,13 +13,13 @@ fn config(files_max: usize) -> CommitLogConfig {
 }
 
 /// Every checkpoint's (partition, offset) list, in call order.
-type Asked = Rc<RefCell<Vec<Vec<(u32, i64)>>>>;
+type Asked = Rc<RefCell<Vec<Vec<(PartitionId, i64)>>>>;
 
 /// A checkpoint that records what it was asked to make durable.
 fn recording_checkpoint() -> (Checkpoint, Asked) {
     let asked = Rc::new(RefCell::new(Vec::new()));
     let log = asked.clone();
-    let checkpoint: Checkpoint = Rc::new(move |mut offsets: Vec<(u32, i64)>| {
+    let checkpoint: Checkpoint = Rc::new(move |mut offsets: Vec<(PartitionId, i64)>| {
         offsets.sort();
         log.borrow_mut().push(offsets);
         Box::pin(async { Ok(()) })
@@ -67,7 +67,7 @@ fn one_fdatasync_covers_a_round_of_64_partitions() {
         for (p, r) in replayed.iter().enumerate() {
             assert_eq!(
                 (r.partition, r.base_offset, r.last_offset),
-                (p as u32, 0, 9)
+                (PartitionId::from(p as u32), 0, 9)
             );
             assert_eq!(&r.batch[..], &batch(p as u32, 0, 16 << 10)[..]);
         }
@@ -223,7 +223,10 @@ fn concurrent_producers_records_are_replayed_in_order() {
         let replayed = replay(&dir).await.unwrap();
         assert_eq!(replayed.len(), 8 * 40);
         for p in 0..8u32 {
-            let mine: Vec<&ReplayedRecord> = replayed.iter().filter(|r| r.partition == p).collect();
+            let mine: Vec<&ReplayedRecord> = replayed
+                .iter()
+                .filter(|r| r.partition == p.into())
+                .collect();
             for (i, r) in mine.iter().enumerate() {
                 let i = i as i64;
                 let len = 100 + ((i as usize * 977 + p as usize * 131) % 9000);

@@ -1,0 +1,134 @@
+//! acks=all through the shard's commit log (`commit_log_enabled`), seen from clients: 64
+//! partitions on one shard take an acks=all load, the broker is killed with -9, and after the
+//! restart every acknowledged message is there, no partition ends below a high watermark a
+//! client saw before the kill (what was visible as committed was durable), and the log takes
+//! appends again. The segments lag behind the commit log, so this exercises its replay.
+
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use riffle_tests::kafka::{self, Connection};
+use riffle_tests::{
+    python_bin, python_ok, python_script, scratch_dir, Background, Broker, BrokerOptions,
+};
+
+const PARTITIONS: i32 = 64;
+/// Acknowledged messages before the kill.
+const ACKED_BEFORE_KILL: usize = 20_000;
+
+fn acked_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.matches('\n').count())
+        .unwrap_or(0)
+}
+
+/// Every partition's high watermark, as a consumer's Fetch sees it.
+fn high_watermarks(addr: &str, topic: &str) -> Vec<i64> {
+    let mut conn = Connection::connect(addr).expect("connect");
+    (0..PARTITIONS)
+        .map(|p| kafka::fetch_with_limits(&mut conn, topic, p, 0, 0, 1, 1).high_watermark)
+        .collect()
+}
+
+fn commit_log_broker() -> Broker {
+    Broker::start_with(BrokerOptions {
+        // The smallest commit log (two 16 MiB files): rounds of 4 KiB blocks fill a file in
+        // seconds, so files are checkpointed and recycled under the load.
+        config_toml: Some(
+            "commit_log_enabled = true\ncommit_log_file_bytes = 16777216\ncommit_log_files_per_shard = 2\n"
+                .to_string(),
+        ),
+        log_level: "info,riffle_storage::commit_log=debug".to_string(),
+        ..BrokerOptions::default()
+    })
+}
+
+#[test]
+fn kill9_under_acks_all_load_on_64_partitions_of_one_shard_loses_no_acknowledged_message() {
+    let scratch = scratch_dir("riffle-commit-log-");
+    let acked = scratch.path().join("acked.txt");
+    let topic = "commit-log-kill9";
+    let partitions = PARTITIONS.to_string();
+    let mut broker = commit_log_broker();
+    kafka::create_topic(&broker.addr(), topic, PARTITIONS);
+    let producer = Background::spawn(
+        Command::new(python_bin())
+            .arg("-u")
+            .arg(python_script("confluent_produce.py"))
+            .args([&broker.addr(), topic, &partitions, "0"])
+            .arg(&acked)
+            .arg("--tolerate-errors"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    // Killed once the load recycled a commit-log file (the smallest log holds 32 MiB).
+    while acked_lines(&acked) < ACKED_BEFORE_KILL
+        || !broker.stderr_log().contains("commit log file reused")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged messages after 40 s, no commit-log file recycled\n{}",
+            acked_lines(&acked),
+            broker.log_tail()
+        );
+        assert!(
+            broker.is_running(),
+            "the broker died\n{}",
+            broker.log_tail()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let seen = high_watermarks(&broker.addr(), topic);
+    assert!(
+        broker.stderr_log().contains("commit log started"),
+        "acks=all did not go through the commit log\n{}",
+        broker.log_tail()
+    );
+    broker.kill9();
+    thread::sleep(Duration::from_millis(300));
+    drop(producer);
+    broker.restart();
+    // A Fetch of a partition not opened yet opens it, applying its commit-log records first.
+    let after = high_watermarks(&broker.addr(), topic);
+    assert!(
+        broker
+            .stderr_log()
+            .contains("applied the shard's commit log"),
+        "the restart applied nothing from the commit log\n{}",
+        broker.log_tail()
+    );
+    for p in 0..PARTITIONS as usize {
+        assert!(
+            after[p] >= seen[p],
+            "partition {p}: high watermark {} after the restart, {} seen before the kill",
+            after[p],
+            seen[p]
+        );
+    }
+    python_ok(
+        "confluent_verify.py",
+        &[
+            &broker.addr(),
+            topic,
+            &partitions,
+            acked.to_str().expect("UTF-8 path"),
+        ],
+        Duration::from_secs(60),
+    );
+    // The restarted commit log takes acks=all again, and a second crash keeps those too.
+    let more = scratch.path().join("more.txt");
+    let more = more.to_str().expect("UTF-8 path");
+    python_ok(
+        "confluent_produce.py",
+        &[&broker.addr(), topic, &partitions, "2000", more],
+        Duration::from_secs(60),
+    );
+    broker.kill9();
+    broker.restart();
+    python_ok(
+        "confluent_verify.py",
+        &[&broker.addr(), topic, &partitions, more],
+        Duration::from_secs(60),
+    );
+}
