@@ -316,30 +316,9 @@ impl SegFile {
     /// the blocking call returns, even if this future is dropped. (A `dup` per fdatasync met
     /// EMFILE once descriptors ran out and took a working log offline: issue 14, item 10.)
     pub async fn sync(&self) -> Result<(), StorageError> {
-        use std::os::fd::AsRawFd;
         crate::failpoints::inject("segment::fdatasync", &self.path)
             .map_err(|e| StorageError::io("fdatasync", &self.path, e))?;
-        let open = self.dma().await?;
-        let fd = open.as_raw_fd();
-        let synced = glommio::spawn_local(async move {
-            let synced = glommio::executor()
-                .spawn_blocking(move || {
-                    // SAFETY: `fd` stays open until this call returns: `open` holds its file,
-                    // and is dropped only after the call completed.
-                    if unsafe { libc::fdatasync(fd) } == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                })
-                .await;
-            drop(open);
-            synced
-        })
-        .detach()
-        .await
-        .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
-        synced.map_err(|e| StorageError::io("fdatasync", &self.path, e))
+        fdatasync_on_pool(&self.dma().await?, &self.path).await
     }
 
     /// Reads `[pos, pos + len)` (clipped at end of file) and copies it once into `Bytes`.
@@ -566,4 +545,32 @@ pub(crate) async fn walk_headers(
         pos += at as u64;
     }
     Ok(())
+}
+
+/// fdatasync of `file` on the shard's blocking pool, with no descriptor of its own per call (a
+/// `dup` and a close per round): a detached task holds the file open until the blocking call
+/// returns, even if this future is dropped. Shared by segments and the commit log.
+pub(crate) async fn fdatasync_on_pool(file: &Rc<DmaFile>, path: &Path) -> Result<(), StorageError> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let open = file.clone();
+    let synced = glommio::spawn_local(async move {
+        let synced = glommio::executor()
+            .spawn_blocking(move || {
+                // SAFETY: `fd` stays open until this call returns: `open` holds its file,
+                // and is dropped only after the call completed.
+                if unsafe { libc::fdatasync(fd) } == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+            .await;
+        drop(open);
+        synced
+    })
+    .detach()
+    .await
+    .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
+    synced.map_err(|e| StorageError::io("fdatasync", path, e))
 }

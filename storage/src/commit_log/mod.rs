@@ -645,32 +645,9 @@ async fn write_all(
     Ok(())
 }
 
-/// fdatasync on the shard's blocking pool, as the segments' (`SegFile::sync`): no
-/// descriptor of its own per call (a dup and a close per round); a detached task holds the
-/// file open until the call returns, even if this future is dropped.
+/// fdatasync on the shard's blocking pool, as the segments' (`SegFile::sync`).
 async fn sync(file: &Rc<DmaFile>, path: &Path) -> Result<(), StorageError> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    let open = file.clone();
-    let synced = glommio::spawn_local(async move {
-        let synced = glommio::executor()
-            .spawn_blocking(move || {
-                // SAFETY: `fd` stays open until this call returns: `open` holds its file,
-                // and is dropped only after the call completed.
-                if unsafe { libc::fdatasync(fd) } == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            })
-            .await;
-        drop(open);
-        synced
-    })
-    .detach()
-    .await
-    .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
-    synced.map_err(|e| StorageError::io("fdatasync", path, e))
+    crate::segment::fdatasync_on_pool(file, path).await
 }
 
 /// Reads every commit-log file in `dir` and returns their records, oldest first (by the
