@@ -133,6 +133,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     spawn_signal_thread(shared.clone(), stop_tx, shutdown_timeout)?;
 
     let ready = Arc::new(AtomicUsize::new(0));
+    let recovered = Arc::new(AtomicUsize::new(0));
     let cluster_view = Arc::new(ClusterView::default());
     let (admin_senders, admin_inboxes) = admin::inboxes(shards);
     if let Some(listener) = admin_listener {
@@ -140,7 +141,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
         admin::start(
             listener,
             shared.clone(),
-            ready.clone(),
+            recovered.clone(),
             admin_senders,
             cluster_view.clone(),
         )?;
@@ -161,6 +162,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
             shared: shared.clone(),
             shutdown: shutdown.clone(),
             ready: ready.clone(),
+            recovered: recovered.clone(),
             drained: drained.clone(),
             limits: limits.clone(),
             open_files_limit,
@@ -322,6 +324,8 @@ struct ShardStart {
     shutdown: Shutdown,
     /// Shards listening; the last one prints the start-up line.
     ready: Arc<AtomicUsize>,
+    /// Shards that opened (recovered) every partition they own: `/v1/ready` waits for all.
+    recovered: Arc<AtomicUsize>,
     /// Shards done with their connections at shutdown (or ended): logs close once all are.
     drained: Arc<AtomicUsize>,
     limits: Arc<ConnectionLimits>,
@@ -384,7 +388,13 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     }
     announce_ready(&start);
     // Dropped (cancelled) before the logs are closed, so no partition opens after that.
-    let opener = glommio::spawn_local(shard.clone().open_owned_partitions());
+    let opener = glommio::spawn_local({
+        let (shard, recovered) = (shard.clone(), start.recovered.clone());
+        async move {
+            shard.open_owned_partitions().await;
+            recovered.fetch_add(1, Ordering::AcqRel);
+        }
+    });
 
     let housekeeping = glommio::spawn_local(housekeeping_loop(shard.clone()));
     // Kept until the end of this function: dropping it would cut writes at once.
@@ -650,7 +660,51 @@ async fn housekeeping_loop(shard: Rc<Shard>) {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
     use super::*;
+
+    /// Set in the child process that `a_shard_that_panics_aborts_the_whole_process` starts.
+    const FAIL_STOP_CHILD: &str = "RIFFLE_FAIL_STOP_CHILD";
+
+    /// Item 7 of issue 14: a shard that dies must not leave the process serving half a broker
+    /// with requests to its partitions hanging. The test runs itself again as a child process
+    /// (the abort would end the test binary): there a shard executor panics while the main
+    /// thread is busy, as it is joining the other shards in `run`.
+    #[test]
+    fn a_shard_that_panics_aborts_the_whole_process() {
+        if std::env::var_os(FAIL_STOP_CHILD).is_some() {
+            install_fail_stop();
+            let _shard = LocalExecutorBuilder::new(Placement::Unbound)
+                .name("riffle-shard-7")
+                .spawn(|| async { panic!("injected shard failure") })
+                .expect("an executor");
+            // Without fail-stop the process would live on: the test below then sees exit 0.
+            std::thread::sleep(Duration::from_secs(10));
+            std::process::exit(0);
+        }
+        let output = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "server::tests::a_shard_that_panics_aborts_the_whole_process",
+                "--nocapture",
+            ])
+            .env(FAIL_STOP_CHILD, "1")
+            .output()
+            .expect("run the child");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.signal(),
+            Some(libc::SIGABRT),
+            "the process aborts at once: {:?}\n{stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains("riffle-shard-7") && stderr.contains("injected shard failure"),
+            "the abort says which shard died and why: {stderr}"
+        );
+    }
 
     #[test]
     fn log_throttle_logs_once_per_interval_and_counts_the_rest() {

@@ -67,6 +67,17 @@ pub(crate) fn put(id: u64, file: Rc<DmaFile>) {
     drop(evicted);
 }
 
+/// Closes every cached descriptor (reads in flight keep theirs until they complete): the ones
+/// this shard can give back when the process runs out of descriptors. Returns how many.
+pub(crate) fn shed() -> usize {
+    let files: Vec<_> = DESCRIPTORS.with(|d| {
+        let mut files = d.files.borrow_mut();
+        std::iter::from_fn(|| files.pop_lru()).collect()
+    });
+    // Dropped outside the borrow, as in `put`.
+    files.len()
+}
+
 /// Takes the file of segment file `id` out of the cache (it becomes active again, or is gone).
 pub(crate) fn take(id: u64) -> Option<Rc<DmaFile>> {
     // A segment dropped while the thread ends finds the cache gone: nothing to take then.

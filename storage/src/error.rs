@@ -54,6 +54,13 @@ impl StorageError {
         }
     }
 
+    /// The process or the system ran out of file descriptors (EMFILE, ENFILE): a shortage that
+    /// passes, not a fault of the disk or of the log's files.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)))
+    }
+
     pub(crate) fn glommio<T>(
         op: &'static str,
         path: impl Into<PathBuf>,

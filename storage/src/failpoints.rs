@@ -3,9 +3,11 @@
 //! enables; without it `inject` is an empty inline function.
 //!
 //! Points: `segment::write` (data and the zeros written ahead), `segment::read`,
-//! `segment::fdatasync` and `segment::open` (reopening a sealed segment's file). A point
-//! configured as `return(TEXT)` fails with EIO every operation on a file whose path contains
-//! `TEXT` (a test names its own directory, so tests running beside it are not touched).
+//! `segment::fdatasync`, `segment::open` (reopening a sealed segment's file),
+//! `segment::create` (opening a segment's file to write: a new one at a roll, or at recovery) and `index::write` (a sealed segment's index
+//! files). A point configured as `return(TEXT)` fails with EIO every operation on a file whose
+//! path contains `TEXT` (a test names its own directory, so tests running beside it are not
+//! touched); `return(TEXT|EMFILE)` fails with EMFILE instead, as when descriptors run out.
 
 use std::io;
 use std::path::Path;
@@ -16,8 +18,12 @@ pub(crate) fn inject(name: &'static str, path: &Path) -> io::Result<()> {
     let Some(Some(scope)) = fail::eval(name, |scope| scope) else {
         return Ok(());
     };
-    if path.to_string_lossy().contains(scope.as_str()) {
-        return Err(io::Error::from_raw_os_error(libc::EIO));
+    let (scope, errno) = match scope.split_once('|') {
+        Some((scope, "EMFILE")) => (scope, libc::EMFILE),
+        _ => (scope.as_str(), libc::EIO),
+    };
+    if path.to_string_lossy().contains(scope) {
+        return Err(io::Error::from_raw_os_error(errno));
     }
     Ok(())
 }

@@ -65,6 +65,8 @@ pub(crate) async fn write_indexes(
     log_path: &Path,
     (offset_index, time_index): (Vec<u8>, Vec<u8>),
 ) -> Result<(), StorageError> {
+    crate::failpoints::inject("index::write", log_path)
+        .map_err(|e| StorageError::io("write index", log_path, e))?;
     blocking("write index", log_path.to_path_buf(), move |p| {
         use std::io::Write;
         for (ext, bytes) in [("index", &offset_index), ("timeindex", &time_index)] {

@@ -111,6 +111,8 @@ enum Prefill {
 
 impl SegFile {
     pub async fn open(path: PathBuf) -> Result<Rc<SegFile>, StorageError> {
+        crate::failpoints::inject("segment::create", &path)
+            .map_err(|e| StorageError::io("open", &path, e))?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -9,6 +9,7 @@ use crate::state::Shared;
 use glommio::io::DmaBuffer;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Size of a head buffer chunk: the unit of write-behind.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
@@ -375,6 +376,7 @@ pub(crate) async fn run(shared: Rc<Shared>) {
 impl Writer {
     async fn serve(&mut self) -> Result<(), StorageError> {
         let shared = self.shared.clone();
+        let mut roll_retry = RollRetry::default();
         loop {
             let listener = shared.work.listen();
             self.publish_completed(false).await?;
@@ -390,7 +392,17 @@ impl Writer {
                     let rolled = roll(&shared).await;
                     shared.state.borrow_mut().rolling = false;
                     shared.space.notify();
-                    rolled?;
+                    match rolled {
+                        Err(e) if e.is_out_of_descriptors() => {
+                            // Asked again, whether the roll was needed for space or by age.
+                            shared.state.borrow_mut().roll_requested = true;
+                            roll_retry.wait(&e).await;
+                        }
+                        r => {
+                            r?;
+                            roll_retry = RollRetry::default();
+                        }
+                    }
                 }
                 Job::Run { ops, flush } => {
                     shared.space.notify();
@@ -511,9 +523,38 @@ async fn seal(file: &SegFile, size: u64, indexes: (Vec<u8>, Vec<u8>)) -> Result<
     if file.deleted.get() || removed(file.sync().await)? || removed(file.truncate(size).await)? {
         return Ok(());
     }
-    crate::recovery::write_indexes(&file.path, indexes).await?;
+    match crate::recovery::write_indexes(&file.path, indexes).await {
+        // The index files only spare recovery a scan of the segment; without descriptors to
+        // write them the log goes on, and a recovery rebuilds them (issue 14, item 10).
+        Err(e) if e.is_out_of_descriptors() => {
+            tracing::warn!(error = %e, "sealed a segment without its index files");
+        }
+        r => r?,
+    }
     file.seal();
     Ok(())
+}
+
+/// A roll that found no file descriptor free waits and is tried again: the log stays up and
+/// its appends wait (bounded by the shard's memory budget and the clients' timeouts), rather
+/// than going offline until a restart (issue 14, item 10).
+#[derive(Default)]
+struct RollRetry {
+    delay: Option<Duration>,
+}
+
+impl RollRetry {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(1);
+
+    async fn wait(&mut self, error: &StorageError) {
+        let delay = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
+        if self.delay.is_none() {
+            tracing::warn!(%error, "no file descriptor for a new segment; the roll waits");
+        }
+        self.delay = Some(delay);
+        glommio::timer::sleep(delay).await;
+    }
 }
 
 /// Places what is staged and decides the writer's next step; asks for a roll when the
@@ -573,7 +614,12 @@ async fn roll(shared: &Shared) -> Result<(), StorageError> {
         let s = shared.state.borrow();
         (s.placed_end_offset(), s.config.clone())
     };
-    let seg: Segment = create_segment(&shared.dir, base, &config, crate::clock::now_ms()).await?;
+    let create = || create_segment(&shared.dir, base, &config, crate::clock::now_ms());
+    let seg: Segment = match create().await {
+        // The shard's cached descriptors of sealed segments are the ones it can give back.
+        Err(e) if e.is_out_of_descriptors() && crate::descriptors::shed() > 0 => create().await?,
+        r => r?,
+    };
     let mut s = shared.state.borrow_mut();
     let old = s.active();
     let seal = WriteOp::Seal {

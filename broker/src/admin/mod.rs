@@ -43,8 +43,8 @@ pub(crate) type AdminInbox = mpsc::Receiver<AdminCall>;
 /// atomic); lives for the whole process.
 pub(crate) struct Admin {
     shared: Arc<Shared>,
-    /// Shards that recovered their logs and listen (server.rs counts them).
-    serving: Arc<AtomicUsize>,
+    /// Shards listening that also opened every partition they own (server.rs counts them).
+    recovered: Arc<AtomicUsize>,
     started: Instant,
     shards: Vec<mpsc::Sender<AdminCall>>,
     rate_base: std::sync::Mutex<status::RateBase>,
@@ -68,11 +68,11 @@ impl Admin {
         if self.shared.is_shutting_down() {
             return Err("shutting down".to_string());
         }
-        let serving = self.serving.load(Ordering::Acquire);
+        let recovered = self.recovered.load(Ordering::Acquire);
         let shards = self.shared.shard_count();
-        if serving < shards {
+        if recovered < shards {
             return Err(format!(
-                "starting: {serving} of {shards} shard(s) recovered their logs and serve"
+                "starting: {recovered} of {shards} shard(s) recovered their logs and serve"
             ));
         }
         Ok(())
@@ -169,13 +169,13 @@ pub(crate) fn inboxes(shards: usize) -> (Vec<mpsc::Sender<AdminCall>>, Vec<Admin
 pub(crate) fn start(
     listener: AdminListener,
     shared: Arc<Shared>,
-    serving: Arc<AtomicUsize>,
+    recovered: Arc<AtomicUsize>,
     shards: Vec<mpsc::Sender<AdminCall>>,
     cluster: Arc<ClusterView>,
 ) -> anyhow::Result<()> {
     let admin = Arc::new(Admin {
         shared,
-        serving,
+        recovered,
         started: Instant::now(),
         shards,
         rate_base: Default::default(),
