@@ -29,6 +29,7 @@ pub fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionErrorKind::InvalidTimestamp { .. } => error_code::INVALID_REQUEST,
         PartitionErrorKind::TimestampOutOfRange { .. } => error_code::INVALID_TIMESTAMP,
         PartitionErrorKind::NotEnoughReplicas { .. } => error_code::NOT_ENOUGH_REPLICAS,
+        PartitionErrorKind::KeylessRecordsOnCompactedTopic { .. } => error_code::INVALID_RECORD,
     }
 }
 

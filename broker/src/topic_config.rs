@@ -357,6 +357,9 @@ pub struct TopicSettings {
     pub timestamp_after_max_ms: i64,
     /// `min.insync.replicas`: acks=all needs this many in-sync replicas, and a single node has one.
     pub min_insync_replicas: i32,
+    /// `cleanup.policy` includes `compact`: every record must have a key (Kafka refuses the
+    /// batch otherwise, whether or not the log is ever compacted).
+    pub compacted: bool,
     pub log: LogConfig,
 }
 
@@ -397,6 +400,8 @@ pub fn settings(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> 
         timestamp_after_max_ms: effective(overrides, broker, "message.timestamp.after.max.ms")
             .unwrap_or(i64::MAX),
         min_insync_replicas: effective(overrides, broker, "min.insync.replicas").unwrap_or(1),
+        compacted: effective::<String>(overrides, broker, "cleanup.policy")
+            .is_some_and(|policy| policy.split(',').any(|p| p.trim() == "compact")),
         log,
     }
 }

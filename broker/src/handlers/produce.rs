@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use riffle_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use riffle_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
 use riffle_protocol::{error_code, Message, RequestHeader};
 
 use super::{respond, topic_or_create, Outcome};
 use crate::errors;
 use crate::metadata::image::TopicMeta;
+use crate::partition::error::{PartitionError, PartitionErrorKind};
 use crate::partition::{request, Produced};
 use crate::shard::Shard;
 
@@ -102,8 +105,49 @@ pub async fn handle(
     )
 }
 
-/// A partition's answer: what it produced, or the Kafka error code and message to answer with.
-type Answer = Result<Produced, (i16, Option<String>)>;
+/// A partition's answer: what it produced, or why it was refused.
+type Answer = Result<Produced, Refused>;
+
+/// A refused partition: the Kafka error code, its message, and the records that caused it.
+struct Refused {
+    code: i16,
+    message: Option<String>,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refused {
+    fn code(code: i16, message: Option<&str>) -> Refused {
+        Refused {
+            code,
+            message: message.map(str::to_string),
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn from_error(e: &PartitionError) -> Refused {
+        match &e.kind {
+            // KIP-467: the records at fault, each with Kafka's message (clients name them).
+            PartitionErrorKind::KeylessRecordsOnCompactedTopic { record_indexes, .. } => {
+                let reason = e.kind.to_string();
+                Refused {
+                    code: error_code::INVALID_RECORD,
+                    message: Some(format!(
+                        "{} record(s) rejected: {reason}",
+                        record_indexes.len()
+                    )),
+                    record_errors: record_indexes
+                        .iter()
+                        .map(|&batch_index| BatchIndexAndErrorMessage {
+                            batch_index,
+                            batch_index_error_message: Some(reason.clone()),
+                        })
+                        .collect(),
+                }
+            }
+            _ => Refused::code(errors::partition_error_code(e), Some(&e.to_string())),
+        }
+    }
+}
 
 async fn produce_partition(
     shard: &Rc<Shard>,
@@ -112,16 +156,14 @@ async fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
 ) -> Answer {
-    let topic = topic.map_err(|code| (code, None))?;
-    let records = records.ok_or((
-        error_code::CORRUPT_MESSAGE,
-        Some("null records".to_string()),
-    ))?;
+    let topic = topic.map_err(|code| Refused::code(code, None))?;
+    let records =
+        records.ok_or_else(|| Refused::code(error_code::CORRUPT_MESSAGE, Some("null records")))?;
     request::produce(shard, &topic, index, records, acks)
         .await
         .map_err(|e| {
             tracing::debug!(error = %e, "produce refused");
-            (errors::partition_error_code(&e), Some(e.to_string()))
+            Refused::from_error(&e)
         })
 }
 
@@ -135,13 +177,14 @@ fn partition_response(index: i32, answer: Answer) -> PartitionProduceResponse {
             log_start_offset: p.log_start_offset,
             ..Default::default()
         },
-        Err((code, message)) => PartitionProduceResponse {
+        Err(refused) => PartitionProduceResponse {
             index,
-            error_code: code,
+            error_code: refused.code,
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
-            error_message: message,
+            error_message: refused.message,
+            record_errors: refused.record_errors,
             ..Default::default()
         },
     }

@@ -74,6 +74,16 @@ pub enum PartitionErrorKind {
     },
     #[error("{in_sync} in-sync replica(s), fewer than min.insync.replicas {required}")]
     NotEnoughReplicas { required: i32, in_sync: i32 },
+    /// Kafka's words, which clients show; `record_indexes` go back as the response's
+    /// `RecordErrors` (KIP-467), numbered from 0 across the partition's batches.
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    )]
+    KeylessRecordsOnCompactedTopic {
+        topic: String,
+        partition: i32,
+        record_indexes: Vec<i32>,
+    },
 }
 
 impl PartitionError {

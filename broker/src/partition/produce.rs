@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use riffle_protocol::record_batch::{self, RecordBatchView};
+use riffle_protocol::record_batch::{self, BatchError, RecordBatchView};
 use riffle_storage::{AppendInfo, StorageError};
 
 use super::error::{PartitionError, PartitionErrorKind};
@@ -47,6 +47,30 @@ impl BatchIds {
 
 /// One validated batch: where it lies in the request's records, and its producer fields.
 type Admitted = (Range<usize>, BatchIds);
+
+/// How far a compressed batch of a compacted topic may grow when decompressed to look for
+/// records without a key (a bound against decompression bombs; Kafka's own is its heap).
+const KEY_SCAN_MAX_BYTES: usize = 64 << 20;
+
+/// The records without a key among a partition's batches, numbered from 0 across them.
+#[derive(Default)]
+struct KeylessRecords {
+    scanned: i32,
+    indexes: Vec<i32>,
+}
+
+impl KeylessRecords {
+    fn scan(&mut self, view: &RecordBatchView<'_>) -> Result<(), BatchError> {
+        let decompressed = view.decompress(KEY_SCAN_MAX_BYTES)?;
+        for record in record_batch::parse_records(&decompressed, view.record_count()) {
+            if record?.key.is_none() {
+                self.indexes.push(self.scanned);
+            }
+            self.scanned += 1;
+        }
+        Ok(())
+    }
+}
 
 /// The (base, last) offsets of a batch already written.
 type Written = (i64, i64);
@@ -94,15 +118,19 @@ impl Partition {
     /// Splits the records into batches and checks each against Kafka's rules for client batches
     /// (CRC, codec, counts, no control batches) and `max.message.bytes`, before any is appended.
     fn validate(&self, records: &Bytes) -> Result<Vec<Admitted>, PartitionError> {
-        let max_message_bytes = self.settings.borrow().max_message_bytes;
+        let (max_message_bytes, compacted) = {
+            let settings = self.settings.borrow();
+            (settings.max_message_bytes, settings.compacted)
+        };
         let mut batches = Vec::new();
         let mut position = 0usize;
+        let mut keyless = KeylessRecords::default();
         for view in record_batch::batches(records) {
+            let invalid =
+                |source| self.error(PartitionErrorKind::InvalidBatch { position, source });
             let view = view
                 .and_then(|v| v.validate().map(|()| v))
-                .map_err(|source| {
-                    self.error(PartitionErrorKind::InvalidBatch { position, source })
-                })?;
+                .map_err(invalid)?;
             if view.len() > max_message_bytes {
                 return Err(self.error(PartitionErrorKind::MessageTooLarge {
                     size_bytes: view.len(),
@@ -110,6 +138,9 @@ impl Partition {
                 }));
             }
             self.check_timestamps(&view)?;
+            if compacted {
+                keyless.scan(&view).map_err(invalid)?;
+            }
             batches.push((position..position + view.len(), BatchIds::of(&view)));
             position += view.len();
         }
@@ -119,6 +150,15 @@ impl Partition {
         }
         if position != records.len() {
             return Err(corrupt("trailing bytes after the last batch"));
+        }
+        if !keyless.indexes.is_empty() {
+            return Err(
+                self.error(PartitionErrorKind::KeylessRecordsOnCompactedTopic {
+                    topic: self.topic.clone(),
+                    partition: self.index,
+                    record_indexes: keyless.indexes,
+                }),
+            );
         }
         Ok(batches)
     }

@@ -61,3 +61,18 @@ fn confluent_admin_creates_describes_alters_and_deletes_topics() {
         Duration::from_secs(120),
     );
 }
+
+/// A compacted topic refuses records without a key, naming them (KIP-467), uncompressed and
+/// compressed alike; librdkafka fails exactly those with INVALID_RECORD and the rest of their batch
+/// with _INVALID_DIFFERENT_RECORD, and nothing refused is stored.
+#[test]
+fn confluent_compacted_topic_refuses_keyless_records_and_names_them() {
+    let broker = Broker::start();
+    for codec in ["none", "lz4"] {
+        python_ok(
+            "confluent_compacted_keys.py",
+            &[&broker.addr(), &format!("compacted-keys-{codec}"), codec],
+            Duration::from_secs(90),
+        );
+    }
+}
