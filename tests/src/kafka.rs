@@ -11,8 +11,9 @@ use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::fetch_response::PartitionData;
 use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use riffle_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse,
 };
 use riffle_protocol::record_batch::batches;
 use riffle_protocol::{
@@ -191,6 +192,22 @@ pub fn try_create_topic(
         .expect("CreateTopics round trip");
     let result = &response.topics[0];
     (result.error_code, result.error_message.clone())
+}
+
+/// Sends one DeleteTopics for `name` and returns its error code.
+pub fn delete_topic(addr: &str, name: &str) -> i16 {
+    let mut conn = Connection::connect(addr).expect("connect to the broker");
+    let response: DeleteTopicsResponse = conn
+        .request(
+            4,
+            &DeleteTopicsRequest {
+                topic_names: vec![name.to_string()],
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .expect("DeleteTopics round trip");
+    response.responses[0].error_code
 }
 
 /// Like `create_topic`, with topic configs (Kafka names, e.g. `max.message.bytes`).

@@ -4,9 +4,7 @@
 use std::time::{Duration, Instant};
 
 use riffle_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use riffle_protocol::messages::{
-    CreatePartitionsRequest, CreatePartitionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-};
+use riffle_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{error_code, Bytes};
 use riffle_tests::kafka::{self, Connection};
@@ -23,21 +21,6 @@ fn batch(records: usize) -> Bytes {
 
 fn create(addr: &str, name: &str, partitions: i32, replication_factor: i16) -> i16 {
     kafka::try_create_topic(addr, name, partitions, replication_factor, &[]).0
-}
-
-fn delete(addr: &str, name: &str) -> i16 {
-    let mut conn = Connection::connect(addr).expect("connect");
-    let response: DeleteTopicsResponse = conn
-        .request(
-            4,
-            &DeleteTopicsRequest {
-                topic_names: vec![name.to_string()],
-                timeout_ms: 10_000,
-                ..Default::default()
-            },
-        )
-        .expect("DeleteTopics round trip");
-    response.responses[0].error_code
 }
 
 fn add_partitions(addr: &str, name: &str, count: i32) -> i16 {
@@ -116,7 +99,7 @@ fn create_topics_answers_kafka_error_codes_for_invalid_requests() {
         "replication factor 3 on a single node"
     );
     assert_eq!(
-        delete(&addr, "never-created"),
+        kafka::delete_topic(&addr, "never-created"),
         error_code::UNKNOWN_TOPIC_OR_PARTITION
     );
     assert_eq!(partitions_in_metadata(&addr, "zero-partitions", None), None);
@@ -130,7 +113,7 @@ fn deleted_topic_is_gone_across_restarts_and_recreated_empty() {
     assert_eq!(create(&addr, topic, 2, 1), error_code::NONE);
     assert_eq!(partitions_in_metadata(&addr, topic, Some(2)), Some(2));
     assert_eq!(produce(&addr, topic, 0, 10), (error_code::NONE, 0));
-    assert_eq!(delete(&addr, topic), error_code::NONE);
+    assert_eq!(kafka::delete_topic(&addr, topic), error_code::NONE);
     assert_eq!(partitions_in_metadata(&addr, topic, None), None);
 
     assert!(broker.stop().success(), "SIGTERM exit status");
