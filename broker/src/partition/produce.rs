@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use riffle_protocol::record_batch::{self, BatchError, RecordBatchView};
+use riffle_protocol::record_batch::{self, BatchError, Compression, RecordBatchView};
 use riffle_storage::{AppendInfo, StorageError};
 
 use super::error::{PartitionError, PartitionErrorKind};
@@ -48,23 +48,52 @@ impl BatchIds {
 /// One validated batch: where it lies in the request's records, and its producer fields.
 type Admitted = (Range<usize>, BatchIds);
 
-/// How far a compressed batch of a compacted topic may grow when decompressed to look for
-/// records without a key (a bound against decompression bombs; Kafka's own is its heap).
-const KEY_SCAN_MAX_BYTES: usize = 64 << 20;
-
-/// The records without a key among a partition's batches, numbered from 0 across them.
-#[derive(Default)]
-struct KeylessRecords {
-    scanned: i32,
-    indexes: Vec<i32>,
+/// How far a compressed batch may grow when decompressed to check its records on produce, a
+/// bound against decompression bombs (Kafka's own is its heap): 64 times the batch, at least
+/// 8 MiB (the most a zstd context the shard keeps can decode into: below it no new context per
+/// batch, which cost more than the decoding) and at most 64 MiB. Past it the batch gets
+/// INVALID_RECORD. One batch at a time per shard (the check does not yield), so a shard holds at
+/// most this much for it.
+fn decompressed_batch_max_bytes(batch_bytes: usize) -> usize {
+    const RATIO: usize = 64;
+    const MIN: usize = 8 << 20;
+    const MAX: usize = 64 << 20;
+    batch_bytes.saturating_mul(RATIO).clamp(MIN, MAX)
 }
 
-impl KeylessRecords {
-    fn scan(&mut self, view: &RecordBatchView<'_>) -> Result<(), BatchError> {
-        let decompressed = view.decompress(KEY_SCAN_MAX_BYTES)?;
-        for record in record_batch::parse_records(&decompressed, view.record_count()) {
+/// The records of a partition's batches, read as Kafka's LogValidator reads them on produce:
+/// a compressed batch is decompressed and its records parsed (an uncompressed one's records were
+/// parsed by `validate()`); on a compacted topic, the records without a key are noted, numbered
+/// from 0 across the batches.
+struct RecordCheck {
+    compacted: bool,
+    scanned: i32,
+    keyless: Vec<i32>,
+}
+
+impl RecordCheck {
+    fn new(compacted: bool) -> RecordCheck {
+        RecordCheck {
+            compacted,
+            scanned: 0,
+            keyless: Vec::new(),
+        }
+    }
+
+    fn check(&mut self, view: &RecordBatchView<'_>) -> Result<(), BatchError> {
+        if !self.compacted {
+            return view.validate_compressed_records(decompressed_batch_max_bytes(view.len()));
+        }
+        let decompressed;
+        let records = if view.attributes().try_compression()? == Compression::None {
+            view.records_bytes()
+        } else {
+            decompressed = view.decompress(decompressed_batch_max_bytes(view.len()))?;
+            &decompressed[..]
+        };
+        for record in record_batch::parse_records(records, view.record_count()) {
             if record?.key.is_none() {
-                self.indexes.push(self.scanned);
+                self.keyless.push(self.scanned);
             }
             self.scanned += 1;
         }
@@ -124,7 +153,7 @@ impl Partition {
         };
         let mut batches = Vec::new();
         let mut position = 0usize;
-        let mut keyless = KeylessRecords::default();
+        let mut records_check = RecordCheck::new(compacted);
         for view in record_batch::batches(records) {
             let invalid =
                 |source| self.error(PartitionErrorKind::InvalidBatch { position, source });
@@ -138,9 +167,7 @@ impl Partition {
                 }));
             }
             self.check_timestamps(&view)?;
-            if compacted {
-                keyless.scan(&view).map_err(invalid)?;
-            }
+            records_check.check(&view).map_err(invalid)?;
             batches.push((position..position + view.len(), BatchIds::of(&view)));
             position += view.len();
         }
@@ -151,12 +178,12 @@ impl Partition {
         if position != records.len() {
             return Err(corrupt("trailing bytes after the last batch"));
         }
-        if !keyless.indexes.is_empty() {
+        if !records_check.keyless.is_empty() {
             return Err(
                 self.error(PartitionErrorKind::KeylessRecordsOnCompactedTopic {
                     topic: self.topic.clone(),
                     partition: self.index,
-                    record_indexes: keyless.indexes,
+                    record_indexes: records_check.keyless,
                 }),
             );
         }

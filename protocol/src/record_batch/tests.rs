@@ -153,6 +153,42 @@ fn compressed_batches_decompress_to_the_same_records() {
 }
 
 #[test]
+fn compressed_records_are_checked_whole_and_bounded() {
+    for codec in Compression::ALL {
+        let good = sample_batch(codec);
+        view(&good).validate_compressed_records(1 << 20).unwrap();
+        if codec == Compression::None {
+            continue;
+        }
+        // A count the stream does not hold, and a stream that is not the codec's.
+        let mut more = good.clone();
+        put_i32_at(&mut more, 23, 3);
+        put_i32_at(&mut more, 57, 4);
+        fix_crc(&mut more);
+        view(&more).validate().unwrap();
+        assert!(
+            matches!(
+                view(&more).validate_compressed_records(1 << 20),
+                Err(BatchError::InvalidRecord(_))
+            ),
+            "{codec:?}"
+        );
+        let mut garbage = good.clone();
+        garbage[61..].fill(0xa5);
+        fix_crc(&mut garbage);
+        assert!(
+            view(&garbage).validate_compressed_records(1 << 20).is_err(),
+            "{codec:?}"
+        );
+        assert_eq!(
+            view(&good).validate_compressed_records(8),
+            Err(BatchError::DecompressedTooLarge { max_bytes: 8 }),
+            "{codec:?}"
+        );
+    }
+}
+
+#[test]
 fn empty_builder_makes_a_batch_that_only_integrity_accepts() {
     let bytes = RecordBatchBuilder::new(Compression::None, T0).finish();
     assert_eq!(bytes.len(), RECORD_BATCH_OVERHEAD);

@@ -188,6 +188,19 @@ impl<'a> RecordBatchView<'a> {
         Ok(())
     }
 
+    /// The rest of Kafka's produce-time check for a compressed batch: its records decompressed
+    /// (at most `max_bytes` of them), each well formed, exactly `record_count()` of them filling
+    /// the output. A batch whose CRC is right but whose records are not must not reach a log:
+    /// no consumer could read past it. Ok at once for an uncompressed batch (`validate()`
+    /// parsed its records).
+    pub fn validate_compressed_records(&self, max_bytes: usize) -> Result<(), BatchError> {
+        if self.attributes().try_compression()? == Compression::None {
+            return Ok(());
+        }
+        let records = self.decompress(max_bytes)?;
+        parse_records(&records, self.record_count()).check_all()
+    }
+
     /// Iterates the records of an uncompressed batch (Err for a compressed one: use
     /// `decompress()` and `parse_records()`).
     pub fn records(&self) -> Result<RecordIter<'a>, BatchError> {

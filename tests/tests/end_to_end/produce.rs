@@ -9,7 +9,8 @@ use riffle_protocol::messages::{
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{error_code, ApiKey, Bytes};
 use riffle_tests::kafka::{self, Connection};
-use riffle_tests::Broker;
+use riffle_tests::{kcat_bin, Broker};
+use std::process::Command;
 
 fn batch(producer: Option<(i64, i16, i32)>, records: usize, value_bytes: usize) -> Bytes {
     let now_ms = 1_700_000_000_000;
@@ -226,4 +227,93 @@ fn produce_answers_kafka_errors_for_bad_targets_and_acks() {
         (error_code::NONE, 0)
     );
     assert_eq!(log_end_offset(&broker.addr(), topic), 1);
+}
+
+/// `batch` compressed with `codec`: 3 records of 100 bytes.
+fn compressed_batch(codec: Compression) -> Bytes {
+    let now_ms = 1_700_000_000_000;
+    let mut builder = RecordBatchBuilder::new(codec, now_ms);
+    for i in 0..3 {
+        builder.append(now_ms + i, Some(b"k"), Some(&[b'c'; 100]), &[]);
+    }
+    builder.finish()
+}
+
+/// Stores the CRC-32C of bytes 21.. in the header, as a client that means it would.
+fn with_crc(mut batch: Vec<u8>) -> Bytes {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(batch)
+}
+
+/// A compressed batch whose CRC is right but whose records are not (garbage where the codec's
+/// stream should be, or a stream holding fewer records than the header counts) is refused, as
+/// Kafka refuses it, and never reaches the log: a consumer (kcat) reads the partition whole.
+#[test]
+fn compressed_batches_with_malformed_records_are_refused_and_consumers_read_on() {
+    let broker = Broker::start();
+    let topic = "malformed-compressed";
+    kafka::create_topic(&broker.addr(), topic, 1);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    for codec in [
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Gzip,
+        Compression::Snappy,
+    ] {
+        let good = compressed_batch(codec);
+        assert_eq!(
+            kafka::produce(&mut conn, topic, 0, good.clone(), -1).0,
+            0,
+            "{codec:?}"
+        );
+
+        let mut garbage = good.to_vec();
+        for (i, byte) in garbage[61..].iter_mut().enumerate() {
+            *byte = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        let code = kafka::produce(&mut conn, topic, 0, with_crc(garbage), -1).0;
+        assert!(
+            [error_code::CORRUPT_MESSAGE, error_code::INVALID_RECORD].contains(&code),
+            "{codec:?}: a garbage stream got error code {code}"
+        );
+
+        // The header claims 4 records (offsets 0..=3); the stream holds 3.
+        let mut short = good.to_vec();
+        short[23..27].copy_from_slice(&3i32.to_be_bytes());
+        short[57..61].copy_from_slice(&4i32.to_be_bytes());
+        let code = kafka::produce(&mut conn, topic, 0, with_crc(short), -1).0;
+        assert_eq!(
+            code,
+            error_code::INVALID_RECORD,
+            "{codec:?}: fewer records than counted"
+        );
+    }
+    assert_eq!(
+        log_end_offset(&broker.addr(), topic),
+        12,
+        "only the good batches"
+    );
+    let consumed = Command::new(kcat_bin())
+        .args([
+            "-C",
+            "-b",
+            &broker.addr(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-f", "%o %k\n"])
+        .output()
+        .expect("run kcat");
+    let stdout = String::from_utf8_lossy(&consumed.stdout);
+    assert!(
+        consumed.status.success(),
+        "kcat: {}",
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 12, "kcat read: {stdout}");
 }
