@@ -992,7 +992,7 @@ impl Shard {
             .collect()
     }
 
-    /// Opens every partition the image places on this shard, one after the other (recovery,
+    /// Opens every partition of this node the image places on this shard, one after the other (recovery,
     /// in the background once the shard listens). One that fails is logged and left to open on
     /// its next use; shutdown stops the walk.
     pub async fn open_owned_partitions(self: Rc<Self>) {
@@ -1000,10 +1000,15 @@ impl Shard {
             self.replay_commit_log(&commit_log).await;
         }
         let image = self.image();
+        // With a quorum, partitions of other brokers have no log here.
+        let node_id = self.config().node_id;
+        let clustered = self.config().controller_quorum.is_some();
         let (mut opened, mut failed) = (0usize, 0usize);
         for topic in image.topics.values() {
             for (index, meta) in topic.partitions.iter().enumerate() {
-                if meta.shard as usize != self.id {
+                if meta.shard as usize != self.id
+                    || (clustered && !meta.replicas.contains(&node_id))
+                {
                     continue;
                 }
                 if self.shared.is_shutting_down() {
@@ -1059,6 +1064,7 @@ mod tests {
                 leader: 0,
                 leader_epoch: 0,
                 replicas: vec![0],
+                isr: vec![0],
             }],
             configs: BTreeMap::new(),
         };

@@ -48,7 +48,7 @@ use riffle_protocol::{
 
 use crate::connection::HeldBudget;
 use crate::errors;
-use crate::metadata::image::TopicMeta;
+use crate::metadata::image::{BrokerMeta, TopicMeta};
 use crate::metadata::{calls, ControllerError, NewTopic};
 use crate::shard::Shard;
 
@@ -222,4 +222,19 @@ where
         answered.push((name, partitions));
     }
     answered
+}
+
+/// KIP-951: the endpoints of the live brokers among `leaders` (ids named as current leaders in
+/// a Produce or Fetch response), each once, so a client reaches a moved leader without first
+/// refreshing its metadata.
+pub fn leader_endpoints(shard: &Shard, mut leaders: Vec<i32>) -> Vec<BrokerMeta> {
+    leaders.sort_unstable();
+    leaders.dedup();
+    let Some(members) = shard.image().cluster.clone() else {
+        return Vec::new();
+    };
+    leaders
+        .into_iter()
+        .filter_map(|id| members.live_brokers().find(|b| b.node_id == id).cloned())
+        .collect()
 }

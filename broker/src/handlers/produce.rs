@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use riffle_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use riffle_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
 use riffle_protocol::{error_code, Message, RequestHeader};
 
-use super::{respond, topic_or_create, Outcome};
+use super::{leader_endpoints, respond, topic_or_create, Outcome};
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::partition::{request, Produced};
@@ -80,7 +82,11 @@ pub async fn handle(
         return Ok(None);
     }
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
+    let mut leaders = Vec::new();
     for ((name, topic_id), index, answer) in results {
+        if let Err(refused) = &answer {
+            leaders.extend(refused.current_leader.as_ref().map(|l| l.leader_id));
+        }
         let partition = partition_response(index, answer);
         match responses.last_mut() {
             Some(t) if t.name == name && t.topic_id == topic_id => {
@@ -97,13 +103,40 @@ pub async fn handle(
         header,
         &ProduceResponse {
             responses,
+            node_endpoints: leader_endpoints(shard, leaders)
+                .into_iter()
+                .map(|b| NodeEndpoint {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                })
+                .collect(),
             ..Default::default()
         },
     )
 }
 
-/// A partition's answer: what it produced, or the Kafka error code and message to answer with.
-type Answer = Result<Produced, (i16, Option<String>)>;
+/// A partition's answer: what it produced, or why not.
+type Answer = Result<Produced, Refused>;
+
+/// The Kafka error code and message a partition is answered with, and, when this broker does
+/// not lead it, the leader the client should turn to (KIP-951).
+struct Refused {
+    code: i16,
+    message: Option<String>,
+    current_leader: Option<LeaderIdAndEpoch>,
+}
+
+impl Refused {
+    fn code(code: i16, message: Option<String>) -> Refused {
+        Refused {
+            code,
+            message,
+            current_leader: None,
+        }
+    }
+}
 
 async fn produce_partition(
     shard: &Rc<Shard>,
@@ -112,16 +145,27 @@ async fn produce_partition(
     records: Option<Bytes>,
     acks: i16,
 ) -> Answer {
-    let topic = topic.map_err(|code| (code, None))?;
-    let records = records.ok_or((
-        error_code::CORRUPT_MESSAGE,
-        Some("null records".to_string()),
-    ))?;
+    let topic = topic.map_err(|code| Refused::code(code, None))?;
+    let records = records.ok_or_else(|| {
+        Refused::code(
+            error_code::CORRUPT_MESSAGE,
+            Some("null records".to_string()),
+        )
+    })?;
     request::produce(shard, &topic, index, records, acks)
         .await
         .map_err(|e| {
             tracing::debug!(error = %e, "produce refused");
-            (errors::partition_error_code(&e), Some(e.to_string()))
+            Refused {
+                code: errors::partition_error_code(&e),
+                message: Some(e.to_string()),
+                current_leader: e.current_leader().map(|(leader_id, leader_epoch)| {
+                    LeaderIdAndEpoch {
+                        leader_id,
+                        leader_epoch,
+                    }
+                }),
+            }
         })
 }
 
@@ -135,13 +179,14 @@ fn partition_response(index: i32, answer: Answer) -> PartitionProduceResponse {
             log_start_offset: p.log_start_offset,
             ..Default::default()
         },
-        Err((code, message)) => PartitionProduceResponse {
+        Err(refused) => PartitionProduceResponse {
             index,
-            error_code: code,
+            error_code: refused.code,
             base_offset: -1,
             log_append_time_ms: -1,
             log_start_offset: -1,
-            error_message: message,
+            error_message: refused.message,
+            current_leader: refused.current_leader.unwrap_or_default(),
             ..Default::default()
         },
     }

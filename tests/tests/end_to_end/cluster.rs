@@ -14,8 +14,13 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use riffle_protocol::messages::{MetadataResponse, ProduceRequest, ProduceResponse};
+use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
+use riffle_protocol::{error_code, Records};
 use riffle_tests::{
-    free_port, http, kafka, kcat_bin, riffle_bin, run_ok, scratch_dir, Broker, BrokerOptions,
+    free_port, http, kafka, kcat_bin, python_ok, riffle_bin, run_ok, scratch_dir, Broker,
+    BrokerOptions,
 };
 use serde_json::Value;
 
@@ -163,6 +168,161 @@ fn kcat_sees(node: &Broker, topic: &str, partitions: Option<usize>) {
     }
 }
 
+/// Waits until `node`'s Metadata satisfies `done`; returns that Metadata.
+fn metadata_becomes(
+    node: &Broker,
+    what: &str,
+    done: impl Fn(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let metadata = kafka::metadata(&node.addr()).expect("Metadata");
+        if done(&metadata) {
+            return metadata;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: not {what} within {LEADER_TIMEOUT:?}: {metadata:?}",
+            node.addr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The broker ids a Metadata response lists.
+fn broker_ids(metadata: &MetadataResponse) -> Vec<i32> {
+    let mut ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// (leader, error code) of each partition of `topic`, in partition order.
+fn leaders(metadata: &MetadataResponse, topic: &str) -> Vec<(i32, i16)> {
+    let Some(t) = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(topic))
+    else {
+        return Vec::new();
+    };
+    let mut partitions: Vec<_> = t.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    partitions
+        .iter()
+        .map(|p| (p.leader_id, p.error_code))
+        .collect()
+}
+
+/// Waits until kcat's Metadata from `node` lists `count` brokers.
+fn kcat_lists_brokers(node: &Broker, count: usize) {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    let wanted = format!(" {count} brokers:");
+    loop {
+        let out = run_ok(
+            Command::new(kcat_bin()).args(["-b", &node.addr(), "-L", "-m", "10"]),
+            None,
+            COMMAND_TIMEOUT,
+        );
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        if listing.contains(&wanted) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: kcat does not list {count} brokers within {LEADER_TIMEOUT:?}:\n{listing}",
+            node.addr()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
+    let nodes = start_cluster();
+    let all: Vec<&Broker> = nodes.iter().collect();
+    let (leader, _) = agreed_leader(&all, &[1, 2, 3]);
+    brokers_become(
+        &nodes[leader as usize - 1],
+        &[(1, false), (2, false), (3, false)],
+    );
+    for node in &nodes {
+        kcat_lists_brokers(node, 3);
+    }
+    kafka::create_topic(&nodes[1].addr(), "spread", 6);
+    // Every node names the same leaders, spread over the brokers, with replicas and ISR.
+    let expected = metadata_becomes(&nodes[0], "led everywhere", |m| {
+        let l = leaders(m, "spread");
+        l.len() == 6
+            && l.iter()
+                .all(|(id, code)| *id > 0 && *code == error_code::NONE)
+    });
+    let placed = leaders(&expected, "spread");
+    for node in &nodes {
+        let metadata = metadata_becomes(node, "as node 1", |m| leaders(m, "spread") == placed);
+        assert_eq!(broker_ids(&metadata), vec![1, 2, 3]);
+        let topic = &metadata.topics[0];
+        for p in &topic.partitions {
+            assert_eq!(p.replica_nodes, vec![p.leader_id], "{p:?}");
+            assert_eq!(p.isr_nodes, vec![p.leader_id], "{p:?}");
+        }
+    }
+
+    python_ok(
+        "confluent_cluster.py",
+        &[
+            &nodes[0].addr(),
+            &nodes[2].addr(),
+            "spread",
+            "6",
+            "600",
+            "3",
+        ],
+        Duration::from_secs(120),
+    );
+
+    // A Produce sent to a broker that does not lead the partition is refused, naming the
+    // leader and where it listens (KIP-951), and nothing is written there.
+    let (partition, (owner, _)) = placed
+        .iter()
+        .enumerate()
+        .find(|(_, (owner, _))| *owner != 1)
+        .expect("a partition not led by node 1");
+    let mut conn = kafka::Connection::connect(&nodes[0].addr()).expect("connect to node 1");
+    let mut builder = RecordBatchBuilder::new(Compression::None, 1_700_000_000_000);
+    builder.append(1_700_000_000_000, None, Some(b"misrouted"), &[]);
+    let batch = builder.finish();
+    let response: ProduceResponse = conn
+        .request(
+            11,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![TopicProduceData {
+                    name: "spread".into(),
+                    partition_data: vec![PartitionProduceData {
+                        index: partition as i32,
+                        records: Some(Records::from_bytes(batch)),
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("Produce v11");
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, error_code::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(answer.current_leader.leader_id, *owner, "{response:?}");
+    let endpoint = response
+        .node_endpoints
+        .iter()
+        .find(|e| e.node_id == *owner)
+        .unwrap_or_else(|| panic!("the leader's endpoint: {response:?}"));
+    assert_eq!(
+        format!("{}:{}", endpoint.host, endpoint.port),
+        nodes[*owner as usize - 1].addr()
+    );
+}
+
 #[test]
 fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let mut nodes = start_cluster();
@@ -177,6 +337,7 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let follower = &nodes[leader_index % 3];
     kafka::create_topic(&follower.addr(), "orders", 3);
     kafka::create_topic(&follower.addr(), "doomed", 1);
+    kafka::create_topic(&follower.addr(), "kept", 3);
     for node in &nodes {
         kcat_sees(node, "orders", Some(3));
         kcat_sees(node, "doomed", Some(1));
@@ -234,6 +395,22 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     );
     let mut fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == leader)).collect();
     brokers_become(&nodes[new_leader as usize - 1], &fenced);
+    // The fenced broker is no longer listed and its partitions have no leader until it is back.
+    let killed = leader as i32;
+    let without_killed = metadata_becomes(&nodes[new_leader as usize - 1], "fenced", |m| {
+        !broker_ids(m).contains(&killed)
+            && leaders(m, "kept")
+                .iter()
+                .all(|(id, code)| *id != killed && (*id >= 0) == (*code == error_code::NONE))
+    });
+    let orphaned = leaders(&without_killed, "kept")
+        .iter()
+        .filter(|(id, code)| *id == -1 && *code == error_code::LEADER_NOT_AVAILABLE)
+        .count();
+    assert_eq!(
+        orphaned, 1,
+        "one of 3 partitions was on the fenced broker: {without_killed:?}"
+    );
     kafka::create_topic(&nodes[new_leader as usize - 1].addr(), "while-down", 2);
     let deleted = run_ok(
         Command::new(riffle_bin()).args([
@@ -254,6 +431,11 @@ fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     all_voters_caught_up(&nodes[leader_after as usize - 1]);
     fenced.iter_mut().for_each(|b| b.1 = false);
     brokers_become(&nodes[leader_after as usize - 1], &fenced);
+    metadata_becomes(&nodes[leader_after as usize - 1], "led again", |m| {
+        let kept = leaders(m, "kept");
+        kept.iter().filter(|(id, _)| *id == killed).count() == 1
+            && kept.iter().all(|(_, code)| *code == error_code::NONE)
+    });
     kcat_sees(&nodes[leader_index], "while-down", Some(2));
     kcat_sees(&nodes[leader_index], "orders", None);
     let log = nodes[leader_index].stderr_log();
