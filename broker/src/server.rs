@@ -121,11 +121,13 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    let cluster_view = Arc::new(ClusterView::default());
     let shared = Arc::new(Shared {
         config,
         image: ArcSwap::from_pointee(image),
         shards,
         shutting_down: Default::default(),
+        cluster_view: cluster_view.clone(),
     });
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -133,7 +135,6 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     spawn_signal_thread(shared.clone(), stop_tx, shutdown_timeout)?;
 
     let ready = Arc::new(AtomicUsize::new(0));
-    let cluster_view = Arc::new(ClusterView::default());
     let (admin_senders, admin_inboxes) = admin::inboxes(shards);
     if let Some(listener) = admin_listener {
         let line = format!("riffle admin listening on http://{}", listener.addr);

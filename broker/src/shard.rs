@@ -18,6 +18,7 @@ use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
 use crate::admin::stats::{self, ShardStats};
+use crate::cluster::ClusterView;
 use crate::config::BrokerConfig;
 use crate::groups::request::{GroupRequest, GroupResponse};
 use crate::groups::{GroupCoordinator, GroupListing};
@@ -159,6 +160,8 @@ pub struct Shared {
     pub image: ArcSwap<MetadataImage>,
     pub shards: usize,
     pub shutting_down: AtomicBool,
+    /// The controller quorum as shard 0's controller task last published it (DescribeQuorum).
+    pub cluster_view: Arc<ClusterView>,
 }
 
 impl Shared {
@@ -1096,6 +1099,7 @@ mod tests {
             image: ArcSwap::from_pointee(image_with_a_partition_on_shard_1()),
             shards: 2,
             shutting_down: AtomicBool::new(false),
+            cluster_view: Default::default(),
         });
         let shutdown: Shutdown = futures::future::pending::<()>().boxed().shared();
         let mut links = mesh(2).into_iter();

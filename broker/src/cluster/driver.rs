@@ -25,7 +25,7 @@ use riffle_controller::transport::Handshake;
 
 use super::client::{Change, ClusterClient, TopicChange};
 use super::peers::{self, PeerLink};
-use super::{BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
+use super::{wall_clock_ms, BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
 use crate::metadata::image::{
     BrokerMeta, ClusterMembers, MetadataImage as BrokerImage, PartitionMeta, TopicMeta,
 };
@@ -145,6 +145,7 @@ pub(crate) fn start(
         synced_topics: None,
         synced_members: None,
         takeover: Takeover::at(&dir),
+        follower_times: BTreeMap::new(),
     };
     glommio::spawn_local(controller.run(inbox, shutdown)).detach();
     let line = format!(
@@ -184,6 +185,15 @@ struct Controller {
     /// The brokers and controller as last copied into the broker image.
     synced_members: Option<ClusterMembers>,
     takeover: Takeover,
+    /// On the leader: when each follower last answered and was last caught up (wall clock ms).
+    follower_times: BTreeMap<u64, FollowerTimes>,
+}
+
+/// What DescribeQuorum reports of a follower's timing, as the leader saw it.
+#[derive(Default, Clone, Copy)]
+struct FollowerTimes {
+    last_fetch_ms: Option<i64>,
+    last_caught_up_ms: Option<i64>,
 }
 
 /// The topics this node had before it joined a quorum (its `metadata.json`) become records of
@@ -244,10 +254,28 @@ impl Controller {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Tick => self.node.tick(now_ms()),
-            Event::Message(message) => self.node.step(message),
+            Event::Message(message) => {
+                self.note_follower_answer(&message);
+                self.node.step(message);
+            }
             Event::Unreachable { to } => self.node.report_unreachable(to),
             Event::SnapshotSent { to, delivered } => self.node.report_snapshot(to, delivered),
             Event::Change(change) => self.propose_change(change),
+        }
+    }
+
+    /// On the leader, a follower's answer to an append or heartbeat is its "fetch" (KRaft's
+    /// followers fetch; raft-rs's leader pushes and they answer).
+    fn note_follower_answer(&mut self, message: &Message) {
+        let answer = matches!(
+            message.get_msg_type(),
+            MessageType::MsgAppendResponse | MessageType::MsgHeartbeatResponse
+        );
+        if answer && self.node.is_leader() {
+            self.follower_times
+                .entry(message.from)
+                .or_default()
+                .last_fetch_ms = Some(wall_clock_ms());
         }
     }
 
@@ -486,10 +514,30 @@ impl Controller {
     }
 
     fn publish(&mut self) {
+        self.note_caught_up_followers();
         let status = self.status();
         if self.published.as_ref() != Some(&status) {
             self.view.publish(status.clone());
             self.published = Some(status);
+        }
+    }
+
+    /// On the leader, stamps the voters that hold every committed entry; elsewhere forgets
+    /// (a later leader must not show what an earlier term saw).
+    fn note_caught_up_followers(&mut self) {
+        if !self.node.is_leader() {
+            self.follower_times.clear();
+            return;
+        }
+        let quorum = self.node.status();
+        let now = wall_clock_ms();
+        for (node_id, matched) in quorum.matched {
+            if node_id != quorum.node_id && matched >= quorum.commit_index {
+                self.follower_times
+                    .entry(node_id)
+                    .or_default()
+                    .last_caught_up_ms = Some(now);
+            }
         }
     }
 
@@ -500,6 +548,11 @@ impl Controller {
             .iter()
             .map(|&node_id| {
                 let matched_index = quorum.matched.get(&node_id).copied();
+                let times = self
+                    .follower_times
+                    .get(&node_id)
+                    .copied()
+                    .unwrap_or_default();
                 VoterStatus {
                     node_id,
                     address: self
@@ -510,6 +563,8 @@ impl Controller {
                         .unwrap_or_default(),
                     matched_index,
                     lag: matched_index.map(|m| quorum.commit_index.saturating_sub(m)),
+                    last_fetch_ms: times.last_fetch_ms,
+                    last_caught_up_ms: times.last_caught_up_ms,
                 }
             })
             .collect();

@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
@@ -118,6 +119,7 @@ pub async fn handle(
         }
         RequestBody::DescribeLogDirs(r) => respond(h, &describe_log_dirs::handle(s, r).await),
         RequestBody::DescribeProducers(r) => respond(h, &describe_producers::handle(s, r).await),
+        RequestBody::DescribeQuorum(r) => respond(h, &describe_quorum::handle(s, r)),
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
         RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(s, r)),
         RequestBody::JoinGroup(r) => respond(h, &join_group::handle(s, h, r, peer).await),

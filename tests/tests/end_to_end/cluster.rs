@@ -14,6 +14,12 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use riffle_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+use riffle_protocol::messages::describe_cluster_response::DescribeClusterResponse;
+use riffle_protocol::messages::describe_quorum_request::{
+    DescribeQuorumRequest, PartitionData, TopicData,
+};
+use riffle_protocol::messages::describe_quorum_response::DescribeQuorumResponse;
 use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use riffle_protocol::messages::{MetadataResponse, ProduceRequest, ProduceResponse};
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
@@ -323,6 +329,86 @@ fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
     );
 }
 
+/// DescribeQuorum v2 of the metadata log, asked of `node`.
+fn describe_quorum(node: &Broker) -> DescribeQuorumResponse {
+    let mut conn = kafka::Connection::connect(&node.addr()).expect("connect");
+    let request = DescribeQuorumRequest {
+        topics: vec![TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![PartitionData { partition_index: 0 }],
+        }],
+    };
+    conn.request(2, &request).expect("DescribeQuorum v2")
+}
+
+#[test]
+fn describe_quorum_and_describe_cluster_name_the_active_controller() {
+    let nodes = start_cluster();
+    let all: Vec<&Broker> = nodes.iter().collect();
+    let (leader, term) = agreed_leader(&all, &[1, 2, 3]);
+    let leader_node = &nodes[leader as usize - 1];
+    all_voters_caught_up(leader_node);
+    brokers_become(leader_node, &[(1, false), (2, false), (3, false)]);
+
+    // kafka-python, bootstrapped at a follower, sees the leader, its epoch and the voters.
+    let follower = &nodes[leader as usize % 3];
+    python_ok(
+        "kafka_python_quorum.py",
+        &[&follower.addr(), &leader.to_string(), "1,2,3"],
+        COMMAND_TIMEOUT,
+    );
+
+    // The leader knows every voter's log end offset and when it last heard from it.
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    let partition = loop {
+        let answer = describe_quorum(leader_node);
+        assert_eq!(answer.error_code, error_code::NONE, "{answer:?}");
+        let partition = answer.topics[0].partitions[0].clone();
+        let caught_up = partition.current_voters.iter().all(|v| {
+            v.log_end_offset == partition.high_watermark && v.last_caught_up_timestamp > 0
+        });
+        if caught_up {
+            let nodes: Vec<i32> = answer.nodes.iter().map(|n| n.node_id).collect();
+            assert_eq!(nodes, vec![1, 2, 3], "{answer:?}");
+            break partition;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "voters not caught up: {answer:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(partition.leader_id, leader as i32);
+    assert_eq!(partition.leader_epoch as u64, term);
+    for voter in &partition.current_voters {
+        let is_leader = voter.replica_id == leader as i32;
+        assert_eq!(voter.last_fetch_timestamp > 0, !is_leader, "{partition:?}");
+    }
+    let unknown = {
+        let mut conn = kafka::Connection::connect(&leader_node.addr()).expect("connect");
+        let request = DescribeQuorumRequest {
+            topics: vec![TopicData {
+                topic_name: "orders".into(),
+                partitions: vec![PartitionData { partition_index: 0 }],
+            }],
+        };
+        let answer: DescribeQuorumResponse = conn.request(2, &request).expect("DescribeQuorum");
+        answer.topics[0].partitions[0].error_code
+    };
+    assert_eq!(unknown, error_code::UNKNOWN_TOPIC_OR_PARTITION);
+
+    // DescribeCluster from every node names the quorum's leader as the controller.
+    for node in &nodes {
+        let mut conn = kafka::Connection::connect(&node.addr()).expect("connect");
+        let answer: DescribeClusterResponse = conn
+            .request(2, &DescribeClusterRequest::default())
+            .expect("DescribeCluster v2");
+        assert_eq!(answer.controller_id, leader as i32, "{answer:?}");
+        let ids: Vec<i32> = answer.brokers.iter().map(|b| b.broker_id).collect();
+        assert_eq!(ids, vec![1, 2, 3], "{answer:?}");
+    }
+}
+
 #[test]
 fn quorum_elects_a_new_leader_after_kill_9_and_the_killed_node_rejoins() {
     let mut nodes = start_cluster();
@@ -532,6 +618,8 @@ fn a_node_without_quorum_reports_none() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("quorum: none"), "{text}");
+    let answer = describe_quorum(&broker);
+    assert_eq!(answer.error_code, error_code::INVALID_REQUEST, "{answer:?}");
 }
 
 #[test]
