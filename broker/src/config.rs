@@ -320,7 +320,8 @@ impl BrokerConfig {
     }
 
     /// With no quorum the node is today's single combined node; with one, it must be a voter
-    /// of it (dedicated brokers and controllers come with the broker-to-controller channel).
+    /// of it, combined or controller-only (dedicated brokers come with the channel that lets a
+    /// non-voter follow the metadata log).
     fn validate_cluster(&self) -> anyhow::Result<()> {
         let Some(quorum) = &self.controller_quorum else {
             anyhow::ensure!(
@@ -331,8 +332,9 @@ impl BrokerConfig {
             return Ok(());
         };
         anyhow::ensure!(
-            self.roles == Roles::default(),
-            "roles {}: only combined nodes (broker,controller) can join a quorum so far",
+            self.roles.controller,
+            "roles {}: a node of a quorum is a voter so far (broker,controller or controller); \
+             broker-only nodes are not served yet",
             self.roles
         );
         anyhow::ensure!(
@@ -497,6 +499,17 @@ mod tests {
         let cfg: BrokerConfig = toml::from_str("roles = \"broker\"\n").unwrap();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("controller_quorum"), "{err}");
+    }
+
+    #[test]
+    fn a_quorum_voter_may_be_controller_only_but_not_broker_only() {
+        let quorum = "node_id = 1\ncontroller_quorum = \"1@127.0.0.1:9093\"\n";
+        let cfg: BrokerConfig =
+            toml::from_str(&format!("{quorum}roles = \"controller\"\n")).unwrap();
+        assert!(cfg.validate().is_ok());
+        let cfg: BrokerConfig = toml::from_str(&format!("{quorum}roles = \"broker\"\n")).unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("broker-only"), "{err}");
     }
 
     #[test]

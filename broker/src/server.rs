@@ -384,15 +384,24 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
         return Err(e);
     }
     announce_ready(&start);
-    // Dropped (cancelled) before the logs are closed, so no partition opens after that.
-    let opener = glommio::spawn_local(shard.clone().open_owned_partitions());
+    // Dropped (cancelled) before the logs are closed, so no partition opens after that. A
+    // controller-only node holds no partitions.
+    let broker = start.shared.config.roles.broker;
+    let opener = broker.then(|| glommio::spawn_local(shard.clone().open_owned_partitions()));
 
     let housekeeping = glommio::spawn_local(housekeeping_loop(shard.clone()));
     // Kept until the end of this function: dropping it would cut writes at once.
     let (cut_writes, cut) = oneshot::channel::<()>();
     let force_close: ForceClose = cut.map(|_| ()).boxed_local().shared();
     let connections = Gate::new();
-    accept_connections(&shard, &listener, &connections, &start, &force_close).await;
+    match &listener {
+        Some(listener) => {
+            accept_connections(&shard, listener, &connections, &start, &force_close).await
+        }
+        // A controller-only node serves no Kafka client (as KRaft's controllers serve none on
+        // broker ports): it runs its voter until shutdown.
+        None => start.shutdown.clone().await,
+    }
     drop(listener);
 
     let timeout = Duration::from_millis(start.shared.config.shutdown_timeout_ms);
@@ -431,17 +440,20 @@ fn start_controller(start: &ShardStart, shard: &Rc<Shard>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Recovers the shard's groups, then binds the listener. Partitions open after, in the background
-/// (`Shard::open_owned_partitions`), so start-up listens within seconds whatever their number; a
-/// request for one not open yet opens it on the spot.
+/// Recovers the shard's groups, then binds the listener (none on a controller-only node).
+/// Partitions open after, in the background (`Shard::open_owned_partitions`), so start-up listens
+/// within seconds whatever their number; a request for one not open yet opens it on the spot.
 async fn open_shard(
     shard: &Rc<Shard>,
     config: &BrokerConfig,
-) -> anyhow::Result<(Rc<GroupCoordinator>, TcpListener)> {
+) -> anyhow::Result<(Rc<GroupCoordinator>, Option<TcpListener>)> {
     let coordinator = shard.open_group_coordinator().await?;
+    if !config.roles.broker {
+        return Ok((coordinator, None));
+    }
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("shard {} cannot listen on {}", shard.id, config.listen))?;
-    Ok((coordinator, listener))
+    Ok((coordinator, Some(listener)))
 }
 
 /// The last shard to listen prints the start-up line (tests and scripts wait for it).
@@ -452,10 +464,13 @@ fn announce_ready(start: &ShardStart) {
     }
     let c = &shared.config;
     let (host, port) = c.advertised_host_port();
+    let listening = if c.roles.broker {
+        format!("on {} (advertised {host}:{port})", c.listen)
+    } else {
+        "as a controller only (no Kafka listener)".to_string()
+    };
     let line = format!(
-        "riffle listening on {} (advertised {host}:{port}), node id {}, {} shard(s), data dir {}, \
-         open files limit {}",
-        c.listen,
+        "riffle listening {listening}, node id {}, {} shard(s), data dir {}, open files limit {}",
         c.node_id,
         shared.shard_count(),
         c.data_dir.display(),

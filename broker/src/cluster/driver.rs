@@ -319,7 +319,8 @@ impl Controller {
         let status = self.node.status();
         let image = self.node.image();
         let broker_id = self.registration.broker_id;
-        if self.takeover.done
+        if !self.shard.config().roles.broker
+            || self.takeover.done
             || !self.takeover.in_flight.is_empty()
             || status.leader_id.is_none()
             || status.applied_index < status.commit_index
@@ -384,8 +385,12 @@ impl Controller {
         }
     }
 
-    /// Registers this broker (again, after a restart) once the quorum has a leader.
+    /// Registers this broker (again, after a restart) once the quorum has a leader; a
+    /// controller-only node is no broker and never registers.
     fn keep_registered(&mut self) {
+        if !self.shard.config().roles.broker {
+            return;
+        }
         let broker_id = self.registration.broker_id;
         let registered = self
             .node

@@ -4,8 +4,11 @@
 //! broker, and take the killed node back when it restarts (it catches up on what it missed);
 //! with two of three gone a change is refused with REQUEST_TIMED_OUT (retriable); the quorum
 //! as `/v1/cluster` and `riffle cluster info --admin` show it; the controller port
-//! closes a connection that is not a controller of this cluster. Raft ticks are short here
-//! (50 ms) so that elections take well under a second.
+//! closes a connection that is not a controller of this cluster. Partitions are led by one
+//! broker each: clients bootstrapped at any node reach them, Metadata lists every live broker,
+//! a fenced broker's partitions are leaderless until it is back; DescribeQuorum and
+//! DescribeCluster name the active controller; a controller-only node votes but is no broker.
+//! Raft ticks are short here (50 ms) so that elections take well under a second.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -48,6 +51,11 @@ fn start_cluster() -> Vec<Broker> {
 
 /// Three combined nodes; node 1 on `node1_data_dir` when given.
 fn start_cluster_with(node1_data_dir: Option<&Path>) -> Vec<Broker> {
+    start_nodes(&["broker,controller"; 3], node1_data_dir)
+}
+
+/// Three voters, ids 1-3, with the given roles; node 1 on `node1_data_dir` when given.
+fn start_nodes(roles: &[&str; 3], node1_data_dir: Option<&Path>) -> Vec<Broker> {
     let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let quorum = controller_ports
         .iter()
@@ -63,6 +71,8 @@ fn start_cluster_with(node1_data_dir: Option<&Path>) -> Vec<Broker> {
                     node_id.to_string(),
                     "--controller-quorum".into(),
                     quorum.clone(),
+                    "--roles".into(),
+                    roles[node_id - 1].into(),
                 ],
                 config_toml: Some(FAST_TICKS_TOML.into()),
                 data_dir: node1_data_dir
@@ -407,6 +417,39 @@ fn describe_quorum_and_describe_cluster_name_the_active_controller() {
         let ids: Vec<i32> = answer.brokers.iter().map(|b| b.broker_id).collect();
         assert_eq!(ids, vec![1, 2, 3], "{answer:?}");
     }
+}
+
+#[test]
+fn a_controller_only_node_votes_but_is_no_broker() {
+    let nodes = start_nodes(
+        &["broker,controller", "broker,controller", "controller"],
+        None,
+    );
+    let all: Vec<&Broker> = nodes.iter().collect();
+    agreed_leader(&all, &[1, 2, 3]);
+    let controller_only = &nodes[2];
+    assert_eq!(cluster_doc(controller_only)["roles"], "controller");
+    // It never registers as a broker and serves no Kafka client.
+    brokers_become(controller_only, &[(1, false), (2, false)]);
+    assert!(
+        TcpStream::connect(controller_only.addr()).is_err(),
+        "a controller-only node has no Kafka listener"
+    );
+    // Topics go to the brokers only; clients are told of them and of a broker as controller.
+    kafka::create_topic(&nodes[0].addr(), "on-brokers", 4);
+    let metadata = metadata_becomes(&nodes[1], "placed on brokers 1 and 2", |m| {
+        let l = leaders(m, "on-brokers");
+        l.len() == 4 && l.iter().all(|(id, code)| [1, 2].contains(id) && *code == 0)
+    });
+    assert_eq!(broker_ids(&metadata), vec![1, 2]);
+    assert!([1, 2].contains(&metadata.controller_id), "{metadata:?}");
+    let quorum = describe_quorum(&nodes[0]);
+    let voters: Vec<i32> = quorum.topics[0].partitions[0]
+        .current_voters
+        .iter()
+        .map(|v| v.replica_id)
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3], "{quorum:?}");
 }
 
 #[test]
