@@ -23,8 +23,11 @@ use riffle_protocol::messages::describe_quorum_request::{
     DescribeQuorumRequest, PartitionData, TopicData,
 };
 use riffle_protocol::messages::describe_quorum_response::DescribeQuorumResponse;
+use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use riffle_protocol::messages::{MetadataResponse, ProduceRequest, ProduceResponse};
+use riffle_protocol::messages::{
+    FetchRequest, FetchResponse, MetadataResponse, ProduceRequest, ProduceResponse,
+};
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{error_code, Records};
 use riffle_tests::{
@@ -337,6 +340,29 @@ fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
         format!("{}:{}", endpoint.host, endpoint.port),
         nodes[*owner as usize - 1].addr()
     );
+    // A Fetch v12 of it is refused alike, naming the leader, and nothing is read.
+    let fetched: FetchResponse = conn
+        .request(
+            12,
+            &FetchRequest {
+                max_wait_ms: 100,
+                max_bytes: 1 << 20,
+                topics: vec![FetchTopic {
+                    topic: "spread".into(),
+                    partitions: vec![FetchPartition {
+                        partition: partition as i32,
+                        partition_max_bytes: 1 << 20,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("Fetch v12");
+    let answer = &fetched.responses[0].partitions[0];
+    assert_eq!(answer.error_code, error_code::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(answer.current_leader.leader_id, *owner, "{fetched:?}");
 }
 
 /// DescribeQuorum v2 of the metadata log, asked of `node`.
