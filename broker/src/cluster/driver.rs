@@ -125,7 +125,7 @@ pub(crate) fn start(
             host,
             port: u16::try_from(port).unwrap_or(0),
         }],
-        rack: None,
+        rack: config.broker_rack.clone(),
         shard_count: shard.shared.shard_count() as u32,
     };
     let controller = Controller {

@@ -85,7 +85,7 @@ pub(super) fn brokers_and_controller(shard: &Shard) -> (Vec<MetadataResponseBrok
             node_id: this,
             host,
             port,
-            rack: None,
+            rack: config.broker_rack.clone(),
         };
         return (vec![broker], this);
     }

@@ -76,6 +76,8 @@ fn start_nodes(roles: &[&str; 3], node1_data_dir: Option<&Path>) -> Vec<Broker> 
                     quorum.clone(),
                     "--roles".into(),
                     roles[node_id - 1].into(),
+                    "--broker-rack".into(),
+                    format!("rack-{node_id}"),
                 ],
                 config_toml: Some(FAST_TICKS_TOML.into()),
                 data_dir: node1_data_dir
@@ -279,6 +281,9 @@ fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
     for node in &nodes {
         let metadata = metadata_becomes(node, "as node 1", |m| leaders(m, "spread") == placed);
         assert_eq!(broker_ids(&metadata), vec![1, 2, 3]);
+        for b in &metadata.brokers {
+            assert_eq!(b.rack, Some(format!("rack-{}", b.node_id)), "{b:?}");
+        }
         let topic = &metadata.topics[0];
         for p in &topic.partitions {
             assert_eq!(p.replica_nodes, vec![p.leader_id], "{p:?}");
