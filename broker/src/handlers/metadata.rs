@@ -156,3 +156,55 @@ pub async fn handle(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::BrokerMeta;
+
+    fn broker(node_id: i32, fenced: bool) -> BrokerMeta {
+        BrokerMeta {
+            node_id,
+            host: "127.0.0.1".into(),
+            port: 9090 + node_id,
+            rack: None,
+            fenced,
+        }
+    }
+
+    fn partition(leader: i32, replicas: Vec<i32>) -> PartitionMeta {
+        PartitionMeta {
+            shard: 0,
+            leader,
+            leader_epoch: 3,
+            isr: replicas.clone(),
+            replicas,
+        }
+    }
+
+    #[test]
+    fn a_fenced_leaders_partition_has_no_leader_and_its_replica_is_offline() {
+        let members = ClusterMembers {
+            brokers: vec![broker(1, false), broker(2, true)],
+            controller_id: Some(1),
+        };
+        let led = describe_partition(0, &partition(1, vec![1]), Some(&members));
+        assert_eq!(led.error_code, error_code::NONE);
+        assert_eq!((led.leader_id, led.leader_epoch), (1, 3));
+        assert!(led.offline_replicas.is_empty());
+        let orphaned = describe_partition(1, &partition(-1, vec![2]), Some(&members));
+        assert_eq!(orphaned.error_code, error_code::LEADER_NOT_AVAILABLE);
+        assert_eq!(orphaned.offline_replicas, vec![2]);
+        assert_eq!(orphaned.isr_nodes, vec![2]);
+        // A replica on a broker the quorum does not know is offline too.
+        let unknown = describe_partition(2, &partition(-1, vec![7]), Some(&members));
+        assert_eq!(unknown.offline_replicas, vec![7]);
+    }
+
+    #[test]
+    fn alone_no_replica_is_offline() {
+        let alone = describe_partition(0, &partition(0, vec![0]), None);
+        assert_eq!(alone.error_code, error_code::NONE);
+        assert!(alone.offline_replicas.is_empty());
+    }
+}
