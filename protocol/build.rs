@@ -178,6 +178,11 @@ const APIS: &[ApiSpec] = &[
         min_version: 0,
         codec_from: None,
     },
+    ApiSpec {
+        name: "DescribeQuorum",
+        min_version: 0,
+        codec_from: None,
+    },
 ];
 
 fn main() {

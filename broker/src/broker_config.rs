@@ -122,7 +122,7 @@ fn static_settings(c: &BrokerConfig) -> Vec<(&'static str, Kind, String)> {
             AT_LEAST_ONE,
             c.offsets_retention_minutes.to_string(),
         ),
-        ("process.roles", STRING, "broker,controller".to_string()),
+        ("process.roles", STRING, c.roles.to_string()),
         (
             "socket.request.max.bytes",
             INT,

@@ -13,6 +13,9 @@ pub use crate::cluster::config::{ControllerQuorum, Roles};
 /// shard's io memory is spent on one partition.
 pub const LOG_WRITE_BEHIND_DEPTH_MAX: usize = 64;
 
+/// Longest `broker_rack`: it travels in every registration and Metadata response.
+pub const BROKER_RACK_MAX_LEN: usize = 255;
+
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -138,6 +141,9 @@ pub struct BrokerConfig {
     /// What this node runs (Kafka's `process.roles`): `broker,controller` (combined, the
     /// default), `broker` or `controller`.
     pub roles: Roles,
+    /// The rack this broker is in (Kafka's `broker.rack`): registered with the quorum, listed
+    /// in Metadata and DescribeCluster, and used to spread a partition's replicas over racks.
+    pub broker_rack: Option<String>,
     /// The controller quorum's voters, `ID@HOST:PORT,...` (Kafka's `controller.quorum.voters`).
     /// Unset: a single-node cluster whose metadata lives in `metadata.json`.
     pub controller_quorum: Option<ControllerQuorum>,
@@ -206,6 +212,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
             roles: Roles::default(),
+            broker_rack: None,
             controller_quorum: None,
             controller_listen: None,
             controller_tick_ms: 100,
@@ -241,6 +248,13 @@ impl BrokerConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(rack) = &self.broker_rack {
+            anyhow::ensure!(
+                !rack.is_empty() && rack.len() <= BROKER_RACK_MAX_LEN,
+                "broker_rack must be 1 to {BROKER_RACK_MAX_LEN} bytes, got {}",
+                rack.len()
+            );
+        }
         anyhow::ensure!(
             self.num_partitions >= 1,
             "num_partitions must be at least 1"
@@ -320,7 +334,8 @@ impl BrokerConfig {
     }
 
     /// With no quorum the node is today's single combined node; with one, it must be a voter
-    /// of it (dedicated brokers and controllers come with the broker-to-controller channel).
+    /// of it, combined or controller-only (dedicated brokers come with the channel that lets a
+    /// non-voter follow the metadata log).
     fn validate_cluster(&self) -> anyhow::Result<()> {
         let Some(quorum) = &self.controller_quorum else {
             anyhow::ensure!(
@@ -331,8 +346,9 @@ impl BrokerConfig {
             return Ok(());
         };
         anyhow::ensure!(
-            self.roles == Roles::default(),
-            "roles {}: only combined nodes (broker,controller) can join a quorum so far",
+            self.roles.controller,
+            "roles {}: a node of a quorum is a voter so far (broker,controller or controller); \
+             broker-only nodes are not served yet",
             self.roles
         );
         anyhow::ensure!(
@@ -497,6 +513,32 @@ mod tests {
         let cfg: BrokerConfig = toml::from_str("roles = \"broker\"\n").unwrap();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("controller_quorum"), "{err}");
+    }
+
+    #[test]
+    fn broker_rack_is_read_and_bounded() {
+        let cfg: BrokerConfig = toml::from_str("broker_rack = \"eu-1a\"\n").unwrap();
+        assert_eq!(cfg.broker_rack.as_deref(), Some("eu-1a"));
+        assert!(cfg.validate().is_ok());
+        for rack in [String::new(), "r".repeat(BROKER_RACK_MAX_LEN + 1)] {
+            let cfg = BrokerConfig {
+                broker_rack: Some(rack),
+                ..BrokerConfig::default()
+            };
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("broker_rack"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_quorum_voter_may_be_controller_only_but_not_broker_only() {
+        let quorum = "node_id = 1\ncontroller_quorum = \"1@127.0.0.1:9093\"\n";
+        let cfg: BrokerConfig =
+            toml::from_str(&format!("{quorum}roles = \"controller\"\n")).unwrap();
+        assert!(cfg.validate().is_ok());
+        let cfg: BrokerConfig = toml::from_str(&format!("{quorum}roles = \"broker\"\n")).unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("broker-only"), "{err}");
     }
 
     #[test]

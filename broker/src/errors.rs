@@ -11,9 +11,9 @@ use crate::partition::producer_state::SequenceError;
 pub fn partition_error_code(e: &PartitionError) -> i16 {
     match &e.kind {
         PartitionErrorKind::UnknownTopicOrPartition => error_code::UNKNOWN_TOPIC_OR_PARTITION,
-        PartitionErrorKind::NotOwner { .. } | PartitionErrorKind::ShardUnavailable { .. } => {
-            error_code::NOT_LEADER_OR_FOLLOWER
-        }
+        PartitionErrorKind::NotLeader { .. }
+        | PartitionErrorKind::NotOwner { .. }
+        | PartitionErrorKind::ShardUnavailable { .. } => error_code::NOT_LEADER_OR_FOLLOWER,
         PartitionErrorKind::Storage { source, .. } => storage_error_code(source),
         PartitionErrorKind::OpenFailed { .. } | PartitionErrorKind::LogOffline { .. } => {
             error_code::KAFKA_STORAGE_ERROR

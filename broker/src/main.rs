@@ -87,6 +87,9 @@ struct ServeArgs {
     /// What this node runs: broker,controller (combined, the default), broker or controller.
     #[arg(long, value_name = "ROLES")]
     roles: Option<Roles>,
+    /// The rack this broker is in (Kafka's broker.rack).
+    #[arg(long, value_name = "RACK")]
+    broker_rack: Option<String>,
     /// The controller quorum's voters (Kafka's controller.quorum.voters); unset: a single node.
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     controller_quorum: Option<ControllerQuorum>,
@@ -127,6 +130,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.roles {
             c.roles = v;
+        }
+        if let Some(v) = self.broker_rack {
+            c.broker_rack = Some(v);
         }
         if let Some(v) = self.controller_quorum {
             c.controller_quorum = Some(v);

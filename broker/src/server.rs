@@ -121,11 +121,13 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
+    let cluster_view = Arc::new(ClusterView::default());
     let shared = Arc::new(Shared {
         config,
         image: ArcSwap::from_pointee(image),
         shards,
         shutting_down: Default::default(),
+        cluster_view: cluster_view.clone(),
     });
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -134,7 +136,6 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
 
     let ready = Arc::new(AtomicUsize::new(0));
     let recovered = Arc::new(AtomicUsize::new(0));
-    let cluster_view = Arc::new(ClusterView::default());
     let (admin_senders, admin_inboxes) = admin::inboxes(shards);
     if let Some(listener) = admin_listener {
         let line = format!("riffle admin listening on http://{}", listener.addr);
@@ -387,11 +388,15 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
         return Err(e);
     }
     announce_ready(&start);
-    // Dropped (cancelled) before the logs are closed, so no partition opens after that.
+    // Dropped (cancelled) before the logs are closed, so no partition opens after that. A
+    // controller-only node holds no partitions.
+    let broker = start.shared.config.roles.broker;
     let opener = glommio::spawn_local({
         let (shard, recovered) = (shard.clone(), start.recovered.clone());
         async move {
-            shard.open_owned_partitions().await;
+            if broker {
+                shard.open_owned_partitions().await;
+            }
             recovered.fetch_add(1, Ordering::AcqRel);
         }
     });
@@ -401,7 +406,14 @@ async fn shard_main(mut start: ShardStart, links: Links) -> anyhow::Result<()> {
     let (cut_writes, cut) = oneshot::channel::<()>();
     let force_close: ForceClose = cut.map(|_| ()).boxed_local().shared();
     let connections = Gate::new();
-    accept_connections(&shard, &listener, &connections, &start, &force_close).await;
+    match &listener {
+        Some(listener) => {
+            accept_connections(&shard, listener, &connections, &start, &force_close).await
+        }
+        // A controller-only node serves no Kafka client (as KRaft's controllers serve none on
+        // broker ports): it runs its voter until shutdown.
+        None => start.shutdown.clone().await,
+    }
     drop(listener);
 
     let timeout = Duration::from_millis(start.shared.config.shutdown_timeout_ms);
@@ -440,17 +452,20 @@ fn start_controller(start: &ShardStart, shard: &Rc<Shard>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Recovers the shard's groups, then binds the listener. Partitions open after, in the background
-/// (`Shard::open_owned_partitions`), so start-up listens within seconds whatever their number; a
-/// request for one not open yet opens it on the spot.
+/// Recovers the shard's groups, then binds the listener (none on a controller-only node).
+/// Partitions open after, in the background (`Shard::open_owned_partitions`), so start-up listens
+/// within seconds whatever their number; a request for one not open yet opens it on the spot.
 async fn open_shard(
     shard: &Rc<Shard>,
     config: &BrokerConfig,
-) -> anyhow::Result<(Rc<GroupCoordinator>, TcpListener)> {
+) -> anyhow::Result<(Rc<GroupCoordinator>, Option<TcpListener>)> {
     let coordinator = shard.open_group_coordinator().await?;
+    if !config.roles.broker {
+        return Ok((coordinator, None));
+    }
     let listener = TcpListener::bind(config.listen)
         .with_context(|| format!("shard {} cannot listen on {}", shard.id, config.listen))?;
-    Ok((coordinator, listener))
+    Ok((coordinator, Some(listener)))
 }
 
 /// The last shard to listen prints the start-up line (tests and scripts wait for it).
@@ -461,10 +476,13 @@ fn announce_ready(start: &ShardStart) {
     }
     let c = &shared.config;
     let (host, port) = c.advertised_host_port();
+    let listening = if c.roles.broker {
+        format!("on {} (advertised {host}:{port})", c.listen)
+    } else {
+        "as a controller only (no Kafka listener)".to_string()
+    };
     let line = format!(
-        "riffle listening on {} (advertised {host}:{port}), node id {}, {} shard(s), data dir {}, \
-         open files limit {}",
-        c.listen,
+        "riffle listening {listening}, node id {}, {} shard(s), data dir {}, open files limit {}",
         c.node_id,
         shared.shard_count(),
         c.data_dir.display(),

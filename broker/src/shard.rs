@@ -18,6 +18,7 @@ use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::sync::Semaphore;
 
 use crate::admin::stats::{self, ShardStats};
+use crate::cluster::ClusterView;
 use crate::config::BrokerConfig;
 use crate::groups::request::{GroupRequest, GroupResponse};
 use crate::groups::{GroupCoordinator, GroupListing};
@@ -159,6 +160,8 @@ pub struct Shared {
     pub image: ArcSwap<MetadataImage>,
     pub shards: usize,
     pub shutting_down: AtomicBool,
+    /// The controller quorum as shard 0's controller task last published it (DescribeQuorum).
+    pub cluster_view: Arc<ClusterView>,
 }
 
 impl Shared {
@@ -992,7 +995,7 @@ impl Shard {
             .collect()
     }
 
-    /// Opens every partition the image places on this shard, one after the other (recovery,
+    /// Opens every partition of this node the image places on this shard, one after the other (recovery,
     /// in the background once the shard listens). One that fails is logged and left to open on
     /// its next use; shutdown stops the walk.
     pub async fn open_owned_partitions(self: Rc<Self>) {
@@ -1000,10 +1003,15 @@ impl Shard {
             self.replay_commit_log(&commit_log).await;
         }
         let image = self.image();
+        // With a quorum, partitions of other brokers have no log here.
+        let node_id = self.config().node_id;
+        let clustered = self.config().controller_quorum.is_some();
         let (mut opened, mut failed) = (0usize, 0usize);
         for topic in image.topics.values() {
             for (index, meta) in topic.partitions.iter().enumerate() {
-                if meta.shard as usize != self.id {
+                if meta.shard as usize != self.id
+                    || (clustered && !meta.replicas.contains(&node_id))
+                {
                     continue;
                 }
                 if self.shared.is_shutting_down() {
@@ -1059,6 +1067,7 @@ mod tests {
                 leader: 0,
                 leader_epoch: 0,
                 replicas: vec![0],
+                isr: vec![0],
             }],
             configs: BTreeMap::new(),
         };
@@ -1090,6 +1099,7 @@ mod tests {
             image: ArcSwap::from_pointee(image_with_a_partition_on_shard_1()),
             shards: 2,
             shutting_down: AtomicBool::new(false),
+            cluster_view: Default::default(),
         });
         let shutdown: Shutdown = futures::future::pending::<()>().boxed().shared();
         let mut links = mesh(2).into_iter();

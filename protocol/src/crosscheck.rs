@@ -88,7 +88,7 @@ macro_rules! cross_check_api {
 #[test]
 fn every_message_matches_kafka_protocol_byte_for_byte() {
     for_all_apis!(cross_check_api);
-    // 34 APIs, request and response, at each version both codecs serve.
+    // 35 APIs, request and response, at each version both codecs serve.
     let checked = CHECKED.load(Ordering::Relaxed);
     assert!(
         checked >= 300,

@@ -15,16 +15,20 @@ use futures::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpListener;
 use riffle_controller::eraftpb::{Message, MessageType};
-use riffle_controller::image::{MetadataError, TopicState};
+use riffle_controller::image::{MetadataError, PartitionState, TopicState};
 use riffle_controller::node::{Node, NodeConfig, ProposalOutcome, ProposeError};
 use riffle_controller::placement;
-use riffle_controller::records::{BrokerRegistration, Listener, MetadataRecord, TopicId};
+use riffle_controller::records::{
+    BrokerRegistration, Listener, MetadataRecord, PartitionAssignment, TopicId,
+};
 use riffle_controller::transport::Handshake;
 
 use super::client::{Change, ClusterClient, TopicChange};
 use super::peers::{self, PeerLink};
-use super::{BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
-use crate::metadata::image::{MetadataImage as BrokerImage, TopicMeta};
+use super::{wall_clock_ms, BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
+use crate::metadata::image::{
+    BrokerMeta, ClusterMembers, MetadataImage as BrokerImage, PartitionMeta, TopicMeta,
+};
 use crate::shard::Shard;
 use crate::Shutdown;
 
@@ -121,7 +125,7 @@ pub(crate) fn start(
             host,
             port: u16::try_from(port).unwrap_or(0),
         }],
-        rack: None,
+        rack: config.broker_rack.clone(),
         shard_count: shard.shared.shard_count() as u32,
     };
     let controller = Controller {
@@ -139,7 +143,9 @@ pub(crate) fn start(
         registration_proposal: None,
         replies: BTreeMap::new(),
         synced_topics: None,
+        synced_members: None,
         takeover: Takeover::at(&dir),
+        follower_times: BTreeMap::new(),
     };
     glommio::spawn_local(controller.run(inbox, shutdown)).detach();
     let line = format!(
@@ -176,7 +182,18 @@ struct Controller {
     replies: BTreeMap<u64, TopicChange>,
     /// The quorum's topics as last copied into the broker image.
     synced_topics: Option<BTreeMap<TopicId, TopicState>>,
+    /// The brokers and controller as last copied into the broker image.
+    synced_members: Option<ClusterMembers>,
     takeover: Takeover,
+    /// On the leader: when each follower last answered and was last caught up (wall clock ms).
+    follower_times: BTreeMap<u64, FollowerTimes>,
+}
+
+/// What DescribeQuorum reports of a follower's timing, as the leader saw it.
+#[derive(Default, Clone, Copy)]
+struct FollowerTimes {
+    last_fetch_ms: Option<i64>,
+    last_caught_up_ms: Option<i64>,
 }
 
 /// The topics this node had before it joined a quorum (its `metadata.json`) become records of
@@ -228,7 +245,7 @@ impl Controller {
                     return;
                 }
             };
-            self.sync_topics().await;
+            self.sync_image().await;
             self.answer(outcomes);
         }
         self.hand_over_leadership().await;
@@ -237,10 +254,28 @@ impl Controller {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Tick => self.node.tick(now_ms()),
-            Event::Message(message) => self.node.step(message),
+            Event::Message(message) => {
+                self.note_follower_answer(&message);
+                self.node.step(message);
+            }
             Event::Unreachable { to } => self.node.report_unreachable(to),
             Event::SnapshotSent { to, delivered } => self.node.report_snapshot(to, delivered),
             Event::Change(change) => self.propose_change(change),
+        }
+    }
+
+    /// On the leader, a follower's answer to an append or heartbeat is its "fetch" (KRaft's
+    /// followers fetch; raft-rs's leader pushes and they answer).
+    fn note_follower_answer(&mut self, message: &Message) {
+        let answer = matches!(
+            message.get_msg_type(),
+            MessageType::MsgAppendResponse | MessageType::MsgHeartbeatResponse
+        );
+        if answer && self.node.is_leader() {
+            self.follower_times
+                .entry(message.from)
+                .or_default()
+                .last_fetch_ms = Some(wall_clock_ms());
         }
     }
 
@@ -278,15 +313,18 @@ impl Controller {
     }
 
     /// Proposes this node's pre-quorum topics (ids, partition counts, configs kept) once it is
-    /// caught up and brokers can take replicas; a name the quorum already has is left to it.
+    /// caught up and registered; a name the quorum already has is left to it. Their one replica
+    /// is this node, on the shard that holds its data, so nothing written before is lost.
     fn take_over_local_topics(&mut self) {
         let status = self.node.status();
         let image = self.node.image();
-        if self.takeover.done
+        let broker_id = self.registration.broker_id;
+        if !self.shard.config().roles.broker
+            || self.takeover.done
             || !self.takeover.in_flight.is_empty()
             || status.leader_id.is_none()
             || status.applied_index < status.commit_index
-            || image.usable_brokers().next().is_none()
+            || !image.brokers.contains_key(&broker_id)
         {
             return;
         }
@@ -296,14 +334,18 @@ impl Controller {
             .topics
             .values()
             .filter(|t| image.topic_by_name(&t.name).is_none())
-            .filter_map(|t| {
-                let partitions = placement::assign_partitions(image, t.partitions.len(), 1).ok()?;
-                Some(MetadataRecord::CreateTopic {
-                    name: t.name.clone(),
-                    topic_id: TopicId(t.id),
-                    partitions,
-                    configs: t.configs.clone(),
-                })
+            .map(|t| MetadataRecord::CreateTopic {
+                name: t.name.clone(),
+                topic_id: TopicId(t.id),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionAssignment {
+                        replicas: vec![broker_id],
+                        shards: vec![p.shard],
+                    })
+                    .collect(),
+                configs: t.configs.clone(),
             })
             .collect();
         for record in records {
@@ -343,8 +385,12 @@ impl Controller {
         }
     }
 
-    /// Registers this broker (again, after a restart) once the quorum has a leader.
+    /// Registers this broker (again, after a restart) once the quorum has a leader; a
+    /// controller-only node is no broker and never registers.
     fn keep_registered(&mut self) {
+        if !self.shard.config().roles.broker {
+            return;
+        }
         let broker_id = self.registration.broker_id;
         let registered = self
             .node
@@ -380,13 +426,15 @@ impl Controller {
         }
     }
 
-    /// Copies the quorum's topics into the broker image the shards serve from, when they
-    /// changed: new topics and partitions are placed on this node's shards (each node serves
-    /// every partition itself until replication comes), configs follow, deleted topics go.
-    /// Local topics the quorum never knew (a data dir from before the quorum) are kept.
-    async fn sync_topics(&mut self) {
+    /// Copies the quorum's topics (leaders, epochs, replicas and ISR included) and its brokers
+    /// into the broker image the shards serve from, when they changed: new partitions are placed
+    /// on the shard the quorum assigned, configs follow, deleted topics go. Local topics the
+    /// quorum never knew (a data dir from before the quorum) are kept until the takeover.
+    async fn sync_image(&mut self) {
+        let members = self.members();
         let topics = &self.node.image().topics;
-        if self.synced_topics.as_ref() == Some(topics) {
+        let topics_synced = self.synced_topics.as_ref() == Some(topics);
+        if topics_synced && self.synced_members.as_ref() == Some(&members) {
             return;
         }
         let Some(metadata) = self.shard.controller.clone() else {
@@ -397,14 +445,46 @@ impl Controller {
         let node_id = self.registration.broker_id;
         let shards = self.shard.shared.shard_count();
         let authoritative = self.takeover.done;
+        let published = Arc::new(members.clone());
         let copied = metadata
             .update_topics(&self.shard, |image| {
-                copy_topics(image, &before, &topics, authoritative, node_id, shards)
+                if !topics_synced {
+                    copy_topics(image, &before, &topics, authoritative, node_id, shards);
+                }
+                image.cluster = Some(published);
             })
             .await;
         match copied {
-            Ok(()) => self.synced_topics = Some(topics),
+            Ok(()) => {
+                self.synced_topics = Some(topics);
+                self.synced_members = Some(members);
+            }
             Err(e) => tracing::error!(error = %e, "controller: cannot apply the quorum's topics"),
+        }
+    }
+
+    /// The registered brokers and the active controller, as Metadata and DescribeCluster list
+    /// them.
+    fn members(&self) -> ClusterMembers {
+        let brokers = self
+            .node
+            .image()
+            .brokers
+            .values()
+            .map(|b| {
+                let listener = b.registration.listeners.first();
+                BrokerMeta {
+                    node_id: b.registration.broker_id,
+                    host: listener.map(|l| l.host.clone()).unwrap_or_default(),
+                    port: listener.map_or(0, |l| i32::from(l.port)),
+                    rack: b.registration.rack.clone(),
+                    fenced: b.fenced,
+                }
+            })
+            .collect();
+        ClusterMembers {
+            brokers,
+            controller_id: self.node.leader_id().and_then(|id| i32::try_from(id).ok()),
         }
     }
 
@@ -439,10 +519,30 @@ impl Controller {
     }
 
     fn publish(&mut self) {
+        self.note_caught_up_followers();
         let status = self.status();
         if self.published.as_ref() != Some(&status) {
             self.view.publish(status.clone());
             self.published = Some(status);
+        }
+    }
+
+    /// On the leader, stamps the voters that hold every committed entry; elsewhere forgets
+    /// (a later leader must not show what an earlier term saw).
+    fn note_caught_up_followers(&mut self) {
+        if !self.node.is_leader() {
+            self.follower_times.clear();
+            return;
+        }
+        let quorum = self.node.status();
+        let now = wall_clock_ms();
+        for (node_id, matched) in quorum.matched {
+            if node_id != quorum.node_id && matched >= quorum.commit_index {
+                self.follower_times
+                    .entry(node_id)
+                    .or_default()
+                    .last_caught_up_ms = Some(now);
+            }
         }
     }
 
@@ -453,6 +553,11 @@ impl Controller {
             .iter()
             .map(|&node_id| {
                 let matched_index = quorum.matched.get(&node_id).copied();
+                let times = self
+                    .follower_times
+                    .get(&node_id)
+                    .copied()
+                    .unwrap_or_default();
                 VoterStatus {
                     node_id,
                     address: self
@@ -463,6 +568,8 @@ impl Controller {
                         .unwrap_or_default(),
                     matched_index,
                     lag: matched_index.map(|m| quorum.commit_index.saturating_sub(m)),
+                    last_fetch_ms: times.last_fetch_ms,
+                    last_caught_up_ms: times.last_caught_up_ms,
                 }
             })
             .collect();
@@ -605,19 +712,18 @@ fn copy_topics(
             .filter(|t| t.id == topic.topic_id.0)
             .cloned();
         let mut partitions = local.map(|t| t.partitions.clone()).unwrap_or_default();
-        let count = topic.partitions.len();
-        partitions.truncate(count);
-        if partitions.len() < count {
-            // Placed against the image without this topic's old entry, so load stays balanced.
-            image.topics.remove(&topic.name);
-            let added = image.place_partitions(count - partitions.len(), shards, node_id);
-            partitions.extend(added);
-        }
-        // This node serves every partition itself (a data dir of a single node with another
-        // node id included) until replication comes.
-        for partition in &mut partitions {
-            partition.leader = node_id;
-            partition.replicas = vec![node_id];
+        partitions.truncate(topic.partitions.len());
+        let kept = partitions.len();
+        partitions.extend(
+            topic.partitions[kept..]
+                .iter()
+                .map(|state| new_partition(state, node_id, shards)),
+        );
+        for (partition, state) in partitions.iter_mut().zip(&topic.partitions) {
+            partition.leader = state.leader;
+            partition.leader_epoch = i32::try_from(state.leader_epoch).unwrap_or(i32::MAX);
+            partition.replicas = state.assignment.replicas.clone();
+            partition.isr = state.isr.clone();
         }
         let meta = TopicMeta {
             name: topic.name.clone(),
@@ -632,5 +738,24 @@ fn copy_topics(
         {
             image.topics.insert(topic.name.clone(), Arc::new(meta));
         }
+    }
+}
+
+/// A partition new to this node: on the shard the quorum assigned to this node's replica (kept
+/// within the shards this process runs), or shard 0 when another broker holds it.
+fn new_partition(state: &PartitionState, node_id: i32, shards: usize) -> PartitionMeta {
+    let assignment = &state.assignment;
+    let shard = assignment
+        .replicas
+        .iter()
+        .position(|r| *r == node_id)
+        .and_then(|i| assignment.shards.get(i))
+        .map_or(0, |s| s % shards.max(1) as u32);
+    PartitionMeta {
+        shard,
+        leader: state.leader,
+        leader_epoch: 0,
+        replicas: assignment.replicas.clone(),
+        isr: state.isr.clone(),
     }
 }

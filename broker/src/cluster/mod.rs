@@ -21,6 +21,13 @@ pub(crate) use client::{Change, ClusterClient};
 pub(crate) const CONTROLLER_DIR: &str = "controller";
 pub(crate) use driver::start;
 
+/// Milliseconds since the Unix epoch, as DescribeQuorum's timestamps are.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The quorum as this node last saw it; replaced whole by the controller task after every
 /// change. Shared by every thread (the admin listener reads it); lives for the process.
 #[derive(Default)]
@@ -65,6 +72,12 @@ pub struct VoterStatus {
     pub matched_index: Option<u64>,
     /// Known on the leader only: commit index minus matched index (0 for the leader itself).
     pub lag: Option<u64>,
+    /// Known on the leader only: when this follower last answered it (an append or a
+    /// heartbeat), in milliseconds since the Unix epoch (DescribeQuorum's last fetch).
+    pub last_fetch_ms: Option<i64>,
+    /// Known on the leader only, for its followers: when this one last held every committed
+    /// entry, in milliseconds since the Unix epoch.
+    pub last_caught_up_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -108,7 +108,7 @@ fn described(
                 leader_id: p.leader,
                 leader_epoch: p.leader_epoch,
                 replica_nodes: p.replicas.clone(),
-                isr_nodes: p.replicas.clone(),
+                isr_nodes: p.in_sync().to_vec(),
                 eligible_leader_replicas: Some(Vec::new()),
                 last_known_elr: Some(Vec::new()),
                 offline_replicas: Vec::new(),
@@ -136,6 +136,7 @@ mod tests {
                 leader: 0,
                 leader_epoch: 0,
                 replicas: vec![0],
+                isr: vec![0],
             };
             let meta = TopicMeta {
                 name: name.to_string(),

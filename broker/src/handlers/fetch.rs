@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::{select, select_all, Either};
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use riffle_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use riffle_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use riffle_protocol::messages::{FetchRequest, FetchResponse};
 use riffle_protocol::{error_code, Records, RequestHeader, Uuid};
 
+use super::leader_endpoints;
 use crate::connection::HeldBudget;
 use crate::errors;
 use crate::metadata::image::TopicMeta;
@@ -39,6 +42,8 @@ struct PartitionRead {
     log_start_offset: i64,
     chunks: Vec<Bytes>,
     bytes: usize,
+    /// Set when this broker does not lead the partition: its leader (KIP-951).
+    current_leader: Option<LeaderIdAndEpoch>,
 }
 
 impl PartitionRead {
@@ -77,8 +82,17 @@ async fn read_partition(
             log_start_offset: read.log_start_offset,
             chunks: read.chunks,
             bytes: read.bytes,
+            current_leader: None,
         },
-        Err(e) => PartitionRead::error(errors::partition_error_code(&e)),
+        Err(e) => PartitionRead {
+            current_leader: e
+                .current_leader()
+                .map(|(leader_id, leader_epoch)| LeaderIdAndEpoch {
+                    leader_id,
+                    leader_epoch,
+                }),
+            ..PartitionRead::error(errors::partition_error_code(&e))
+        },
     }
 }
 
@@ -168,7 +182,20 @@ pub async fn handle(
         let any_error = reads.iter().any(|r| r.error_code != error_code::NONE);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || shard.shared.is_shutting_down() {
-            let (response, kept_bytes) = build_response(&targets, reads, max_bytes);
+            let leaders = reads
+                .iter()
+                .filter_map(|r| r.current_leader.as_ref().map(|l| l.leader_id))
+                .collect();
+            let (mut response, kept_bytes) = build_response(&targets, reads, max_bytes);
+            response.node_endpoints = leader_endpoints(shard, leaders)
+                .into_iter()
+                .map(|b| NodeEndpoint {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                })
+                .collect();
             // The first batch is sent whole even past max_bytes; the budget counts up to it.
             held.keep(kept_bytes.min(read_max_bytes) as u64);
             return (response, Some(held));
@@ -202,6 +229,7 @@ fn answer_repeats_as_first(earlier: &[Option<usize>], reads: &mut [PartitionRead
             reads[i].error_code = reads[f].error_code;
             reads[i].high_watermark = reads[f].high_watermark;
             reads[i].log_start_offset = reads[f].log_start_offset;
+            reads[i].current_leader = reads[f].current_leader.clone();
         }
     }
 }
@@ -286,6 +314,7 @@ fn build_response(
                         log_start_offset: r.log_start_offset,
                         aborted_transactions: None,
                         records: Some(Records::from_chunks(r.chunks)),
+                        current_leader: r.current_leader.unwrap_or_default(),
                         ..Default::default()
                     }
                 })

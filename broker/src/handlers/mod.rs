@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
@@ -48,7 +49,7 @@ use riffle_protocol::{
 
 use crate::connection::HeldBudget;
 use crate::errors;
-use crate::metadata::image::TopicMeta;
+use crate::metadata::image::{BrokerMeta, TopicMeta};
 use crate::metadata::{calls, ControllerError, NewTopic};
 use crate::shard::Shard;
 
@@ -118,6 +119,7 @@ pub async fn handle(
         }
         RequestBody::DescribeLogDirs(r) => respond(h, &describe_log_dirs::handle(s, r).await),
         RequestBody::DescribeProducers(r) => respond(h, &describe_producers::handle(s, r).await),
+        RequestBody::DescribeQuorum(r) => respond(h, &describe_quorum::handle(s, r)),
         RequestBody::InitProducerId(r) => respond(h, &init_producer_id::handle(s, r).await),
         RequestBody::FindCoordinator(r) => respond(h, &find_coordinator::handle(s, r)),
         RequestBody::JoinGroup(r) => respond(h, &join_group::handle(s, h, r, peer).await),
@@ -222,4 +224,19 @@ where
         answered.push((name, partitions));
     }
     answered
+}
+
+/// KIP-951: the endpoints of the live brokers among `leaders` (ids named as current leaders in
+/// a Produce or Fetch response), each once, so a client reaches a moved leader without first
+/// refreshing its metadata.
+pub fn leader_endpoints(shard: &Shard, mut leaders: Vec<i32>) -> Vec<BrokerMeta> {
+    leaders.sort_unstable();
+    leaders.dedup();
+    let Some(members) = shard.image().cluster.clone() else {
+        return Vec::new();
+    };
+    leaders
+        .into_iter()
+        .filter_map(|id| members.live_brokers().find(|b| b.node_id == id).cloned())
+        .collect()
 }

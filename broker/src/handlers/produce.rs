@@ -8,12 +8,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use riffle_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
 use riffle_protocol::{error_code, Message, RequestHeader};
 
-use super::{respond, topic_or_create, Outcome};
+use super::{leader_endpoints, respond, topic_or_create, Outcome};
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::partition::error::{PartitionError, PartitionErrorKind};
@@ -83,7 +84,11 @@ pub async fn handle(
         return Ok(None);
     }
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
+    let mut leaders = Vec::new();
     for ((name, topic_id), index, answer) in results {
+        if let Err(refused) = &answer {
+            leaders.extend(refused.current_leader.as_ref().map(|l| l.leader_id));
+        }
         let partition = partition_response(index, answer);
         match responses.last_mut() {
             Some(t) if t.name == name && t.topic_id == topic_id => {
@@ -100,52 +105,70 @@ pub async fn handle(
         header,
         &ProduceResponse {
             responses,
+            node_endpoints: leader_endpoints(shard, leaders)
+                .into_iter()
+                .map(|b| NodeEndpoint {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                })
+                .collect(),
             ..Default::default()
         },
     )
 }
 
-/// A partition's answer: what it produced, or why it was refused.
+/// A partition's answer: what it produced, or why not.
 type Answer = Result<Produced, Refused>;
 
-/// A refused partition: the Kafka error code, its message, and the records that caused it.
+/// The Kafka error code and message a partition is answered with; when this broker does not
+/// lead it, the leader the client should turn to (KIP-951); the records that caused a refusal
+/// (KIP-467).
 struct Refused {
     code: i16,
     message: Option<String>,
+    current_leader: Option<LeaderIdAndEpoch>,
     record_errors: Vec<BatchIndexAndErrorMessage>,
 }
 
 impl Refused {
-    fn code(code: i16, message: Option<&str>) -> Refused {
+    fn code(code: i16, message: Option<String>) -> Refused {
         Refused {
             code,
-            message: message.map(str::to_string),
+            message,
+            current_leader: None,
             record_errors: Vec::new(),
         }
     }
 
     fn from_error(e: &PartitionError) -> Refused {
-        match &e.kind {
-            // KIP-467: the records at fault, each with Kafka's message (clients name them).
-            PartitionErrorKind::KeylessRecordsOnCompactedTopic { record_indexes, .. } => {
-                let reason = e.kind.to_string();
-                Refused {
-                    code: error_code::INVALID_RECORD,
-                    message: Some(format!(
-                        "{} record(s) rejected: {reason}",
-                        record_indexes.len()
-                    )),
-                    record_errors: record_indexes
-                        .iter()
-                        .map(|&batch_index| BatchIndexAndErrorMessage {
-                            batch_index,
-                            batch_index_error_message: Some(reason.clone()),
-                        })
-                        .collect(),
-                }
-            }
-            _ => Refused::code(errors::partition_error_code(e), Some(&e.to_string())),
+        let current_leader = e
+            .current_leader()
+            .map(|(leader_id, leader_epoch)| LeaderIdAndEpoch {
+                leader_id,
+                leader_epoch,
+            });
+        let mut refused = Refused {
+            current_leader,
+            ..Refused::code(errors::partition_error_code(e), Some(e.to_string()))
+        };
+        // KIP-467: the records at fault, each with Kafka's message (clients name them).
+        if let PartitionErrorKind::KeylessRecordsOnCompactedTopic { record_indexes, .. } = &e.kind {
+            let reason = e.kind.to_string();
+            refused.message = Some(format!(
+                "{} record(s) rejected: {reason}",
+                record_indexes.len()
+            ));
+            refused.record_errors = record_indexes
+                .iter()
+                .map(|&batch_index| BatchIndexAndErrorMessage {
+                    batch_index,
+                    batch_index_error_message: Some(reason.clone()),
+                })
+                .collect();
         }
+        refused
     }
 }
 
@@ -157,8 +180,12 @@ async fn produce_partition(
     acks: i16,
 ) -> Answer {
     let topic = topic.map_err(|code| Refused::code(code, None))?;
-    let records =
-        records.ok_or_else(|| Refused::code(error_code::CORRUPT_MESSAGE, Some("null records")))?;
+    let records = records.ok_or_else(|| {
+        Refused::code(
+            error_code::CORRUPT_MESSAGE,
+            Some("null records".to_string()),
+        )
+    })?;
     request::produce(shard, &topic, index, records, acks)
         .await
         .map_err(|e| {
@@ -184,6 +211,7 @@ fn partition_response(index: i32, answer: Answer) -> PartitionProduceResponse {
             log_append_time_ms: -1,
             log_start_offset: -1,
             error_message: refused.message,
+            current_leader: refused.current_leader.unwrap_or_default(),
             record_errors: refused.record_errors,
             ..Default::default()
         },

@@ -62,6 +62,7 @@ where
                 image: ArcSwap::from_pointee(image),
                 shards: 1,
                 shutting_down: Default::default(),
+                cluster_view: Default::default(),
             });
             let shutdown = futures::future::pending::<()>().boxed().shared();
             let links = mesh(1).pop().expect("one shard's links");

@@ -19,6 +19,54 @@ pub struct PartitionMeta {
     pub leader: i32,
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
+    /// The in-sync replicas; a single node's partitions have their one replica in sync.
+    #[serde(default)]
+    pub isr: Vec<i32>,
+}
+
+impl PartitionMeta {
+    /// The in-sync replicas as Metadata lists them (an image written before `isr` existed has
+    /// every replica in sync: it had one).
+    pub fn in_sync(&self) -> &[i32] {
+        if self.isr.is_empty() {
+            &self.replicas
+        } else {
+            &self.isr
+        }
+    }
+}
+
+/// A broker as the controller quorum's image has it: what Metadata and DescribeCluster list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerMeta {
+    pub node_id: i32,
+    /// Its advertised Kafka listener.
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Fenced brokers lead nothing and are left out of Metadata.
+    pub fenced: bool,
+}
+
+/// The cluster around this node, from the controller quorum: its brokers and the quorum's
+/// leader. Only with `controller_quorum`; never persisted (liveness is re-learnt at start).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterMembers {
+    /// Registered brokers, fenced ones included, by node id.
+    pub brokers: Vec<BrokerMeta>,
+    /// The quorum's leader (the active controller), None during an election.
+    pub controller_id: Option<i32>,
+}
+
+impl ClusterMembers {
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerMeta> {
+        self.brokers.iter().find(|b| b.node_id == node_id)
+    }
+
+    /// Brokers clients may talk to: registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+        self.brokers.iter().filter(|b| !b.fenced)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +101,10 @@ pub struct MetadataImage {
     /// Client quotas set by AlterClientQuotas, one entry per entity.
     #[serde(default)]
     pub client_quotas: Vec<QuotaEntry>,
+    /// The brokers and active controller the quorum knows; None without a quorum (or until
+    /// its controller task first publishes them).
+    #[serde(skip)]
+    pub cluster: Option<Arc<ClusterMembers>>,
 }
 
 impl MetadataImage {
@@ -98,6 +150,7 @@ impl MetadataImage {
                     leader: node_id,
                     leader_epoch: 0,
                     replicas: vec![node_id],
+                    isr: vec![node_id],
                 }
             })
             .collect()

@@ -19,6 +19,9 @@ pub struct PartitionError {
 pub enum PartitionErrorKind {
     #[error("unknown topic or partition")]
     UnknownTopicOrPartition,
+    /// Another broker leads it, or none does (leader -1) while its leader is fenced.
+    #[error("this broker does not lead it; the leader is {leader} at epoch {leader_epoch}")]
+    NotLeader { leader: i32, leader_epoch: i32 },
     #[error("owned by shard {owner}, asked on shard {asked}")]
     NotOwner { owner: usize, asked: usize },
     #[error("its shard {shard} is not available")]
@@ -103,6 +106,18 @@ impl PartitionError {
             },
         };
         PartitionError::new(&self.topic, self.partition, kind)
+    }
+
+    /// The leader id and epoch to name to the client when this broker does not lead the
+    /// partition (KIP-951's current leader).
+    pub fn current_leader(&self) -> Option<(i32, i32)> {
+        match self.kind {
+            PartitionErrorKind::NotLeader {
+                leader,
+                leader_epoch,
+            } => Some((leader, leader_epoch)),
+            _ => None,
+        }
     }
 
     pub fn new(topic: &str, partition: i32, kind: PartitionErrorKind) -> Self {

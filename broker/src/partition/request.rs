@@ -11,7 +11,7 @@ use super::error::{PartitionError, PartitionErrorKind};
 use super::{
     EpochEnd, ListedOffset, Partition, PartitionDescription, PartitionKey, PartitionRead, Produced,
 };
-use crate::metadata::image::TopicMeta;
+use crate::metadata::image::{PartitionMeta, TopicMeta};
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 
 /// A request to one partition, served on its owner shard.
@@ -98,11 +98,14 @@ async fn call(
     request: PartitionRequest,
 ) -> Result<PartitionResponse, PartitionError> {
     let error = |kind| PartitionError::new(&topic.name, index, kind);
-    let owner = usize::try_from(index)
+    let meta = usize::try_from(index)
         .ok()
         .and_then(|i| topic.partitions.get(i))
-        .ok_or_else(|| error(PartitionErrorKind::UnknownTopicOrPartition))?
-        .shard as usize;
+        .ok_or_else(|| error(PartitionErrorKind::UnknownTopicOrPartition))?;
+    if let Some(refused) = not_served_here(shard, meta, &request) {
+        return Err(error(refused));
+    }
+    let owner = meta.shard as usize;
     let key = PartitionKey {
         topic_id: topic.id,
         partition: index,
@@ -117,6 +120,28 @@ async fn call(
             shard: gone.0,
         })),
     }
+}
+
+/// With a controller quorum a node serves a partition only while it leads it (and describes it
+/// only while it holds a replica); the refusal names the leader the image knows (KIP-951). A
+/// single node leads everything it has, whatever node id its data dir was written with.
+fn not_served_here(
+    shard: &Shard,
+    meta: &PartitionMeta,
+    request: &PartitionRequest,
+) -> Option<PartitionErrorKind> {
+    let config = shard.config();
+    // Alone (no quorum), this node serves everything it has.
+    config.controller_quorum.as_ref()?;
+    let node_id = config.node_id;
+    let served = match request {
+        PartitionRequest::Describe => meta.replicas.contains(&node_id),
+        _ => meta.leader == node_id,
+    };
+    (!served).then_some(PartitionErrorKind::NotLeader {
+        leader: meta.leader,
+        leader_epoch: meta.leader_epoch,
+    })
 }
 
 /// Expands to a typed call: sends the request and takes the one response variant it is answered
