@@ -95,46 +95,78 @@ fn a_follower(leader: u64) -> usize {
     leader as usize % 3
 }
 
+/// How `with_two_of_three_stopped` takes two nodes away and brings them back.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// SIGSTOP, then SIGCONT: the processes come back with their state and connections.
+    Pause,
+    /// kill -9, then a restart on the same data dir: back from what they had made durable.
+    Kill,
+}
+
 #[test]
-fn with_two_of_three_stopped_changes_fail_retriably_and_nothing_is_half_applied() {
-    let nodes = start_cluster();
-    let all: Vec<&Broker> = nodes.iter().collect();
+fn with_two_of_three_paused_changes_fail_retriably_and_nothing_is_half_applied() {
+    with_two_of_three_stopped(Stop::Pause);
+}
+
+#[test]
+fn with_two_of_three_killed_changes_fail_retriably_and_nothing_is_half_applied() {
+    with_two_of_three_stopped(Stop::Kill);
+}
+
+fn with_two_of_three_stopped(stop: Stop) {
+    let mut nodes = start_cluster();
     let leader = cluster_ready(&nodes);
-    let survivor = &nodes[leader as usize - 1];
-    kafka::create_topic(&survivor.addr(), "grown", 1);
-    kafka::create_topic(&survivor.addr(), "doomed", 1);
+    let survivor = leader as usize - 1;
+    kafka::create_topic(&nodes[survivor].addr(), "grown", 1);
+    kafka::create_topic(&nodes[survivor].addr(), "doomed", 1);
     for node in &nodes {
         kcat_sees(node, "doomed", Some(1));
     }
 
     // The leader survives: its own proposals reach its log but can never commit.
-    let stopped: Vec<&Broker> = nodes
-        .iter()
-        .filter(|n| n.addr() != survivor.addr())
-        .collect();
-    stopped.iter().for_each(|n| n.pause());
+    let stopped: Vec<usize> = (0..3).filter(|i| *i != survivor).collect();
+    for &i in &stopped {
+        match stop {
+            Stop::Pause => nodes[i].pause(),
+            Stop::Kill => nodes[i].kill9(),
+        }
+    }
     let bound = REFUSAL_BOUND.as_secs().to_string();
     let args = |mode| [mode, "fresh", "doomed", "grown", "3", &bound];
+    let survivor_addr = nodes[survivor].addr();
     let refused = python_ok(
         "confluent_admin_no_majority.py",
-        &[&[survivor.addr().as_str()][..], &args("refused")].concat(),
+        &[&[survivor_addr.as_str()][..], &args("refused")].concat(),
         COMMAND_TIMEOUT,
     );
-    println!("{}", String::from_utf8_lossy(&refused.stdout));
-    let (code, message) = kafka::try_create_topic(&survivor.addr(), "fresh", 1, 1, &[]);
+    println!("{stop:?}: {}", String::from_utf8_lossy(&refused.stdout));
+    let (code, message) = kafka::try_create_topic(&survivor_addr, "fresh", 1, 1, &[]);
     assert_eq!(code, 7, "REQUEST_TIMED_OUT: {message:?}");
-    let listed = kcat_topics(survivor);
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| !m.contains("NOT_CONTROLLER")),
+        "{message:?}"
+    );
+    let listed = kcat_topics(&nodes[survivor]);
     assert_eq!(listed.get("grown"), Some(&1), "{listed:?}");
     assert!(listed.contains_key("doomed") && !listed.contains_key("fresh"));
 
     // Back: each refused change is applied on all three or on none; a retry then works.
-    stopped.iter().for_each(|n| n.resume());
+    for &i in &stopped {
+        match stop {
+            Stop::Pause => nodes[i].resume(),
+            Stop::Kill => nodes[i].restart(),
+        }
+    }
+    let all: Vec<&Broker> = nodes.iter().collect();
     agreed_leader(&all, &[1, 2, 3]);
     let converged = images_converge(&all);
-    println!("after the majority came back: {converged:?}");
+    println!("{stop:?}: after the majority came back: {converged:?}");
     python_ok(
         "confluent_admin_no_majority.py",
-        &[&[nodes[2].addr().as_str()][..], &args("retry")].concat(),
+        &[&[nodes[stopped[0]].addr().as_str()][..], &args("retry")].concat(),
         COMMAND_TIMEOUT,
     );
     let converged = images_converge(&all);
@@ -307,8 +339,19 @@ fn a_partitioned_minority_never_commits_and_every_image_converges_after_healing(
         "{listed:?}"
     );
 
+    // Cut for longer than a broker session: the majority fences the cut node's broker, and
+    // the connections to it have stalled long enough for TCP to back off.
+    let fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == leader)).collect();
+    brokers_become(majority_leader, &fenced);
+
     lab.heal(leader);
+    let healed_at = Instant::now();
     agreed_leader(&all, &[1, 2, 3]);
+    brokers_become(majority_leader, &UNFENCED);
+    println!(
+        "healed: one leader and every broker unfenced after {:?}",
+        healed_at.elapsed()
+    );
     let topics = images_converge(&all);
     let expected: BTreeMap<String, usize> =
         [("before".to_string(), 2), ("majority".to_string(), 3)]
