@@ -304,30 +304,54 @@ fn cluster_info(node: &Broker) -> Value {
 }
 
 #[test]
-fn a_partitioned_minority_never_commits_and_every_image_converges_after_healing() {
+fn a_partitioned_leader_never_commits_the_majority_elects_and_images_converge_after_healing() {
+    partition_one_controller(Cut::Leader);
+}
+
+#[test]
+fn a_partitioned_follower_never_commits_nor_disturbs_the_leader_and_catches_up_after_healing() {
+    partition_one_controller(Cut::Follower);
+}
+
+/// Which controller `partition_one_controller` cuts off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    Leader,
+    Follower,
+}
+
+fn partition_one_controller(cut: Cut) {
     // Declared first so it is dropped last, after the nodes in its namespaces are killed.
     let lab = match NetnsLab::new() {
         Ok(lab) => lab,
         Err(reason) => {
-            println!("SKIPPED a_partitioned_minority_never_commits...: no network namespaces here ({reason})");
+            println!("SKIPPED the {cut:?} partition test: no network namespaces here ({reason})");
             return;
         }
     };
     let nodes = lab.start_cluster();
     let all: Vec<&Broker> = nodes.iter().collect();
     let leader = cluster_ready(&nodes);
+    let (_, term) = agreed_leader(&all, &[leader]);
     kafka::create_topic(&nodes[0].addr(), "before", 2);
     images_converge(&all);
 
-    // The leader is cut off from the other controllers (the test still reaches it).
-    lab.cut(leader);
-    let minority = &nodes[leader as usize - 1];
-    let majority_ids: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    // One controller is cut off from the others (the test still reaches it).
+    let cut_id = match cut {
+        Cut::Leader => leader,
+        Cut::Follower => a_follower(leader) as u64 + 1,
+    };
+    lab.cut(cut_id);
+    let minority = &nodes[cut_id as usize - 1];
+    let majority_ids: Vec<u64> = (1..=3).filter(|id| *id != cut_id).collect();
     let majority: Vec<&Broker> = majority_ids
         .iter()
         .map(|id| &nodes[*id as usize - 1])
         .collect();
-    let (new_leader, _) = agreed_leader(&majority, &majority_ids);
+    let (new_leader, new_term) = agreed_leader(&majority, &majority_ids);
+    if cut == Cut::Follower {
+        assert_eq!((new_leader, new_term), (leader, term), "the leader is kept");
+    }
     let minority_commit = cluster_doc(minority)["quorum"]["commit_index"].clone();
     let (code, message) = kafka::try_create_topic(&minority.addr(), "minority", 1, 1, &[]);
     assert_eq!(
@@ -357,18 +381,28 @@ fn a_partitioned_minority_never_commits_and_every_image_converges_after_healing(
 
     // Cut for longer than a broker session: the majority fences the cut node's broker, and
     // the connections to it have stalled long enough for TCP to back off.
-    let fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == leader)).collect();
+    let fenced: Vec<(i64, bool)> = (1..=3).map(|id| (id, id as u64 == cut_id)).collect();
     brokers_become(majority_leader, &fenced);
 
-    lab.heal(leader);
+    lab.heal(cut_id);
     let healed_at = Instant::now();
-    agreed_leader(&all, &[1, 2, 3]);
+    let (healed_leader, healed_term) = agreed_leader(&all, &[1, 2, 3]);
+    if cut == Cut::Follower {
+        // Pre-vote: the follower that timed out while cut off did not raise the term.
+        assert_eq!((healed_leader, healed_term), (leader, term), "undisturbed");
+    }
     brokers_become(majority_leader, &UNFENCED);
     println!(
-        "healed: one leader and every broker unfenced after {:?}",
+        "{cut:?} healed: one leader and every broker unfenced after {:?}",
         healed_at.elapsed()
     );
-    let topics = images_converge(&all);
+    let mut topics = images_converge(&all);
+    // The refused change is on every node or on none: a cut follower forwarded it to the
+    // leader, and TCP may deliver it once healed (REQUEST_TIMED_OUT means "unknown outcome",
+    // as in Kafka); a cut leader's own uncommitted entry is overwritten by the new leader's.
+    let minority_topic = topics.remove("minority");
+    println!("{cut:?}: the refused change applied after healing: {minority_topic:?}");
+    assert!(minority_topic.is_none_or(|partitions| partitions == 1));
     let expected: BTreeMap<String, usize> =
         [("before".to_string(), 2), ("majority".to_string(), 3)]
             .into_iter()
