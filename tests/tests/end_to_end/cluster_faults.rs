@@ -90,6 +90,23 @@ fn cluster_ready(nodes: &[Broker]) -> u64 {
 /// Brokers 1-3 registered and unfenced, as `brokers_become` takes them.
 const UNFENCED: [(i64, bool); 3] = [(1, false), (2, false), (3, false)];
 
+/// Waits until `node` knows no leader (it has noticed the quorum lost its majority).
+fn leader_lost(node: &Broker) {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let quorum = cluster_doc(node)["quorum"].clone();
+        if quorum["leader_id"].is_null() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} still names a leader after {LEADER_TIMEOUT:?}: {quorum}",
+            node.addr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Index (0-2) of a node other than `leader`.
 fn a_follower(leader: u64) -> usize {
     leader as usize % 3
@@ -135,6 +152,12 @@ fn with_two_of_three_stopped(stop: Stop) {
             Stop::Pause => nodes[i].pause(),
             Stop::Kill => nodes[i].kill9(),
         }
+    }
+    if let Stop::Kill = stop {
+        // The client starts once the survivor knows the leader is gone: one that had learnt
+        // a dead broker as its controller from Metadata would wait for that broker instead
+        // (librdkafka: "Timed out waiting for controller").
+        leader_lost(&nodes[survivor]);
     }
     let bound = REFUSAL_BOUND.as_secs().to_string();
     let args = |mode| [mode, "fresh", "doomed", "grown", "3", &bound];
