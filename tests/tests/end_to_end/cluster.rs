@@ -20,10 +20,11 @@ use riffle_tests::{
 use serde_json::Value;
 
 /// Raft clock of the test clusters: 50 ms ticks, heartbeats every 2, elections after 10-20.
-/// A broker silent for 2 s is fenced; a change not committed in 1.5 s is refused.
+/// A broker silent for 2 s is fenced; a change not committed in 1.5 s is refused. A snapshot
+/// every 20 entries: a node that misses a few dozen changes catches up by snapshot.
 pub(crate) const FAST_TICKS_TOML: &str = "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\n\
     controller_election_tick = 10\nbroker_session_timeout_ms = 2000\n\
-    controller_proposal_timeout_ms = 1500\n";
+    controller_proposal_timeout_ms = 1500\ncontroller_snapshot_interval_entries = 20\n";
 /// How long a cluster may take to agree on a leader (elections take 0.5-1 s here; the rest is
 /// slack for a loaded CI machine).
 pub(crate) const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -31,20 +32,12 @@ pub(crate) const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Three combined nodes, ids 1-3, each with its own Kafka, admin and controller port.
-fn start_cluster() -> Vec<Broker> {
+pub(crate) fn start_cluster() -> Vec<Broker> {
     start_cluster_with(None)
 }
 
 /// Three combined nodes; node 1 on `node1_data_dir` when given.
 fn start_cluster_with(node1_data_dir: Option<&Path>) -> Vec<Broker> {
-    start_cluster_configured(node1_data_dir, FAST_TICKS_TOML)
-}
-
-/// Three combined nodes with `config_toml`; node 1 on `node1_data_dir` when given.
-pub(crate) fn start_cluster_configured(
-    node1_data_dir: Option<&Path>,
-    config_toml: &str,
-) -> Vec<Broker> {
     let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let quorum = controller_ports
         .iter()
@@ -61,7 +54,7 @@ pub(crate) fn start_cluster_configured(
                     "--controller-quorum".into(),
                     quorum.clone(),
                 ],
-                config_toml: Some(config_toml.into()),
+                config_toml: Some(FAST_TICKS_TOML.into()),
                 data_dir: node1_data_dir
                     .filter(|_| node_id == 1)
                     .map(Path::to_path_buf),

@@ -14,20 +14,13 @@ use riffle_tests::{kafka, kcat_bin, python_ok, riffle_bin, run_ok, Broker, Broke
 use serde_json::Value;
 
 use crate::cluster::{
-    agreed_leader, all_voters_caught_up, brokers_become, cluster_doc, kcat_sees,
-    start_cluster_configured, COMMAND_TIMEOUT, FAST_TICKS_TOML, LEADER_TIMEOUT,
+    agreed_leader, all_voters_caught_up, brokers_become, cluster_doc, kcat_sees, start_cluster,
+    COMMAND_TIMEOUT, FAST_TICKS_TOML, LEADER_TIMEOUT,
 };
 
-/// The clusters here snapshot their image (and compact the Raft log) every 20 entries, so a
-/// node that misses a few dozen changes can only catch up by snapshot.
-const SNAPSHOT_INTERVAL_TOML: &str = "controller_snapshot_interval_entries = 20\n";
 /// `controller_proposal_timeout_ms` of FAST_TICKS_TOML, plus slack for a loaded machine: a
 /// change the quorum cannot commit is answered within this long.
 const REFUSAL_BOUND: Duration = Duration::from_secs(8);
-
-fn start_cluster() -> Vec<Broker> {
-    start_cluster_configured(None, &format!("{FAST_TICKS_TOML}{SNAPSHOT_INTERVAL_TOML}"))
-}
 
 /// The topics kcat lists from `node`, with their partition counts.
 fn kcat_topics(node: &Broker) -> BTreeMap<String, usize> {
@@ -209,8 +202,8 @@ fn a_node_killed_while_the_leader_compacts_its_log_catches_up_by_snapshot() {
     let behind = a_follower(leader);
     nodes[behind].kill9();
 
-    // 30 creates and 15 deletes: more than twice the snapshot interval, so the leader's log
-    // no longer holds what the killed node has.
+    // 30 creates and 15 deletes: more than twice the snapshot interval (20 entries in
+    // FAST_TICKS_TOML), so the leader's log no longer holds what the killed node has.
     let leader_node = &nodes[leader as usize - 1];
     for i in 0..30 {
         let (code, message) =
