@@ -163,6 +163,9 @@ pub struct BrokerConfig {
     /// A topic change the controller quorum has not committed within this long is answered
     /// REQUEST_TIMED_OUT (it may still be committed later).
     pub controller_proposal_timeout_ms: u64,
+    /// The controller snapshots its metadata image, and drops the Raft log it covers, every
+    /// this many applied entries; a voter further behind than the log catches up by snapshot.
+    pub controller_snapshot_interval_entries: u64,
 }
 
 impl Default for BrokerConfig {
@@ -220,6 +223,7 @@ impl Default for BrokerConfig {
             controller_election_tick: 10,
             broker_session_timeout_ms: 9000,
             controller_proposal_timeout_ms: 5000,
+            controller_snapshot_interval_entries: 1000,
         }
     }
 }
@@ -386,6 +390,10 @@ impl BrokerConfig {
             self.controller_proposal_timeout_ms >= 1,
             "controller_proposal_timeout_ms must be at least 1 ms"
         );
+        anyhow::ensure!(
+            self.controller_snapshot_interval_entries >= 1,
+            "controller_snapshot_interval_entries must be at least 1"
+        );
         Ok(())
     }
 
@@ -547,10 +555,11 @@ mod tests {
             "node_id = 2\nroles = \"broker,controller\"\n\
              controller_quorum = \"1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095\"\n\
              controller_listen = \"127.0.0.1:9094\"\ncontroller_tick_ms = 20\n\
-             controller_proposal_timeout_ms = 700\n",
+             controller_proposal_timeout_ms = 700\ncontroller_snapshot_interval_entries = 20\n",
         )
         .unwrap();
         assert_eq!(cfg.controller_proposal_timeout_ms, 700);
+        assert_eq!(cfg.controller_snapshot_interval_entries, 20);
         assert_eq!(cfg.controller_quorum.as_ref().unwrap().ids(), vec![1, 2, 3]);
         assert_eq!(cfg.controller_tick_ms, 20);
         assert!(cfg.validate().is_ok());
@@ -565,6 +574,11 @@ mod tests {
             (
                 "node_id = 1\ncontroller_quorum = \"1@h:1\"\ncontroller_proposal_timeout_ms = 0\n",
                 "controller_proposal_timeout_ms",
+            ),
+            (
+                "node_id = 1\ncontroller_quorum = \"1@h:1\"\n\
+                 controller_snapshot_interval_entries = 0\n",
+                "controller_snapshot_interval_entries",
             ),
         ] {
             let cfg: BrokerConfig = toml::from_str(toml).unwrap();

@@ -570,6 +570,11 @@ impl Node {
         self.raw.mut_store().install_snapshot(snapshot)?;
         self.applied_index = index;
         self.snapshot_index = index;
+        tracing::info!(
+            node_id = self.config.node_id,
+            index,
+            "controller: installed the leader's snapshot"
+        );
         Ok(())
     }
 

@@ -35,6 +35,10 @@ pub struct BrokerOptions {
     /// The data dir, when the test provides one (e.g. on a small file system); None: a fresh
     /// scratch dir.
     pub data_dir: Option<PathBuf>,
+    /// The address the Kafka and admin listeners bind (the network namespace's address).
+    pub host: String,
+    /// A network namespace to run the broker in (`ip netns exec NAME riffle ...`).
+    pub netns: Option<String>,
 }
 
 impl Default for BrokerOptions {
@@ -46,6 +50,8 @@ impl Default for BrokerOptions {
             config_toml: None,
             open_files_limit: None,
             data_dir: None,
+            host: "127.0.0.1".to_string(),
+            netns: None,
         }
     }
 }
@@ -113,7 +119,15 @@ impl Broker {
             self.starts, self.port
         )
         .expect("write the stderr log");
-        let mut command = Command::new(riffle_bin());
+        let mut command = match &self.options.netns {
+            Some(netns) => {
+                // `ip netns exec` execs riffle in place: the child's pid is riffle's.
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(riffle_bin());
+                command
+            }
+            None => Command::new(riffle_bin()),
+        };
         command
             .env_remove("RUST_LOG")
             .arg("serve")
@@ -133,7 +147,9 @@ impl Broker {
             .iter()
             .any(|a| a == "--admin-listen")
         {
-            command.arg("--admin-listen").arg("127.0.0.1:0");
+            command
+                .arg("--admin-listen")
+                .arg(format!("{}:0", self.options.host));
         }
         if self.options.config_toml.is_some() {
             command.arg("--config").arg(&self.config_path);
@@ -191,9 +207,10 @@ impl Broker {
         }
     }
 
-    /// `127.0.0.1:PORT`, the bootstrap address for clients.
+    /// `HOST:PORT` (`127.0.0.1:PORT` unless started with another host), the bootstrap
+    /// address for clients.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.options.host, self.port)
     }
 
     /// `127.0.0.1:PORT` of the admin HTTP listener (metrics, health, console).
@@ -237,6 +254,22 @@ impl Broker {
                 );
             }
         }
+    }
+
+    /// SIGSTOP: the process stays, silent, until `resume`.
+    pub fn pause(&self) {
+        signal(
+            self.child.as_ref().expect("the broker is running"),
+            libc::SIGSTOP,
+        );
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        signal(
+            self.child.as_ref().expect("the broker is running"),
+            libc::SIGCONT,
+        );
     }
 
     /// SIGKILL: no chance to flush or close anything.

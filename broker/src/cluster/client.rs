@@ -82,16 +82,24 @@ fn controller_error(error: ProposeError) -> ControllerError {
             MetadataError::InvalidPartitions { reason } => {
                 ControllerError::InvalidPartitions { reason }
             }
-            MetadataError::InvalidReplicationFactor { requested, .. } => {
-                ControllerError::InvalidReplicationFactor {
-                    factor: requested as i16,
-                }
-            }
+            MetadataError::InvalidReplicationFactor {
+                requested,
+                available,
+            } => ControllerError::InvalidReplicationFactor {
+                factor: requested as i16,
+                available,
+            },
             MetadataError::InvalidConfig { reason } => ControllerError::InvalidConfig { reason },
             other => unavailable(&other.to_string()),
         },
         // No leader, no majority, or too much pending: retriable (Kafka answers a controller
-        // that cannot commit in time with REQUEST_TIMED_OUT; NOT_CONTROLLER is never shown).
+        // that cannot commit in time with REQUEST_TIMED_OUT; NOT_CONTROLLER is never shown,
+        // not even in the message).
+        ProposeError::NotController { .. } => ControllerError::QuorumUnavailable {
+            reason: "the controller quorum has no leader (an election is under way, or no \
+                     majority of its voters is reachable)"
+                .into(),
+        },
         other => ControllerError::QuorumUnavailable {
             reason: other.to_string(),
         },

@@ -89,6 +89,7 @@ pub(crate) fn start(
     node_config.election_tick = config.controller_election_tick;
     node_config.broker_session_timeout_ms = config.broker_session_timeout_ms;
     node_config.proposal_timeout_ms = config.controller_proposal_timeout_ms;
+    node_config.snapshot_interval_entries = config.controller_snapshot_interval_entries;
     let dir = config.data_dir.join(CONTROLLER_DIR);
     let node = Node::open(node_config, &dir)
         .with_context(|| format!("opening the controller log in {}", dir.display()))?;
@@ -502,6 +503,14 @@ impl Controller {
         for message in messages {
             let to = message.to;
             let is_snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+            if is_snapshot {
+                let index = message.get_snapshot().get_metadata().index;
+                tracing::info!(
+                    to,
+                    index,
+                    "controller: sending a snapshot to a voter behind the log"
+                );
+            }
             let Some(link) = self.links.iter().find(|l| l.voter.node_id == to) else {
                 // A node outside the configured quorum (not possible until voters change).
                 if is_snapshot {

@@ -38,8 +38,9 @@ pub enum ControllerError {
     InvalidTopicName { reason: String },
     #[error("{reason}")]
     InvalidPartitions { reason: String },
-    #[error("replication factor {factor} is larger than the 1 available broker")]
-    InvalidReplicationFactor { factor: i16 },
+    /// `available`: unfenced registered brokers (1 on a single node).
+    #[error("replication factor {factor} is larger than the {available} available broker(s)")]
+    InvalidReplicationFactor { factor: i16, available: usize },
     #[error("{reason}")]
     InvalidConfig { reason: String },
     /// A broker config that only the config file sets.
@@ -248,6 +249,7 @@ impl Controller {
             if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
                 return Err(ControllerError::InvalidReplicationFactor {
                     factor: topic.replication_factor,
+                    available: 1,
                 });
             }
             for (k, v) in &topic.configs {

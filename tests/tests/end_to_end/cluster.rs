@@ -37,18 +37,19 @@ use riffle_tests::{
 use serde_json::Value;
 
 /// Raft clock of the test clusters: 50 ms ticks, heartbeats every 2, elections after 10-20.
-/// A broker silent for 2 s is fenced; a change not committed in 1.5 s is refused.
-const FAST_TICKS_TOML: &str = "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\n\
+/// A broker silent for 2 s is fenced; a change not committed in 1.5 s is refused. A snapshot
+/// every 20 entries: a node that misses a few dozen changes catches up by snapshot.
+pub(crate) const FAST_TICKS_TOML: &str = "controller_tick_ms = 50\ncontroller_heartbeat_tick = 2\n\
     controller_election_tick = 10\nbroker_session_timeout_ms = 2000\n\
-    controller_proposal_timeout_ms = 1500\n";
+    controller_proposal_timeout_ms = 1500\ncontroller_snapshot_interval_entries = 20\n";
 /// How long a cluster may take to agree on a leader (elections take 0.5-1 s here; the rest is
 /// slack for a loaded CI machine).
-const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one CLI command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Three combined nodes, ids 1-3, each with its own Kafka, admin and controller port.
-fn start_cluster() -> Vec<Broker> {
+pub(crate) fn start_cluster() -> Vec<Broker> {
     start_cluster_with(None)
 }
 
@@ -90,7 +91,7 @@ fn start_nodes(roles: &[&str; 3], node1_data_dir: Option<&Path>) -> Vec<Broker> 
 }
 
 /// The `/v1/cluster` document of `node`.
-fn cluster_doc(node: &Broker) -> Value {
+pub(crate) fn cluster_doc(node: &Broker) -> Value {
     let response = http::get(&node.admin_addr(), "/v1/cluster")
         .unwrap_or_else(|e| panic!("GET /v1/cluster: {e}"));
     assert_eq!(response.status, 200, "{}", response.body);
@@ -99,7 +100,7 @@ fn cluster_doc(node: &Broker) -> Value {
 
 /// Waits until every one of `nodes` names the same leader, one of `candidates`; returns the
 /// leader's id and the term.
-fn agreed_leader(nodes: &[&Broker], candidates: &[u64]) -> (u64, u64) {
+pub(crate) fn agreed_leader(nodes: &[&Broker], candidates: &[u64]) -> (u64, u64) {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     let mut last = Vec::new();
     while Instant::now() < deadline {
@@ -123,7 +124,7 @@ fn agreed_leader(nodes: &[&Broker], candidates: &[u64]) -> (u64, u64) {
 }
 
 /// Waits until the leader sees every voter caught up (lag 0).
-fn all_voters_caught_up(leader: &Broker) -> Value {
+pub(crate) fn all_voters_caught_up(leader: &Broker) -> Value {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     loop {
         let quorum = cluster_doc(leader)["quorum"].clone();
@@ -140,7 +141,7 @@ fn all_voters_caught_up(leader: &Broker) -> Value {
 }
 
 /// Waits until `node` sees the registered brokers as `expected` (id, fenced).
-fn brokers_become(node: &Broker, expected: &[(i64, bool)]) {
+pub(crate) fn brokers_become(node: &Broker, expected: &[(i64, bool)]) {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     loop {
         let quorum = cluster_doc(node)["quorum"].clone();
@@ -163,7 +164,7 @@ fn brokers_become(node: &Broker, expected: &[(i64, bool)]) {
 
 /// Waits until kcat's metadata from `node` lists `topic` with `partitions` partitions, or
 /// (with None) does not list it.
-fn kcat_sees(node: &Broker, topic: &str, partitions: Option<usize>) {
+pub(crate) fn kcat_sees(node: &Broker, topic: &str, partitions: Option<usize>) {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     let line = format!("topic \"{topic}\" with ");
     loop {
