@@ -2,7 +2,7 @@
 //! asked for by name when `auto.create.topics.enable` holds and the client allows it. With a
 //! controller quorum the brokers are every live registered broker and each partition names the
 //! leader, replicas and ISR of the quorum's image; a partition whose leader is fenced has leader
-//! -1 and LEADER_NOT_AVAILABLE.
+//! -1 and LEADER_NOT_AVAILABLE. The controller named is this node (it forwards admin changes).
 
 use std::rc::Rc;
 
@@ -143,7 +143,17 @@ pub async fn handle(
         }
         out
     };
-    let (brokers, controller_id) = brokers_and_controller(shard);
+    let (brokers, active_controller) = brokers_and_controller(shard);
+    // Clients send admin requests to the controller Metadata names. This node forwards them to
+    // the quorum and is alive (the client just reached it), where the quorum's leader may have
+    // died a moment ago and not yet be fenced: librdkafka then waited for a dead controller
+    // until its request timed out. Kafka's KRaft brokers likewise name a live broker here.
+    let this = config.node_id;
+    let controller_id = if brokers.iter().any(|b| b.node_id == this) {
+        this
+    } else {
+        active_controller
+    };
     MetadataResponse {
         brokers,
         cluster_id: Some(config.cluster_id.clone()),
