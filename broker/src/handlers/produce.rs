@@ -213,7 +213,6 @@ fn partition_response(index: i32, answer: Answer) -> PartitionProduceResponse {
             error_message: refused.message,
             current_leader: refused.current_leader.unwrap_or_default(),
             record_errors: refused.record_errors,
-            ..Default::default()
         },
     }
 }
