@@ -111,6 +111,8 @@ pub struct ConsumerMember {
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
     regex: Option<regex::Regex>,
+    /// The regex came with the heartbeat being served: its topics count from the next one.
+    regex_pending: bool,
     pub server_assignor: Option<String>,
     rebalance_timeout: Duration,
     session_timeout: Duration,
@@ -129,8 +131,11 @@ pub struct ConsumerMember {
 
 impl ConsumerMember {
     fn subscribes_to(&self, topic: &str) -> bool {
-        self.subscribed_topic_names.iter().any(|t| t == topic)
-            || self.regex.as_ref().is_some_and(|r| r.is_match(topic))
+        self.subscribed_topic_names.iter().any(|t| t == topic) || self.regex_matches(topic)
+    }
+
+    fn regex_matches(&self, topic: &str) -> bool {
+        !self.regex_pending && self.regex.as_ref().is_some_and(|r| r.is_match(topic))
     }
 
     /// Everything it holds: assigned and still revoking.
@@ -176,6 +181,8 @@ pub struct ConsumerGroup {
     target: BTreeMap<String, Assignment>,
     /// The subscribed topics as the target was computed for them.
     subscribed: Topics,
+    /// A new regex was resolved since the last heartbeat: the next one moves the group epoch.
+    regexes_resolved: bool,
 }
 
 /// Fails with INVALID_REQUEST as Kafka does for a heartbeat that breaks the protocol's rules.
@@ -311,6 +318,8 @@ impl ConsumerGroup {
         }
         let (member_id, mut bump) = self.member_for(&hb, now, settings)?;
         let member = self.members.get_mut(&member_id).expect("found or added");
+        // A static member that left (-2) and heartbeats again under its own id is back.
+        member.left_static = false;
         if let Some(mut names) = hb.subscribed_topic_names.clone() {
             names.sort();
             names.dedup();
@@ -323,6 +332,7 @@ impl ConsumerGroup {
             let pattern = Some(pattern).filter(|p| !p.is_empty());
             if pattern != member.subscribed_topic_regex {
                 member.regex = regex;
+                member.regex_pending = member.regex.is_some();
                 member.subscribed_topic_regex = pattern;
                 bump = true;
             }
@@ -349,13 +359,15 @@ impl ConsumerGroup {
         // the epoch too, unless it already moved.
         let metadata_changed = subscribed != self.subscribed && self.epoch == self.assignment_epoch;
         self.subscribed = subscribed;
-        if bump || metadata_changed {
+        let regexes_resolved = std::mem::take(&mut self.regexes_resolved);
+        if bump || metadata_changed || regexes_resolved {
             self.epoch += 1;
         }
         if self.epoch > self.assignment_epoch {
             self.compute_target();
         }
         self.reconcile(&member_id, hb.owned.as_ref(), now);
+        self.resolve_regexes();
         let member = &self.members[&member_id];
         let full = hb.rebalance_timeout_ms != -1
             && (hb.subscribed_topic_names.is_some() || hb.subscribed_topic_regex.is_some())
@@ -451,6 +463,7 @@ impl ConsumerGroup {
                         subscribed_topic_names: Vec::new(),
                         subscribed_topic_regex: None,
                         regex: None,
+                        regex_pending: false,
                         server_assignor: None,
                         rebalance_timeout: Duration::ZERO,
                         session_timeout: settings.session_timeout,
@@ -552,16 +565,26 @@ impl ConsumerGroup {
                     out.insert(name.clone(), *t);
                 }
             }
-            if let Some(r) = &m.regex {
+            if m.regex.is_some() {
                 out.extend(
                     topics
                         .iter()
-                        .filter(|(name, _)| r.is_match(name))
+                        .filter(|(name, _)| m.regex_matches(name))
                         .map(|(n, t)| (n.clone(), *t)),
                 );
             }
         }
         out
+    }
+
+    /// Kafka resolves a new regex asynchronously, after the heartbeat that brought it, and moves
+    /// the group epoch when the result is in: the topics named literally are assigned first,
+    /// those the regex matches at the next heartbeat (librdkafka's suite expects exactly that).
+    fn resolve_regexes(&mut self) {
+        for m in self.members.values_mut().filter(|m| m.regex_pending) {
+            m.regex_pending = false;
+            self.regexes_resolved = true;
+        }
     }
 
     fn compute_target(&mut self) {
@@ -646,15 +669,11 @@ impl ConsumerGroup {
         };
     }
 
-    /// OffsetCommit (and OffsetFetch v9+) by a member: its id and current epoch (Kafka's rules);
-    /// a commit without member and epoch only while the group has no members.
+    /// OffsetCommit by a member: its id and current epoch (Kafka's rules); a commit without an
+    /// epoch (an admin, a consumer without group management) only while the group has no members.
     pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), i16> {
-        if member_epoch < 0 && member_id.is_empty() {
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(error_code::UNKNOWN_MEMBER_ID)
-            };
+        if member_epoch < 0 && self.members.is_empty() {
+            return Ok(());
         }
         let m = self
             .members

@@ -906,6 +906,11 @@ impl Group {
         if let Some(consumer) = &self.consumer {
             return consumer.validate_commit(member_id, generation);
         }
+        if generation < 0 && self.state == GroupState::Empty {
+            // An admin or a consumer without group management (Kafka accepts whatever member id
+            // it names, as librdkafka's consumer-protocol clients send theirs).
+            return Ok(());
+        }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.check_member(member_id, instance_id)?;
             if generation != self.generation {

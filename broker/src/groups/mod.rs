@@ -277,9 +277,8 @@ impl GroupCoordinator {
         }
         let entries: Vec<Entry> = {
             let mut groups = self.groups.borrow_mut();
-            let simple = committer.generation < 0
-                && committer.member_id.is_empty()
-                && committer.group_instance_id.is_none();
+            // Kafka's rule: a commit without a generation creates a "simple" group.
+            let simple = committer.generation < 0;
             let group = match groups.get_mut(group_id) {
                 Some(g) => g,
                 None if simple => groups

@@ -243,6 +243,11 @@ fn a_regex_subscription_follows_matching_topics() {
     hb.subscribed_topic_names = None;
     hb.subscribed_topic_regex = Some("^t$".to_string());
     let a = f.send(hb).unwrap();
+    assert!(
+        parts(&a.assignment.unwrap()).is_empty(),
+        "a new regex is resolved after the heartbeat that brings it, as in Kafka"
+    );
+    let a = f.send(beat("a", a.member_epoch, None)).unwrap();
     assert_eq!(parts(&a.assignment.unwrap()), BTreeSet::from([0, 1]));
     let mut bad = join("b");
     bad.subscribed_topic_regex = Some("(".to_string());
