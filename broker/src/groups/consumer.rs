@@ -138,6 +138,54 @@ impl ConsumerMember {
         !self.regex_pending && self.regex.as_ref().is_some_and(|r| r.is_match(topic))
     }
 
+    /// Takes what the heartbeat changed (None fields did not) and renews the session; true if
+    /// the subscription or the assignor changed, which moves the group epoch.
+    fn update(
+        &mut self,
+        hb: &Heartbeat,
+        regex: Option<regex::Regex>,
+        now: Instant,
+        settings: &ConsumerGroupSettings,
+    ) -> bool {
+        let mut changed = false;
+        // A static member that left (-2) and heartbeats again under its own id is back.
+        self.left_static = false;
+        if let Some(mut names) = hb.subscribed_topic_names.clone() {
+            names.sort();
+            names.dedup();
+            if names != self.subscribed_topic_names {
+                self.subscribed_topic_names = names;
+                changed = true;
+            }
+        }
+        if let Some(pattern) = hb.subscribed_topic_regex.clone() {
+            let pattern = Some(pattern).filter(|p| !p.is_empty());
+            if pattern != self.subscribed_topic_regex {
+                self.regex = regex;
+                self.regex_pending = self.regex.is_some();
+                self.subscribed_topic_regex = pattern;
+                changed = true;
+            }
+        }
+        if let Some(name) = hb.server_assignor.as_deref() {
+            if self.server_assignor.as_deref() != Some(name) {
+                self.server_assignor = Some(name.to_string());
+                changed = true;
+            }
+        }
+        if hb.rebalance_timeout_ms >= 0 {
+            self.rebalance_timeout = Duration::from_millis(hb.rebalance_timeout_ms as u64);
+        }
+        if hb.rack_id.is_some() {
+            self.rack_id = hb.rack_id.clone();
+        }
+        self.client_id = hb.client_id.clone();
+        self.client_host = hb.client_host.clone();
+        self.session_timeout = settings.session_timeout;
+        self.session_expires_at = now + settings.session_timeout;
+        changed
+    }
+
     /// Everything it holds: assigned and still revoking.
     fn holds(&self) -> impl Iterator<Item = (TopicId, i32)> + '_ {
         self.assigned
@@ -295,64 +343,10 @@ impl ConsumerGroup {
         }
         let joining = hb.member_epoch == 0;
         // Checked before the member is looked up, so that a refused join leaves nothing behind.
-        let regex = match hb
-            .subscribed_topic_regex
-            .as_deref()
-            .filter(|p| !p.is_empty())
-        {
-            Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| {
-                GroupError::new(
-                    error_code::INVALID_REGULAR_EXPRESSION,
-                    format!("SubscribedTopicRegex is not a valid regular expression: {e}"),
-                )
-            })?),
-            None => None,
-        };
-        if let Some(name) = hb.server_assignor.as_deref() {
-            if Assignor::from_name(name).is_none() {
-                return Err(GroupError::new(
-                    error_code::UNSUPPORTED_ASSIGNOR,
-                    format!("ServerAssignor {name} is not supported."),
-                ));
-            }
-        }
-        let (member_id, mut bump) = self.member_for(&hb, now, settings)?;
+        let regex = check_subscription(&hb)?;
+        let (member_id, added) = self.member_for(&hb, now, settings)?;
         let member = self.members.get_mut(&member_id).expect("found or added");
-        // A static member that left (-2) and heartbeats again under its own id is back.
-        member.left_static = false;
-        if let Some(mut names) = hb.subscribed_topic_names.clone() {
-            names.sort();
-            names.dedup();
-            if names != member.subscribed_topic_names {
-                member.subscribed_topic_names = names;
-                bump = true;
-            }
-        }
-        if let Some(pattern) = hb.subscribed_topic_regex.clone() {
-            let pattern = Some(pattern).filter(|p| !p.is_empty());
-            if pattern != member.subscribed_topic_regex {
-                member.regex = regex;
-                member.regex_pending = member.regex.is_some();
-                member.subscribed_topic_regex = pattern;
-                bump = true;
-            }
-        }
-        if let Some(name) = hb.server_assignor.as_deref() {
-            if member.server_assignor.as_deref() != Some(name) {
-                member.server_assignor = Some(name.to_string());
-                bump = true;
-            }
-        }
-        if hb.rebalance_timeout_ms >= 0 {
-            member.rebalance_timeout = Duration::from_millis(hb.rebalance_timeout_ms as u64);
-        }
-        if hb.rack_id.is_some() {
-            member.rack_id = hb.rack_id.clone();
-        }
-        member.client_id = hb.client_id.clone();
-        member.client_host = hb.client_host.clone();
-        member.session_timeout = settings.session_timeout;
-        member.session_expires_at = now + settings.session_timeout;
+        let bump = member.update(&hb, regex, now, settings) || added;
         let before = member.assigned.clone();
         let subscribed = self.subscribed_topics(topics);
         // A change of the subscribed topics' metadata (created, deleted, more partitions) moves
@@ -684,6 +678,32 @@ impl ConsumerGroup {
         }
         Ok(())
     }
+}
+
+/// The heartbeat's regex, compiled (INVALID_REGULAR_EXPRESSION), and its assignor, known
+/// (UNSUPPORTED_ASSIGNOR).
+fn check_subscription(hb: &Heartbeat) -> Result<Option<regex::Regex>, GroupError> {
+    if let Some(name) = hb.server_assignor.as_deref() {
+        if Assignor::from_name(name).is_none() {
+            return Err(GroupError::new(
+                error_code::UNSUPPORTED_ASSIGNOR,
+                format!("ServerAssignor {name} is not supported."),
+            ));
+        }
+    }
+    let Some(pattern) = hb
+        .subscribed_topic_regex
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    regex::Regex::new(pattern).map(Some).map_err(|e| {
+        GroupError::new(
+            error_code::INVALID_REGULAR_EXPRESSION,
+            format!("SubscribedTopicRegex is not a valid regular expression: {e}"),
+        )
+    })
 }
 
 /// Kafka's epoch check: a newer epoch than the member's is fenced; an older one only passes when
