@@ -130,6 +130,37 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
+    /// A member that just joined: nothing subscribed or assigned yet, at epoch 0.
+    fn new(
+        id: &str,
+        instance_id: Option<String>,
+        now: Instant,
+        settings: &ConsumerGroupSettings,
+    ) -> Self {
+        ConsumerMember {
+            id: id.to_string(),
+            instance_id,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
+            regex: None,
+            regex_pending: false,
+            server_assignor: None,
+            rebalance_timeout: Duration::ZERO,
+            session_timeout: settings.session_timeout,
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            left_static: false,
+            session_expires_at: now + settings.session_timeout,
+            revocation_deadline: None,
+        }
+    }
+
     fn subscribes_to(&self, topic: &str) -> bool {
         self.subscribed_topic_names.iter().any(|t| t == topic) || self.regex_matches(topic)
     }
@@ -390,38 +421,8 @@ impl ConsumerGroup {
             hb.member_id.clone()
         };
         if let Some(iid) = hb.instance_id.as_deref() {
-            let holder = self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_deref() == Some(iid))
-                .map(|m| (m.id.clone(), m.left_static));
-            match holder {
-                Some((id, _)) if id == member_id => {}
-                Some((old_id, true)) if joining => {
-                    // The static member comes back: the new id takes the old one's place,
-                    // assignment and epoch, without a rebalance.
-                    let mut m = self.members.remove(&old_id).expect("just found");
-                    m.id = member_id.clone();
-                    m.left_static = false;
-                    self.members.insert(member_id.clone(), m);
-                    if let Some(t) = self.target.remove(&old_id) {
-                        self.target.insert(member_id.clone(), t);
-                    }
-                    return Ok((member_id, false));
-                }
-                Some(_) if joining => {
-                    return Err(GroupError::new(
-                        error_code::UNRELEASED_INSTANCE_ID,
-                        format!("Static member with instance id {iid} is still in the group."),
-                    ));
-                }
-                Some(_) => {
-                    return Err(GroupError::new(
-                        error_code::FENCED_INSTANCE_ID,
-                        format!("Instance id {iid} belongs to another member."),
-                    ));
-                }
-                None => {}
+            if self.claim_instance(iid, &member_id, joining)? {
+                return Ok((member_id, false));
             }
         }
         match self.members.get(&member_id) {
@@ -446,35 +447,50 @@ impl ConsumerGroup {
                 ));
             }
             None => {
-                self.members.insert(
-                    member_id.clone(),
-                    ConsumerMember {
-                        id: member_id.clone(),
-                        instance_id: hb.instance_id.clone(),
-                        rack_id: None,
-                        client_id: String::new(),
-                        client_host: String::new(),
-                        subscribed_topic_names: Vec::new(),
-                        subscribed_topic_regex: None,
-                        regex: None,
-                        regex_pending: false,
-                        server_assignor: None,
-                        rebalance_timeout: Duration::ZERO,
-                        session_timeout: settings.session_timeout,
-                        epoch: 0,
-                        previous_epoch: 0,
-                        state: MemberState::Stable,
-                        assigned: Assignment::new(),
-                        revoking: Assignment::new(),
-                        left_static: false,
-                        session_expires_at: now + settings.session_timeout,
-                        revocation_deadline: None,
-                    },
-                );
+                let member = ConsumerMember::new(&member_id, hb.instance_id.clone(), now, settings);
+                self.members.insert(member_id.clone(), member);
                 return Ok((member_id, true));
             }
         }
         Ok((member_id, false))
+    }
+
+    /// A static member's instance id: Ok(true) when `member_id` takes the place of the member
+    /// that left with it (-2), keeping its assignment and epoch, without a rebalance; Ok(false)
+    /// when the instance id is free or already this member's.
+    fn claim_instance(
+        &mut self,
+        iid: &str,
+        member_id: &str,
+        joining: bool,
+    ) -> Result<bool, GroupError> {
+        let holder = self
+            .members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(iid))
+            .map(|m| (m.id.clone(), m.left_static));
+        match holder {
+            None => Ok(false),
+            Some((id, _)) if id == member_id => Ok(false),
+            Some((old_id, true)) if joining => {
+                let mut m = self.members.remove(&old_id).expect("just found");
+                m.id = member_id.to_string();
+                m.left_static = false;
+                self.members.insert(member_id.to_string(), m);
+                if let Some(t) = self.target.remove(&old_id) {
+                    self.target.insert(member_id.to_string(), t);
+                }
+                Ok(true)
+            }
+            Some(_) if joining => Err(GroupError::new(
+                error_code::UNRELEASED_INSTANCE_ID,
+                format!("Static member with instance id {iid} is still in the group."),
+            )),
+            Some(_) => Err(GroupError::new(
+                error_code::FENCED_INSTANCE_ID,
+                format!("Instance id {iid} belongs to another member."),
+            )),
+        }
     }
 
     fn leave(&mut self, hb: &Heartbeat) -> Result<HeartbeatAnswer, GroupError> {
