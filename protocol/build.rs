@@ -183,6 +183,16 @@ const APIS: &[ApiSpec] = &[
         min_version: 0,
         codec_from: None,
     },
+    ApiSpec {
+        name: "ConsumerGroupHeartbeat",
+        min_version: 0,
+        codec_from: None,
+    },
+    ApiSpec {
+        name: "ConsumerGroupDescribe",
+        min_version: 0,
+        codec_from: None,
+    },
 ];
 
 fn main() {

@@ -93,6 +93,21 @@ fn static_settings(c: &BrokerConfig) -> Vec<(&'static str, Kind, String)> {
         ),
         ("fetch.max.bytes", INT, c.fetch_max_bytes.to_string()),
         (
+            "group.consumer.heartbeat.interval.ms",
+            INT,
+            c.group_consumer_heartbeat_interval_ms.to_string(),
+        ),
+        (
+            "group.consumer.max.size",
+            INT,
+            c.group_consumer_max_size.to_string(),
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            INT,
+            c.group_consumer_session_timeout_ms.to_string(),
+        ),
+        (
             "group.initial.rebalance.delay.ms",
             INT,
             c.group_initial_rebalance_delay_ms.to_string(),

@@ -138,6 +138,16 @@ pub struct BrokerConfig {
     /// `offsets.retention.minutes`: committed offsets of a group without members expire this
     /// long after their commit (0 = never).
     pub offsets_retention_minutes: i64,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 consumer group members
+    /// heartbeat (a group's `consumer.heartbeat.interval.ms` config overrides it).
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// `group.consumer.session.timeout.ms`: a KIP-848 consumer group member that has not
+    /// heartbeaten for this long is removed (the group config `consumer.session.timeout.ms`
+    /// overrides it).
+    pub group_consumer_session_timeout_ms: u64,
+    /// `group.consumer.max.size`: members one KIP-848 consumer group may hold; more are refused
+    /// with GROUP_MAX_SIZE_REACHED.
+    pub group_consumer_max_size: usize,
     /// What this node runs (Kafka's `process.roles`): `broker,controller` (combined, the
     /// default), `broker` or `controller`.
     pub roles: Roles,
@@ -214,6 +224,9 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            group_consumer_heartbeat_interval_ms: 5000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_max_size: 1000,
             roles: Roles::default(),
             broker_rack: None,
             controller_quorum: None,
@@ -321,6 +334,18 @@ impl BrokerConfig {
         anyhow::ensure!(
             self.group_min_session_timeout_ms <= self.group_max_session_timeout_ms,
             "group_min_session_timeout_ms must not exceed group_max_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            self.group_consumer_heartbeat_interval_ms >= 1
+                && self.group_consumer_heartbeat_interval_ms
+                    < self.group_consumer_session_timeout_ms
+                && self.group_consumer_session_timeout_ms <= i32::MAX as u64,
+            "group_consumer_heartbeat_interval_ms must be at least 1 and below \
+             group_consumer_session_timeout_ms"
+        );
+        anyhow::ensure!(
+            self.group_consumer_max_size >= 1,
+            "group_consumer_max_size must be at least 1"
         );
         anyhow::ensure!(
             self.offsets_retention_minutes >= 0,

@@ -1,7 +1,7 @@
 //! Group configs (the GROUP resource of DescribeConfigs and IncrementalAlterConfigs, KIP-848 and
 //! KIP-932): Kafka 4.0's `GroupConfig` keys with their broker defaults and the ranges the broker
-//! allows. Stored per group id; they govern consumer-protocol and share groups, which Riffle does
-//! not serve yet, so nothing acts on them.
+//! allows. Stored per group id; the `consumer.*` ones govern KIP-848 consumer groups (read by the
+//! coordinator with each heartbeat), the `share.*` ones share groups, which Riffle does not serve.
 
 use std::collections::BTreeMap;
 

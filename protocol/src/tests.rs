@@ -88,7 +88,7 @@ macro_rules! round_trip_api {
 #[test]
 fn every_message_round_trips_at_every_served_version() {
     for_all_apis!(round_trip_api);
-    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 70);
+    assert_eq!(ROUND_TRIPPED.load(std::sync::atomic::Ordering::Relaxed), 74);
 }
 
 macro_rules! defaults_round_trip {
@@ -121,7 +121,9 @@ fn api_versions_table_matches_the_brief() {
     assert_eq!(ApiKey::DescribeLogDirs.versions(), (1, 4));
     assert_eq!(ApiKey::DescribeProducers.versions(), (0, 0));
     assert_eq!(ApiKey::DescribeQuorum.versions(), (0, 2));
-    assert_eq!(ApiKey::ALL.len(), 35);
+    assert_eq!(ApiKey::ConsumerGroupHeartbeat.versions(), (0, 1));
+    assert_eq!(ApiKey::ConsumerGroupDescribe.versions(), (0, 1));
+    assert_eq!(ApiKey::ALL.len(), 37);
     assert_eq!(ApiKey::OffsetDelete.versions(), (0, 0));
     assert_eq!(ApiKey::from_i16(18), Some(ApiKey::ApiVersions));
     assert_eq!(ApiKey::from_i16(4), None);

@@ -116,7 +116,7 @@ fn groups(coordinator: &GroupCoordinator) -> Vec<GroupStats> {
                 .collect();
             GroupStats {
                 group_id: listing.group_id,
-                state: listing.state.name(),
+                state: listing.state,
                 protocol_type: listing.protocol_type,
                 members,
                 committed,

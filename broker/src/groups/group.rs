@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use riffle_protocol::error_code;
 
+use super::consumer::ConsumerGroup;
+
 /// Limits from the broker configuration that decide what a join may ask for.
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
@@ -202,6 +204,9 @@ pub struct Group {
     pub offsets: BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
     /// The generation or protocol type changed since the coordinator last stored it.
     dirty: bool,
+    /// Set while this is a KIP-848 consumer group (ConsumerGroupHeartbeat): its members and
+    /// assignment; the classic state then stays Empty.
+    pub consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -219,6 +224,7 @@ impl Group {
             sync_deadline: None,
             offsets: BTreeMap::new(),
             dirty: false,
+            consumer: None,
         }
     }
 
@@ -232,6 +238,11 @@ impl Group {
 
     pub fn state(&self) -> GroupState {
         self.state
+    }
+
+    /// No member of either protocol.
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty && self.consumer.as_ref().is_none_or(|c| c.is_empty())
     }
 
     pub fn generation(&self) -> i32 {
@@ -359,6 +370,14 @@ impl Group {
         let fail = |code| Reply::Now(JoinResult::error(code, &req.member_id));
         if self.state == GroupState::Dead {
             return fail(error_code::COORDINATOR_NOT_AVAILABLE);
+        }
+        // A classic member may not join a consumer group with members (Kafka without online
+        // migration); an empty consumer group becomes a classic one.
+        if let Some(consumer) = &self.consumer {
+            if !consumer.is_empty() {
+                return fail(error_code::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            self.consumer = None;
         }
         let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
         if req.session_timeout_ms < 0
@@ -884,6 +903,14 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(error_code::COORDINATOR_NOT_AVAILABLE);
         }
+        if let Some(consumer) = &self.consumer {
+            return consumer.validate_commit(member_id, generation);
+        }
+        if generation < 0 && self.state == GroupState::Empty {
+            // An admin or a consumer without group management (Kafka accepts whatever member id
+            // it names, as librdkafka's consumer-protocol clients send theirs).
+            return Ok(());
+        }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.check_member(member_id, instance_id)?;
             if generation != self.generation {
@@ -909,6 +936,9 @@ impl Group {
     /// OffsetDelete's group-level check: a deleted group is not found, and a non-consumer group
     /// with members keeps every offset (NON_EMPTY_GROUP).
     pub fn check_offset_delete_group(&self) -> Result<(), i16> {
+        if self.consumer.is_some() && self.state != GroupState::Dead {
+            return Ok(());
+        }
         match self.state {
             GroupState::Dead => Err(error_code::GROUP_ID_NOT_FOUND),
             GroupState::Empty => Ok(()),
@@ -924,6 +954,12 @@ impl Group {
     /// (GROUP_SUBSCRIBED_TO_TOPIC).
     pub fn check_offset_delete(&self, topic: &str) -> Result<(), i16> {
         self.check_offset_delete_group()?;
+        if let Some(consumer) = &self.consumer {
+            return match consumer.subscribes_to(topic) {
+                true => Err(error_code::GROUP_SUBSCRIBED_TO_TOPIC),
+                false => Ok(()),
+            };
+        }
         if self.state == GroupState::Empty {
             return Ok(());
         }
@@ -942,6 +978,9 @@ impl Group {
 
     /// DeleteGroups: only an empty group can go.
     pub fn mark_dead(&mut self) -> Result<(), i16> {
+        if !self.is_empty() {
+            return Err(error_code::NON_EMPTY_GROUP);
+        }
         match self.state {
             GroupState::Empty | GroupState::Dead => {
                 self.state = GroupState::Dead;
@@ -987,7 +1026,7 @@ fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
 }
 
 /// A version-4 UUID in its usual text form, for member ids.
-fn random_uuid() -> String {
+pub(super) fn random_uuid() -> String {
     let b: [u8; 16] = rand::random();
     let hex =
         |r: std::ops::Range<usize>| -> String { b[r].iter().map(|x| format!("{x:02x}")).collect() };

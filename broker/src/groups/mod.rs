@@ -1,8 +1,11 @@
-//! The classic consumer-group coordinator. Groups are spread over `OFFSET_SLOTS` slots by a hash
+//! The consumer-group coordinator, classic groups and KIP-848 consumer groups. Groups are spread over `OFFSET_SLOTS` slots by a hash
 //! of their id, and each slot lives on one shard (slot mod shards): that shard keeps the slot's
 //! groups in memory and their committed offsets in the slot's log. Requests for a group travel to
 //! its shard like partition work does, so no group state is shared between threads.
 
+pub mod assignor;
+pub mod consumer;
+pub mod consumer_coordinator;
 pub mod group;
 pub mod request;
 pub mod store;
@@ -25,6 +28,9 @@ use group::{
 };
 use riffle_storage::clock::now_ms;
 use store::{Entry, GroupRecord, OffsetStore};
+
+/// The protocol type of consumers (classic consumer groups and KIP-848 ones).
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
 /// Slots groups are spread over (Kafka: `offsets.topic.num.partitions`). Fixed: changing it would
 /// move groups away from their stored offsets.
@@ -50,7 +56,10 @@ pub fn shard_of(group_id: &str, shards: usize) -> usize {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's state name (a classic or a consumer group's).
+    pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
 }
 
 /// DescribeGroups of one group.
@@ -94,6 +103,10 @@ pub struct GroupCoordinator {
     stopping: Cell<bool>,
     /// Per (group, topic, partition) with a commit in flight: (numbers issued, number visible).
     commits_issued: RefCell<HashMap<CommitKey, (u64, u64)>>,
+    /// KIP-848 consumer groups' settings from the broker configuration.
+    consumer_settings: consumer::ConsumerGroupSettings,
+    /// The metadata image's topics as consumer groups see them, by image version.
+    consumer_topics: RefCell<Option<(u64, Rc<consumer::Topics>)>>,
 }
 
 impl GroupCoordinator {
@@ -128,6 +141,8 @@ impl GroupCoordinator {
             stores,
             stopping: Cell::new(false),
             commits_issued: RefCell::new(HashMap::new()),
+            consumer_settings: consumer::ConsumerGroupSettings::from_config(config),
+            consumer_topics: RefCell::new(None),
         }))
     }
 
@@ -262,9 +277,8 @@ impl GroupCoordinator {
         }
         let entries: Vec<Entry> = {
             let mut groups = self.groups.borrow_mut();
-            let simple = committer.generation < 0
-                && committer.member_id.is_empty()
-                && committer.group_instance_id.is_none();
+            // Kafka's rule: a commit without a generation creates a "simple" group.
+            let simple = committer.generation < 0;
             let group = match groups.get_mut(group_id) {
                 Some(g) => g,
                 None if simple => groups
@@ -382,17 +396,27 @@ impl GroupCoordinator {
             .borrow()
             .values()
             .filter(|g| g.state() != GroupState::Dead)
-            .map(|g| GroupListing {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type().unwrap_or("").to_string(),
-                state: g.state(),
+            .map(|g| match &g.consumer {
+                Some(c) => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+                    state: c.state().name(),
+                    group_type: "consumer",
+                },
+                None => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type().unwrap_or("").to_string(),
+                    state: g.state().name(),
+                    group_type: "classic",
+                },
             })
             .collect()
     }
 
+    /// DescribeGroups describes classic groups only; a consumer group is not one (Kafka 4).
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.borrow();
-        let g = groups.get(group_id)?;
+        let g = groups.get(group_id).filter(|g| g.consumer.is_none())?;
         Some(GroupDescription {
             state: g.state(),
             protocol_type: g.protocol_type().unwrap_or("").to_string(),
@@ -507,6 +531,7 @@ impl GroupCoordinator {
             for id in changed {
                 self.persist_changes(&id);
             }
+            self.tick_consumer_groups(now);
         }
         self.stopping.set(true);
         for g in self.groups.borrow_mut().values_mut() {
@@ -589,7 +614,7 @@ impl GroupCoordinator {
         {
             let mut groups = self.groups.borrow_mut();
             for g in groups.values_mut() {
-                if g.state() != GroupState::Empty {
+                if !g.is_empty() {
                     continue;
                 }
                 let mut expired = Vec::new();
@@ -614,7 +639,7 @@ impl GroupCoordinator {
             }
             let forgotten: Vec<String> = groups
                 .values()
-                .filter(|g| g.state() == GroupState::Empty && g.offsets.is_empty())
+                .filter(|g| g.is_empty() && g.offsets.is_empty())
                 .filter(|g| by_slot.contains_key(&slot_of(&g.id)))
                 .map(|g| g.id.clone())
                 .collect();

@@ -3,15 +3,19 @@
 //! that owns its slot (`shard_of`).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use riffle_protocol::error_code;
 
+use super::consumer::{GroupError, Heartbeat, HeartbeatAnswer};
+use super::consumer_coordinator::ConsumerGroupDescription;
 use super::group::{JoinRequest, JoinResult, SyncResult};
 use super::{
     shard_of, CommittedOffsets, Committer, GroupCoordinator, GroupDescription, GroupListing,
     OffsetCommit,
 };
+use crate::metadata::image::MetadataImage;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
 
 /// Topics and their partitions, as OffsetFetch and OffsetDelete name them.
@@ -42,6 +46,12 @@ pub enum GroupRequest {
     Describe,
     DeleteOffsets(TopicPartitions),
     Delete,
+    /// ConsumerGroupHeartbeat (KIP-848), with the image its subscriptions are resolved against.
+    ConsumerHeartbeat {
+        heartbeat: Box<Heartbeat>,
+        image: Arc<MetadataImage>,
+    },
+    ConsumerDescribe,
 }
 
 /// The coordinator's answer to a `GroupRequest`, one variant per request. Error codes are the
@@ -57,6 +67,8 @@ pub enum GroupResponse {
     Described(Option<GroupDescription>),
     OffsetsDeleted(Result<DeletedOffsets, i16>),
     Deleted(i16),
+    ConsumerHeartbeat(Result<HeartbeatAnswer, GroupError>),
+    ConsumerDescribed(Result<ConsumerGroupDescription, GroupError>),
 }
 
 impl GroupCoordinator {
@@ -98,6 +110,14 @@ impl GroupCoordinator {
                 GroupResponse::OffsetsDeleted(self.delete_offsets(group_id, topics).await)
             }
             GroupRequest::Delete => GroupResponse::Deleted(self.delete(group_id).await),
+            GroupRequest::ConsumerHeartbeat { heartbeat, image } => {
+                GroupResponse::ConsumerHeartbeat(
+                    self.consumer_heartbeat(group_id, *heartbeat, &image),
+                )
+            }
+            GroupRequest::ConsumerDescribe => {
+                GroupResponse::ConsumerDescribed(self.consumer_describe(group_id))
+            }
         }
     }
 }
@@ -209,6 +229,30 @@ pub async fn delete_offsets(
 
 pub async fn delete(shard: &Rc<Shard>, group_id: &str) -> Result<i16, i16> {
     typed_call!(shard, group_id, GroupRequest::Delete, Deleted)
+}
+
+pub async fn consumer_heartbeat(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    heartbeat: Heartbeat,
+) -> Result<Result<HeartbeatAnswer, GroupError>, i16> {
+    let request = GroupRequest::ConsumerHeartbeat {
+        heartbeat: Box::new(heartbeat),
+        image: shard.image(),
+    };
+    typed_call!(shard, group_id, request, ConsumerHeartbeat)
+}
+
+pub async fn consumer_describe(
+    shard: &Rc<Shard>,
+    group_id: &str,
+) -> Result<Result<ConsumerGroupDescription, GroupError>, i16> {
+    typed_call!(
+        shard,
+        group_id,
+        GroupRequest::ConsumerDescribe,
+        ConsumerDescribed
+    )
 }
 
 /// The groups of every shard's coordinator; Err if a shard did not answer.

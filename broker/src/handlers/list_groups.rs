@@ -9,9 +9,6 @@ use riffle_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
 use crate::groups::request as group_request;
 use crate::shard::Shard;
 
-/// All groups here are classic groups (KIP-848 consumer groups are not served).
-const GROUP_TYPE: &str = "classic";
-
 pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroupsResponse {
     let wanted_state = |s: &str| {
         request.states_filter.is_empty()
@@ -20,11 +17,13 @@ pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroups
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(s))
     };
-    let wanted_type = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    let wanted_type = |group_type: &str| {
+        request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(group_type))
+    };
     let (mut groups, error) = match group_request::list_all(shard).await {
         Ok(groups) => (groups, error_code::NONE),
         Err(code) => (Vec::new(), code),
@@ -34,12 +33,12 @@ pub async fn handle(shard: &Rc<Shard>, request: ListGroupsRequest) -> ListGroups
         error_code: error,
         groups: groups
             .into_iter()
-            .filter(|g| wanted_type && wanted_state(g.state.name()))
+            .filter(|g| wanted_type(g.group_type) && wanted_state(g.state))
             .map(|g| ListedGroup {
                 group_id: g.group_id,
                 protocol_type: g.protocol_type,
-                group_state: g.state.name().to_string(),
-                group_type: GROUP_TYPE.to_string(),
+                group_state: g.state.to_string(),
+                group_type: g.group_type.to_string(),
             })
             .collect(),
         ..Default::default()

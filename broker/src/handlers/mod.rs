@@ -6,6 +6,8 @@
 mod api_versions;
 mod client_quotas;
 mod configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -137,6 +139,12 @@ pub async fn handle(
         }
         RequestBody::DescribeGroups(r) => respond(h, &describe_groups::handle(s, h, r).await),
         RequestBody::DeleteGroups(r) => respond(h, &delete_groups::handle(s, r).await),
+        RequestBody::ConsumerGroupHeartbeat(r) => {
+            respond(h, &consumer_group_heartbeat::handle(s, h, r, peer).await)
+        }
+        RequestBody::ConsumerGroupDescribe(r) => {
+            respond(h, &consumer_group_describe::handle(s, r).await)
+        }
         RequestBody::SaslHandshake(_) => respond(h, &sasl::handshake()),
         RequestBody::SaslAuthenticate(_) => respond(h, &sasl::authenticate()),
     }

@@ -12,6 +12,7 @@ mod config;
 mod configs_admin;
 mod confluent;
 mod connections;
+mod consumer_protocol;
 mod descriptors;
 mod disk_full;
 mod fetch;

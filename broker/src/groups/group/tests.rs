@@ -439,3 +439,15 @@ fn offsets_of_topics_the_members_subscribe_to_cannot_be_deleted() {
     );
     assert_eq!(g.check_offset_delete("other"), Ok(()));
 }
+
+#[test]
+fn a_commit_without_generation_to_an_empty_group_is_accepted_whatever_member_it_names() {
+    // Kafka's rule; librdkafka's consumer-protocol clients name their member id in such commits.
+    let g = Group::new("g".to_string());
+    assert_eq!(g.validate_commit("", None, -1), Ok(()));
+    assert_eq!(g.validate_commit("a-member-id", None, -1), Ok(()));
+    assert_eq!(
+        g.validate_commit("a-member-id", None, 3),
+        Err(error_code::UNKNOWN_MEMBER_ID)
+    );
+}
