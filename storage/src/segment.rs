@@ -53,6 +53,11 @@ const PREFILL_WRITE_BYTES: usize = 1 << 20;
 /// Zeros kept ahead of a segment's data at least (up to the step): a new or idle
 /// partition's segment does not cost a whole step of zeros.
 const PREFILL_AHEAD_MIN_BYTES: u64 = 1 << 20;
+/// Zero writes of one shard's prefills in flight at once, whatever its partition count. An
+/// fdatasync (acks=all) waits for the device's queue to drain (a cache flush), so every prefill
+/// write queued beside the data delays it: 64 partitions prefilling side by side queued 64 MiB of
+/// zeros, and acks=all waited 80-300 ms behind them (bench/RESULTS.md, "prefill writes").
+const PREFILL_WRITES_IN_FLIGHT: u64 = 1;
 
 thread_local! {
     /// One buffer of zeros per shard for every prefill (filled once: zeroing a fresh buffer
@@ -62,6 +67,12 @@ thread_local! {
         b.as_bytes_mut().fill(0);
         b
     });
+}
+
+thread_local! {
+    /// The shard's turns for prefill writes (`PREFILL_WRITES_IN_FLIGHT`), first come first served.
+    static PREFILL_TURNS: Rc<glommio::sync::Semaphore> =
+        Rc::new(glommio::sync::Semaphore::new(PREFILL_WRITES_IN_FLIGHT));
 }
 
 fn shard_zeros() -> Rc<glommio::io::DmaBuffer> {
@@ -99,6 +110,12 @@ pub(crate) struct SegFile {
     prefill_failure: RefCell<Option<Failure>>,
     /// Notified when the prefill advances `allocated` or stops.
     prefill_progress: Event,
+    /// The end an append waits for (`reserve`): prefill writes below it are urgent and skip the
+    /// shard's turns (`PREFILL_WRITES_IN_FLIGHT`), those past it are ahead and take one.
+    awaited_end: Cell<u64>,
+    /// Notified when `awaited_end` grows or the prefill must stop: one waiting for its turn goes
+    /// at once.
+    prefill_urgent: Event,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,6 +151,8 @@ impl SegFile {
             prefill: Cell::new(Prefill::Idle),
             prefill_failure: Default::default(),
             prefill_progress: Event::default(),
+            awaited_end: Cell::new(0),
+            prefill_urgent: Event::default(),
         }))
     }
 
@@ -213,6 +232,10 @@ impl SegFile {
             if end <= self.allocated.get() {
                 break;
             }
+            if end > self.awaited_end.get() {
+                self.awaited_end.set(end);
+                self.prefill_urgent.notify();
+            }
             if self.prefill.get() == Prefill::Idle {
                 self.start_prefill(align_up(end + ahead));
             }
@@ -256,6 +279,7 @@ impl SegFile {
             .map_err(|e| StorageError::glommio("fallocate", &self.path, e))?;
         let zeros = shard_zeros();
         while pos < target {
+            let turn = self.prefill_turn(pos).await?;
             if self.prefill.get() == Prefill::Stopping || self.deleted.get() {
                 return Ok(());
             }
@@ -272,6 +296,7 @@ impl SegFile {
                 .write_rc_at(buf, pos)
                 .await
                 .map_err(|e| StorageError::glommio("write zeros", &self.path, e))?;
+            drop(turn);
             let n = align_down(n as u64);
             if n == 0 {
                 let e = std::io::ErrorKind::WriteZero.into();
@@ -284,13 +309,46 @@ impl SegFile {
         self.sync().await
     }
 
+    /// The shard's turn for a prefill write at `pos`, or None when an append waits for it or the
+    /// prefill is asked to stop (then it goes at once, also after waiting in line for a turn).
+    async fn prefill_turn(
+        &self,
+        pos: u64,
+    ) -> Result<Option<glommio::sync::StaticPermit>, StorageError> {
+        let turns = PREFILL_TURNS.with(Rc::clone);
+        loop {
+            let urgent = self.prefill_urgent.listen();
+            let stopping = self.prefill.get() == Prefill::Stopping || self.deleted.get();
+            if stopping || pos < self.awaited_end.get() {
+                // A turn granted to this prefill just before it became urgent is not taken:
+                // taking and giving one back wakes the next in line.
+                drop(turns.try_acquire_static_permit(1));
+                return Ok(None);
+            }
+            let turn = futures_lite::future::or(
+                async { Some(turns.acquire_static_permit(1).await) },
+                async {
+                    urgent.await;
+                    None
+                },
+            );
+            if let Some(turn) = turn.await {
+                let turn = turn.map_err(|e| StorageError::glommio("write zeros", &self.path, e));
+                return turn.map(Some);
+            }
+        }
+    }
+
     /// Stops a running prefill and waits until it has.
     pub(crate) async fn stop_prefill(&self) {
         loop {
             let progress = self.prefill_progress.listen();
             match self.prefill.get() {
                 Prefill::Idle => return,
-                Prefill::Running => self.prefill.set(Prefill::Stopping),
+                Prefill::Running => {
+                    self.prefill.set(Prefill::Stopping);
+                    self.prefill_urgent.notify();
+                }
                 Prefill::Stopping => {}
             }
             progress.await;
@@ -366,6 +424,7 @@ impl Segment {
     /// Marks the segment's file deleted (its files are about to be removed); returns its base.
     pub fn retire(&self) -> i64 {
         self.file.deleted.set(true);
+        self.file.prefill_urgent.notify();
         self.file.release();
         self.base_offset
     }
@@ -575,4 +634,41 @@ pub(crate) async fn fdatasync_on_pool(file: &Rc<DmaFile>, path: &Path) -> Result
     .await
     .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
     synced.map_err(|e| StorageError::io("fdatasync", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::run;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn zeros_ahead_wait_for_the_shards_turn_but_zeros_an_append_waits_for_do_not() {
+        run(|dir| async move {
+            let file = SegFile::open(dir.join("seg.log")).await.unwrap();
+            // Another prefill of the shard holds every turn.
+            let turns = PREFILL_TURNS.with(Rc::clone);
+            let held = turns
+                .acquire_static_permit(PREFILL_WRITES_IN_FLIGHT)
+                .await
+                .unwrap();
+            // An append needing its first 64 KiB gets them at once: one prefill write.
+            let (end, step) = (64 << 10, 4 << 20);
+            file.reserve(end, step).await.unwrap();
+            assert_eq!(file.allocated.get(), PREFILL_WRITE_BYTES as u64);
+            // The zeros beyond it (to end + 1 MiB) wait for a turn: nothing signals that a
+            // write did not start, so give one the time it would take.
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            assert_eq!(file.allocated.get(), PREFILL_WRITE_BYTES as u64);
+            drop(held);
+            let target = align_up(end + PREFILL_AHEAD_MIN_BYTES);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while file.allocated.get() < target || file.prefill.get() != Prefill::Idle {
+                assert!(Instant::now() < deadline, "the prefill never got its turn");
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(file.prefill_failure.borrow().is_none());
+            assert_eq!(file.allocated.get(), target);
+        });
+    }
 }
