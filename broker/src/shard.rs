@@ -916,38 +916,72 @@ impl Shard {
     }
 
     /// Makes the segments of the given partitions durable, so the commit-log file holding their
-    /// records can be reused. A partition of this shard that is not open (offline after a log
-    /// failure) fails it: its records must stay until it reopens.
+    /// records can be reused. A partition whose log failed is waited for while it reopens from
+    /// what is durable (the reopen applies its commit-log records again), up to
+    /// `checkpoint_wait`; one still offline then fails the checkpoint, and the commit log stops
+    /// with its records kept for that partition's reopen.
     async fn checkpoint(
-        &self,
+        self: &Rc<Self>,
         offsets: Vec<(riffle_storage::commit_log::PartitionId, i64)>,
     ) -> Result<(), riffle_storage::StorageError> {
-        let image = self.image();
-        let mut partitions = Vec::with_capacity(offsets.len());
-        for (id, _) in offsets {
-            let key = PartitionKey {
+        let deadline = Instant::now() + self.checkpoint_wait();
+        let keys: Vec<PartitionKey> = offsets
+            .into_iter()
+            .map(|(id, _)| PartitionKey {
                 topic_id: id.topic_id,
                 partition: id.index as i32,
-            };
+            })
+            .collect();
+        // Side by side: the device flushes concurrent fdatasyncs together.
+        futures::future::try_join_all(keys.iter().map(|k| self.checkpoint_partition(k, deadline)))
+            .await?;
+        Ok(())
+    }
+
+    /// How long a commit-log checkpoint waits for an offline partition to come back: three
+    /// reopen back-offs (`log_reopen_backoff_ms`), so a reopen that fails once still counts.
+    fn checkpoint_wait(&self) -> Duration {
+        3 * self.log_reopen_backoff()
+    }
+
+    /// One partition's part of a checkpoint: its segments made durable, once it is open with a
+    /// working log; `Ok` for a partition whose topic is gone (its records go with it).
+    async fn checkpoint_partition(
+        self: &Rc<Self>,
+        key: &PartitionKey,
+        deadline: Instant,
+    ) -> Result<(), riffle_storage::StorageError> {
+        let mut failure = None;
+        loop {
+            let image = self.image();
+            let topic = image.topic_by_id(&riffle_protocol::Uuid(key.topic_id));
+            if topic.is_none_or(|t| t.partitions.len() <= key.partition as usize) {
+                return Ok(());
+            }
             let open = self
                 .partitions
                 .borrow()
-                .get(&key)
+                .get(key)
                 .and_then(|slot| slot.partition.borrow().clone());
-            match open {
-                Some(partition) => partitions.push(partition),
-                None => {
-                    let topic = image.topic_by_id(&riffle_protocol::Uuid(key.topic_id));
-                    if topic.is_some_and(|t| t.partitions.len() > key.partition as usize) {
-                        tracing::error!(shard = self.id, partition = key.partition, "a partition with records in the commit log is not open; the commit log stops");
-                        return Err(riffle_storage::StorageError::Closed);
+            if let Some(partition) = open {
+                if partition.log_failure().is_none() {
+                    match partition.checkpoint().await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => failure = Some(e),
                     }
                 }
+                if partition.log_failure().is_some() {
+                    // Taken offline now; its timer reopens it after the back-off.
+                    self.take_offline_soon(key.clone());
+                }
             }
+            if Instant::now() >= deadline || self.shared.is_shutting_down() {
+                let error = failure.unwrap_or(riffle_storage::StorageError::Closed);
+                tracing::error!(shard = self.id, partition = key.partition, wait_ms = self.checkpoint_wait().as_millis() as u64, error = %error, "a partition with records in the commit log did not come back; the commit log stops and keeps its records for the partition's reopen");
+                return Err(error);
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
         }
-        // Side by side: the device flushes concurrent fdatasyncs together.
-        futures::future::try_join_all(partitions.iter().map(|p| p.checkpoint())).await?;
-        Ok(())
     }
 
     /// Writes the commit log's last round and stops it (shutdown, after the partitions closed).

@@ -33,6 +33,11 @@ struct SmallFileSystem {
 impl SmallFileSystem {
     /// None (with the reason on stderr) where this machine cannot make one.
     fn mount() -> Option<SmallFileSystem> {
+        SmallFileSystem::mount_of(FILE_SYSTEM_BYTES)
+    }
+
+    /// A file system of `bytes`.
+    fn mount_of(bytes: u64) -> Option<SmallFileSystem> {
         // SAFETY: geteuid only reads the process's credentials.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("disk_full: skipped: needs root for a loop mount");
@@ -43,7 +48,7 @@ impl SmallFileSystem {
         let mount_point = scratch.path().join("mnt");
         std::fs::create_dir(&mount_point).expect("mount point");
         let file = std::fs::File::create(&image).expect("image file");
-        file.set_len(FILE_SYSTEM_BYTES).expect("image size");
+        file.set_len(bytes).expect("image size");
         let ran = |cmd: &mut Command| cmd.output().map(|o| (o.status.success(), o.stderr));
         for cmd in [
             Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image),
@@ -194,5 +199,112 @@ fn a_partition_comes_back_by_itself_once_space_is_free() {
             "fill-0 still refused (error {code}) 10 s after space was freed"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The commit log's file system: room for its two 16 MiB files, 33 MiB of `other` that recycle
+/// them, `fill` until full, and a ballast that frees enough for another 32 MiB through the log.
+const COMMIT_LOG_FILE_SYSTEM_BYTES: u64 = 192 << 20;
+const COMMIT_LOG_BALLAST_BYTES: usize = 48 << 20;
+
+/// Produces `count` batches of `VALUE_BYTES` to `topic`-0 (acks=all), each acknowledged in turn
+/// from `next`; returns the next offset.
+fn produce_batches(conn: &mut Connection, topic: &str, next: i64, count: usize) -> i64 {
+    let value = vec![3u8; VALUE_BYTES];
+    for n in 0..count as i64 {
+        let (code, offset) = kafka::produce(conn, topic, 0, record(&value), -1);
+        assert_eq!((code, offset), (error_code::NONE, next + n), "{topic}-0");
+    }
+    next + count as i64
+}
+
+/// A partition whose log went offline (ENOSPC) while its records were still only in the shard's
+/// commit log: the checkpoint that recycles the commit-log file holding them waits for its
+/// reopen instead of stopping the commit log (which then stayed off, acks=all falling back to
+/// each partition's own fdatasync, until a restart). Once space is free again the partition
+/// comes back, the commit log goes on recycling its files, and after a kill -9 nothing
+/// acknowledged is missing.
+#[test]
+fn a_partition_offline_at_a_commit_log_checkpoint_does_not_stop_the_commit_log() {
+    let Some(fs) = SmallFileSystem::mount_of(COMMIT_LOG_FILE_SYSTEM_BYTES) else {
+        return;
+    };
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![1u8; COMMIT_LOG_BALLAST_BYTES]).expect("ballast");
+    let mut broker = Broker::start_with(BrokerOptions {
+        data_dir: Some(fs.path().join("data")),
+        // The back-off is long enough for 32 MiB through the commit log while `fill` is offline.
+        config_toml: Some(
+            "log_preallocate_bytes = 1048576\nlog_reopen_backoff_ms = 4000\n\
+             commit_log_enabled = true\ncommit_log_file_bytes = 16777216\n\
+             commit_log_files_per_shard = 2\n"
+                .to_string(),
+        ),
+        log_level: "info,riffle_storage::commit_log=debug".to_string(),
+        ..Default::default()
+    });
+    let addr = broker.addr();
+    kafka::create_topic(&addr, "fill", 1);
+    kafka::create_topic(&addr, "other", 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    // Both commit-log files made and one reused before the disk fills.
+    let mut other_end = produce_batches(&mut conn, "other", 0, 33 * 4);
+    assert!(
+        broker.stderr_log().contains("commit log file reused"),
+        "no commit-log file reused after 33 MiB:\n{}",
+        broker.log_tail()
+    );
+    let value = vec![7u8; VALUE_BYTES];
+    let mut fill_end = 0i64;
+    loop {
+        let (code, offset) = kafka::produce(&mut conn, "fill", 0, record(&value), -1);
+        if code != error_code::NONE {
+            assert_eq!(
+                code,
+                error_code::KAFKA_STORAGE_ERROR,
+                "after {fill_end} batches"
+            );
+            break;
+        }
+        assert_eq!(offset, fill_end);
+        fill_end += 1;
+        assert!(fill_end < 1024, "192 MiB never filled");
+    }
+    // Space again, and 32 MiB more through the commit log while fill-0 waits out its back-off:
+    // every commit-log file is recycled, through checkpoints that include fill-0's records.
+    std::fs::remove_file(&ballast).expect("remove the ballast");
+    let reused_before = broker
+        .stderr_log()
+        .matches("commit log file reused")
+        .count();
+    other_end = produce_batches(&mut conn, "other", other_end, 32 * 4);
+    let log = broker.stderr_log();
+    assert!(
+        log.contains("partition reopened after its log failed"),
+        "fill-0 not reopened:\n{}",
+        broker.log_tail()
+    );
+    assert!(
+        !log.contains("the commit log stops") && !log.contains("commit log failed"),
+        "the commit log stopped:\n{}",
+        broker.log_tail()
+    );
+    assert!(
+        log.matches("commit log file reused").count() >= reused_before + 2,
+        "the commit log did not recycle its files after fill-0 went offline:\n{}",
+        broker.log_tail()
+    );
+    fill_end = produce_batches(&mut conn, "fill", fill_end, 1);
+    // Nothing acknowledged is lost, in either partition.
+    broker.kill9();
+    broker.restart();
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    for (topic, end) in [("fill", fill_end), ("other", other_end)] {
+        let data = kafka::fetch(&mut conn, topic, 0, end - 1, 0);
+        assert_eq!(
+            (data.error_code, data.high_watermark),
+            (error_code::NONE, end),
+            "{topic}-0 after a kill -9"
+        );
     }
 }
