@@ -465,7 +465,8 @@ impl Setup {
             }
             (group, _) => {
                 let groups = versions.offers(ApiKey::JoinGroup);
-                self.round_robin_note(group.as_deref(), groups, from, k.consumers)
+                let partitions = self.partitions.len();
+                round_robin_note(group.as_deref(), groups, from, k.consumers, partitions)
             }
         };
         if !c.quiet || k.group.is_some() {
@@ -494,28 +495,26 @@ impl Setup {
         }
         Ok(())
     }
+}
 
-    /// Why consumers read without a group, and how the partitions are dealt to them.
-    /// `groups`: whether the broker advertises a group coordinator at all.
-    fn round_robin_note(
-        &self,
-        group: Option<&str>,
-        groups: bool,
-        from: &str,
-        consumers: usize,
-    ) -> String {
-        let why = if groups {
-            "the broker offers no group API version riffle-loadgen speaks"
-        } else {
-            "the broker has no group coordinator (JoinGroup not advertised)"
-        };
-        format!(
-            "{}{why}: reading all {} partitions from the {from} offset, assigned round-robin to {} consumer(s)",
-            group.map(|g| format!("group {g} not joined: ")).unwrap_or_default(),
-            self.partitions.len(),
-            consumers
-        )
-    }
+/// Why consumers read without a group, and how the partitions are dealt to them.
+/// `groups`: whether the broker advertises a group coordinator at all.
+fn round_robin_note(
+    group: Option<&str>,
+    groups: bool,
+    from: &str,
+    consumers: usize,
+    partitions: usize,
+) -> String {
+    let why = match (group, groups) {
+        (None, _) => "no --group",
+        (Some(_), true) => "the broker offers no group API version riffle-loadgen speaks",
+        (Some(_), false) => "the broker has no group coordinator (JoinGroup not advertised)",
+    };
+    format!(
+        "{}{why}: reading all {partitions} partitions from the {from} offset, assigned round-robin to {consumers} consumer(s)",
+        group.map(|g| format!("group {g} not joined: ")).unwrap_or_default(),
+    )
 }
 
 /// The parameters every workload records.
@@ -623,4 +622,25 @@ fn process_cpu_s() -> f64 {
     };
     let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     s(usage.ru_utime) + s(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin_note;
+
+    #[test]
+    fn reading_without_a_group_names_the_reason() {
+        let note = round_robin_note(None, true, "latest", 1, 4);
+        assert_eq!(
+            note,
+            "no --group: reading all 4 partitions from the latest offset, assigned round-robin to 1 consumer(s)"
+        );
+        let note = round_robin_note(Some("g"), false, "earliest", 2, 8);
+        assert!(
+            note.starts_with("group g not joined: the broker has no group coordinator"),
+            "{note}"
+        );
+        let note = round_robin_note(Some("g"), true, "earliest", 2, 8);
+        assert!(note.contains("offers no group API version"), "{note}");
+    }
 }
