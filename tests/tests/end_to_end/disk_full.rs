@@ -117,20 +117,27 @@ fn fill_the_disk(fs: &SmallFileSystem) -> (Broker, Connection, i64) {
     let mut conn = Connection::connect(&addr).expect("connect");
     let (code, _) = kafka::produce(&mut conn, "other", 0, record(b"before"), -1);
     assert_eq!(code, error_code::NONE);
+    let acked = produce_until_full(&mut conn, "fill", BATCHES_MAX);
+    (broker, conn, acked)
+}
+
+/// Produces batches of `VALUE_BYTES` to `topic`-0 (acks=all) until one is refused with
+/// KAFKA_STORAGE_ERROR, at most `most`; returns how many were acknowledged.
+fn produce_until_full(conn: &mut Connection, topic: &str, most: usize) -> i64 {
     let value = vec![7u8; VALUE_BYTES];
-    for acked in 0..BATCHES_MAX as i64 {
-        let (code, offset) = kafka::produce(&mut conn, "fill", 0, record(&value), -1);
+    for acked in 0..most as i64 {
+        let (code, offset) = kafka::produce(conn, topic, 0, record(&value), -1);
         if code != error_code::NONE {
             assert_eq!(
                 code,
                 error_code::KAFKA_STORAGE_ERROR,
                 "after {acked} batches"
             );
-            return (broker, conn, acked);
+            return acked;
         }
         assert_eq!(offset, acked);
     }
-    panic!("{BATCHES_MAX} batches of {VALUE_BYTES} bytes fit on a {FILE_SYSTEM_BYTES}-byte disk");
+    panic!("{most} batches of {VALUE_BYTES} bytes never filled the disk");
 }
 
 #[test]
@@ -254,22 +261,7 @@ fn a_partition_offline_at_a_commit_log_checkpoint_does_not_stop_the_commit_log()
         "no commit-log file reused after 33 MiB:\n{}",
         broker.log_tail()
     );
-    let value = vec![7u8; VALUE_BYTES];
-    let mut fill_end = 0i64;
-    loop {
-        let (code, offset) = kafka::produce(&mut conn, "fill", 0, record(&value), -1);
-        if code != error_code::NONE {
-            assert_eq!(
-                code,
-                error_code::KAFKA_STORAGE_ERROR,
-                "after {fill_end} batches"
-            );
-            break;
-        }
-        assert_eq!(offset, fill_end);
-        fill_end += 1;
-        assert!(fill_end < 1024, "192 MiB never filled");
-    }
+    let mut fill_end = produce_until_full(&mut conn, "fill", 1024);
     // Space again, and 32 MiB more through the commit log while fill-0 waits out its back-off:
     // every commit-log file is recycled, through checkpoints that include fill-0's records.
     std::fs::remove_file(&ballast).expect("remove the ballast");
