@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::future::{select, select_all, Either};
 use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use riffle_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use riffle_protocol::messages::{FetchRequest, FetchResponse};
 use riffle_protocol::{error_code, Records, RequestHeader, Uuid};
@@ -187,15 +187,7 @@ pub async fn handle(
                 .filter_map(|r| r.current_leader.as_ref().map(|l| l.leader_id))
                 .collect();
             let (mut response, kept_bytes) = build_response(&targets, reads, max_bytes);
-            response.node_endpoints = leader_endpoints(shard, leaders)
-                .into_iter()
-                .map(|b| NodeEndpoint {
-                    node_id: b.node_id,
-                    host: b.host,
-                    port: b.port,
-                    rack: b.rack,
-                })
-                .collect();
+            response.node_endpoints = leader_endpoints(shard, leaders);
             // The first batch is sent whole even past max_bytes; the budget counts up to it.
             held.keep(kept_bytes.min(read_max_bytes) as u64);
             return (response, Some(held));

@@ -237,7 +237,7 @@ where
 /// KIP-951: the endpoints of the live brokers among `leaders` (ids named as current leaders in
 /// a Produce or Fetch response), each once, so a client reaches a moved leader without first
 /// refreshing its metadata.
-pub fn leader_endpoints(shard: &Shard, mut leaders: Vec<i32>) -> Vec<BrokerMeta> {
+pub fn leader_endpoints<E: From<BrokerMeta>>(shard: &Shard, mut leaders: Vec<i32>) -> Vec<E> {
     leaders.sort_unstable();
     leaders.dedup();
     let Some(members) = shard.image().cluster.clone() else {
@@ -246,5 +246,27 @@ pub fn leader_endpoints(shard: &Shard, mut leaders: Vec<i32>) -> Vec<BrokerMeta>
     leaders
         .into_iter()
         .filter_map(|id| members.live_brokers().find(|b| b.node_id == id).cloned())
+        .map(E::from)
         .collect()
 }
+
+/// The KIP-951 endpoint types of Produce and Fetch responses (generated apart, the same fields).
+macro_rules! node_endpoint_from_broker {
+    ($($endpoint:path),*) => {$(
+        impl From<BrokerMeta> for $endpoint {
+            fn from(b: BrokerMeta) -> Self {
+                Self {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                }
+            }
+        }
+    )*};
+}
+
+node_endpoint_from_broker!(
+    riffle_protocol::messages::fetch_response::NodeEndpoint,
+    riffle_protocol::messages::produce_response::NodeEndpoint
+);

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use riffle_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
-    TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
 use riffle_protocol::{error_code, Message, RequestHeader};
@@ -105,15 +104,7 @@ pub async fn handle(
         header,
         &ProduceResponse {
             responses,
-            node_endpoints: leader_endpoints(shard, leaders)
-                .into_iter()
-                .map(|b| NodeEndpoint {
-                    node_id: b.node_id,
-                    host: b.host,
-                    port: b.port,
-                    rack: b.rack,
-                })
-                .collect(),
+            node_endpoints: leader_endpoints(shard, leaders),
             ..Default::default()
         },
     )
