@@ -372,7 +372,7 @@ fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
 }
 
 /// DescribeQuorum v2 of the metadata log, asked of `node`.
-fn describe_quorum(node: &Broker) -> DescribeQuorumResponse {
+pub(crate) fn describe_quorum(node: &Broker) -> DescribeQuorumResponse {
     let mut conn = kafka::Connection::connect(&node.addr()).expect("connect");
     let request = DescribeQuorumRequest {
         topics: vec![TopicData {
