@@ -422,6 +422,18 @@ impl Node {
                 leader_hint: self.leader_id(),
             };
         }
+        if request.view_only {
+            return FetchResponse::Fetched(Fetched {
+                leader_id: self.config.node_id,
+                term: self.term(),
+                commit_index: self.raw.raft.raft_log.committed,
+                refused: Vec::new(),
+                snapshot: None,
+                entries: Vec::new(),
+                more: false,
+                quorum: QuorumView::default(),
+            });
+        }
         if let Some(broker_epoch) = request.broker_epoch {
             // A stale epoch (an earlier incarnation) is no heartbeat; the broker re-registers.
             let _ = self.broker_heartbeat(request.broker_id, broker_epoch);

@@ -54,6 +54,23 @@ pub struct FetchRequest {
     /// Set while a snapshot is being transferred.
     pub snapshot: Option<SnapshotPosition>,
     pub proposals: Vec<Proposal>,
+    /// Only the leader's view of the quorum, no records: a follower voter asks it to answer
+    /// DescribeQuorum as the leader would (`broker_id` is then the voter's id).
+    pub view_only: bool,
+}
+
+impl FetchRequest {
+    /// A follower voter's request for the leader's view of the quorum.
+    pub fn view_only(node_id: u64) -> FetchRequest {
+        FetchRequest {
+            broker_id: i32::try_from(node_id).unwrap_or(-1),
+            broker_epoch: None,
+            applied_index: 0,
+            snapshot: None,
+            proposals: Vec::new(),
+            view_only: true,
+        }
+    }
 }
 
 /// A piece of the leader's latest snapshot.
@@ -283,6 +300,7 @@ impl Observer {
                 offset: t.bytes.len() as u64,
             }),
             proposals: self.in_flight.clone(),
+            view_only: false,
         }
     }
 

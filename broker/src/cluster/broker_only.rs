@@ -234,36 +234,16 @@ impl BrokerOnly {
     /// its answer.
     async fn round_trip(&mut self, request: &[u8]) -> anyhow::Result<FetchResponse> {
         if self.connection.is_none() {
-            self.connection = Some(self.connect().await?);
+            let voter = &self.voters[self.target];
+            self.connection = Some(connect(voter, &self.handshake).await?);
+            tracing::info!(
+                controller = voter.node_id,
+                address = %voter.address(),
+                "broker-only node: fetching the metadata log"
+            );
         }
         let stream = self.connection.as_mut().expect("connected above");
-        stream.write_all(&transport::frame(request)).await?;
-        let mut length = [0u8; 4];
-        stream.read_exact(&mut length).await?;
-        let size_bytes = u32::from_be_bytes(length) as usize;
-        anyhow::ensure!(
-            size_bytes <= OBSERVER_FRAME_MAX_BYTES,
-            "answer of {size_bytes} bytes exceeds {OBSERVER_FRAME_MAX_BYTES}"
-        );
-        let mut payload = vec![0u8; size_bytes];
-        stream.read_exact(&mut payload).await?;
-        Ok(records::decode(&payload)?)
-    }
-
-    async fn connect(&self) -> anyhow::Result<TcpStream> {
-        let voter = &self.voters[self.target];
-        let addr = voter.resolve()?;
-        let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
-        stream.write_all(&self.handshake).await?;
-        tracing::info!(
-            controller = voter.node_id,
-            address = %voter.address(),
-            "broker-only node: fetching the metadata log"
-        );
-        Ok(stream)
+        round_trip(stream, request).await
     }
 
     fn publish(&mut self) {
@@ -308,4 +288,33 @@ impl BrokerOnly {
             topic_count: image.topics.len(),
         }
     }
+}
+
+/// Connects to `voter`'s controller listener as an observer (`handshake`).
+pub(super) async fn connect(voter: &QuorumVoter, handshake: &[u8]) -> anyhow::Result<TcpStream> {
+    let addr = voter.resolve()?;
+    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.write_all(handshake).await?;
+    Ok(stream)
+}
+
+/// Writes one encoded request and reads the controller's answer.
+pub(super) async fn round_trip(
+    stream: &mut TcpStream,
+    request: &[u8],
+) -> anyhow::Result<FetchResponse> {
+    stream.write_all(&transport::frame(request)).await?;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await?;
+    let size_bytes = u32::from_be_bytes(length) as usize;
+    anyhow::ensure!(
+        size_bytes <= OBSERVER_FRAME_MAX_BYTES,
+        "answer of {size_bytes} bytes exceeds {OBSERVER_FRAME_MAX_BYTES}"
+    );
+    let mut payload = vec![0u8; size_bytes];
+    stream.read_exact(&mut payload).await?;
+    Ok(records::decode(&payload)?)
 }

@@ -4,6 +4,7 @@
 //! what committed, and the quorum's state is published. Lives from start-up to shutdown; at
 //! shutdown a leader hands leadership to the most caught-up follower first.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -14,19 +15,22 @@ use anyhow::Context;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use riffle_controller::eraftpb::{Message, MessageType};
 use riffle_controller::image::MetadataError;
 use riffle_controller::node::{Node, NodeConfig, ProposalOutcome, ProposeError};
 use riffle_controller::observer::{
-    FetchRequest, FetchResponse, ObserverView, QuorumView, VoterView, OBSERVERS_MAX,
+    FetchRequest, FetchResponse, Fetched, ObserverView, QuorumView, VoterView, OBSERVERS_MAX,
 };
+use riffle_controller::records;
 use riffle_controller::records::{
     BrokerRegistration, Listener, MetadataRecord, PartitionAssignment, TopicId,
 };
-use riffle_controller::transport::{Handshake, PeerRole};
+use riffle_controller::transport::{self, Handshake, PeerRole};
 
+use super::broker_only;
 use super::client::{ClusterClient, TopicChange};
+use super::config::QuorumVoter;
 use super::image_sync::{self, ImageSync};
 use super::peers::{self, PeerLink};
 use super::{
@@ -38,6 +42,8 @@ use crate::Shutdown;
 
 /// Events queued to the controller task; past it, peers' readers and the ticker wait.
 pub(super) const EVENTS_QUEUED_MAX: usize = 4096;
+/// A follower refreshes the leader's view of the quorum every this many ticks.
+const LEADER_VIEW_EVERY_TICKS: u32 = 5;
 /// How long a leader that is shutting down waits for its transfer to be sent.
 const TRANSFER_GRACE: Duration = Duration::from_millis(300);
 
@@ -61,6 +67,8 @@ pub(crate) enum Event {
         request: FetchRequest,
         reply: oneshot::Sender<FetchResponse>,
     },
+    /// On a follower: the leader's answer to a view-only fetch (`fetch_leader_view`).
+    LeaderView(Box<Fetched>),
 }
 
 /// Milliseconds on a monotonic clock shared by the controller's tasks.
@@ -127,6 +135,21 @@ pub(crate) fn start(
     glommio::spawn_local(accept).detach();
     let tick = Duration::from_millis(config.controller_tick_ms);
     glommio::spawn_local(tick_every(tick, events.clone())).detach();
+    let leader = Rc::new(Cell::new(None));
+    let view_handshake = transport::encode_handshake(&Handshake {
+        cluster_id: config.cluster_id.clone(),
+        node_id,
+        role: PeerRole::Observer,
+    });
+    let leader_view = fetch_leader_view(
+        quorum.voters.clone(),
+        node_id,
+        view_handshake,
+        leader.clone(),
+        tick * LEADER_VIEW_EVERY_TICKS,
+        events.clone(),
+    );
+    glommio::spawn_local(leader_view).detach();
     let registration = registration(shard);
     let controller = Controller {
         node,
@@ -144,6 +167,8 @@ pub(crate) fn start(
         replies: BTreeMap::new(),
         sync: ImageSync::default(),
         observers: BTreeMap::new(),
+        leader_view: None,
+        leader: leader.clone(),
         takeover: Takeover::at(&dir),
         follower_times: BTreeMap::new(),
     };
@@ -155,6 +180,51 @@ pub(crate) fn start(
     tracing::info!("{line}");
     println!("{line}");
     Ok(ClusterClient { events })
+}
+
+/// On a follower, asks the leader for its view of the quorum every `every`, so DescribeQuorum
+/// and `/v1/cluster` answered here show what only the leader knows. Ends with the controller.
+async fn fetch_leader_view(
+    voters: Vec<QuorumVoter>,
+    node_id: u64,
+    handshake: Vec<u8>,
+    leader: Rc<Cell<Option<u64>>>,
+    every: Duration,
+    events: Rc<LocalSender<Event>>,
+) {
+    let request = records::encode(&FetchRequest::view_only(node_id));
+    let mut connection: Option<(u64, TcpStream)> = None;
+    loop {
+        glommio::timer::sleep(every).await;
+        let Some(target) = leader.get().filter(|id| *id != node_id) else {
+            connection = None;
+            continue;
+        };
+        if connection.as_ref().is_none_or(|(id, _)| *id != target) {
+            let Some(voter) = voters.iter().find(|v| v.node_id == target) else {
+                continue;
+            };
+            connection = broker_only::connect(voter, &handshake)
+                .await
+                .ok()
+                .map(|stream| (target, stream));
+        }
+        let Some((_, stream)) = connection.as_mut() else {
+            continue;
+        };
+        match broker_only::round_trip(stream, &request).await {
+            Ok(FetchResponse::Fetched(fetched)) => {
+                if events
+                    .send(Event::LeaderView(Box::new(fetched)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(FetchResponse::NotLeader { .. }) | Err(_) => connection = None,
+        }
+    }
 }
 
 /// This process's broker registration: a new incarnation per start.
@@ -200,6 +270,10 @@ struct Controller {
     sync: ImageSync,
     /// On the leader: the broker-only nodes that fetch from it, for DescribeQuorum.
     observers: BTreeMap<u64, ObserverView>,
+    /// On a follower: the leader's last answer to a view-only fetch.
+    leader_view: Option<Fetched>,
+    /// The leader as of the last event, for `fetch_leader_view`.
+    leader: Rc<Cell<Option<u64>>>,
     takeover: Takeover,
     /// On the leader: when each follower last answered and was last caught up (wall clock ms).
     follower_times: BTreeMap<u64, FollowerTimes>,
@@ -261,6 +335,7 @@ impl Controller {
                     return;
                 }
             };
+            self.leader.set(self.node.leader_id());
             self.sync_image().await;
             self.answer(outcomes);
         }
@@ -280,6 +355,7 @@ impl Controller {
             Event::Fetch { request, reply } => {
                 let _ = reply.send(self.answer_fetch(request));
             }
+            Event::LeaderView(fetched) => self.leader_view = Some(*fetched),
         }
     }
 
@@ -287,9 +363,11 @@ impl Controller {
     /// the quorum as the leader sees it.
     fn answer_fetch(&mut self, request: FetchRequest) -> FetchResponse {
         let (node_id, applied_index) = (request.broker_id as u64, request.applied_index);
+        let view_only = request.view_only;
         let mut response = self.node.answer_fetch(request);
         if let FetchResponse::Fetched(fetched) = &mut response {
-            if self.observers.len() < OBSERVERS_MAX || self.observers.contains_key(&node_id) {
+            let known = self.observers.contains_key(&node_id);
+            if !view_only && (self.observers.len() < OBSERVERS_MAX || known) {
                 self.observers.insert(
                     node_id,
                     ObserverView {
@@ -564,19 +642,23 @@ impl Controller {
         }
     }
 
+    /// The quorum as this node sees it; a follower fills in what only the leader knows (each
+    /// voter's log end and times, the observers) from the leader's last view.
     fn status(&self) -> ClusterStatus {
         let quorum = self.node.status();
+        let view = self.leader_view.as_ref().filter(|v| {
+            !self.node.is_leader() && Some(v.leader_id) == quorum.leader_id && v.term == quorum.term
+        });
         let voters = quorum
             .voters
             .iter()
             .map(|&node_id| {
-                let matched_index = quorum.matched.get(&node_id).copied();
                 let times = self
                     .follower_times
                     .get(&node_id)
                     .copied()
                     .unwrap_or_default();
-                VoterStatus {
+                let mut voter = VoterStatus {
                     node_id,
                     address: self
                         .addresses
@@ -584,13 +666,28 @@ impl Controller {
                         .find(|(id, _)| *id == node_id)
                         .map(|(_, address)| address.clone())
                         .unwrap_or_default(),
-                    matched_index,
-                    lag: matched_index.map(|m| quorum.commit_index.saturating_sub(m)),
+                    matched_index: quorum.matched.get(&node_id).copied(),
+                    lag: None,
                     last_fetch_ms: times.last_fetch_ms,
                     last_caught_up_ms: times.last_caught_up_ms,
+                };
+                let mut commit_index = quorum.commit_index;
+                if let Some(seen) = view.and_then(|v| {
+                    commit_index = v.commit_index;
+                    v.quorum.voters.iter().find(|q| q.node_id == node_id)
+                }) {
+                    voter.matched_index = seen.matched_index;
+                    voter.last_fetch_ms = seen.last_fetch_ms;
+                    voter.last_caught_up_ms = seen.last_caught_up_ms;
                 }
+                voter.lag = voter.matched_index.map(|m| commit_index.saturating_sub(m));
+                voter
             })
             .collect();
+        let observers = match view {
+            Some(v) => observer_statuses(&v.quorum.observers, v.commit_index),
+            None => observer_statuses(self.observers.values(), quorum.commit_index),
+        };
         let image = self.node.image();
         let brokers = image.brokers.values().map(BrokerStatus::from).collect();
         ClusterStatus {
@@ -600,7 +697,7 @@ impl Controller {
             commit_index: quorum.commit_index,
             applied_index: quorum.applied_index,
             voters,
-            observers: observer_statuses(self.observers.values(), quorum.commit_index),
+            observers,
             brokers,
             topic_count: image.topics.len(),
         }

@@ -271,18 +271,11 @@ async fn read_peer(
                 return;
             }
         };
+        // A voter may also connect as an observer, to ask for the leader's view of the quorum.
         if let Some(handshake) = reader.peer() {
-            let is_voter = voters.contains(&handshake.node_id);
-            match handshake.role {
-                PeerRole::Voter if !is_voter => {
-                    tracing::warn!(%peer, node_id = handshake.node_id, "controller: closing connection: node is not a voter of this quorum");
-                    return;
-                }
-                PeerRole::Observer if is_voter => {
-                    tracing::warn!(%peer, node_id = handshake.node_id, "controller: closing connection: a voter's id cannot follow as a broker-only node");
-                    return;
-                }
-                _ => {}
+            if handshake.role == PeerRole::Voter && !voters.contains(&handshake.node_id) {
+                tracing::warn!(%peer, node_id = handshake.node_id, "controller: closing connection: node is not a voter of this quorum");
+                return;
             }
         }
         for frame in inbound {

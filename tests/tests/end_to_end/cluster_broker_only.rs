@@ -107,6 +107,11 @@ fn a_broker_only_node_follows_the_quorum_serves_its_partitions_and_survives_a_le
             .as_array()
             .is_some_and(|o| o.iter().any(|o| o["node_id"] == 4 && o["lag"] == 0))
     });
+    // A follower shows it too, from the leader's view.
+    let follower = &voters[leader as usize % 3];
+    quorum_becomes(follower, "listing observer 4 from the leader's view", |q| {
+        lists_observer(q, BROKER_ONLY_ID)
+    });
     let answer = describe_quorum(&broker);
     let partition = &answer.topics[0].partitions[0];
     assert_eq!(partition.leader_id, leader as i32, "{answer:?}");
