@@ -362,9 +362,9 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// With no quorum the node is today's single combined node; with one, it must be a voter
-    /// of it, combined or controller-only (dedicated brokers come with the channel that lets a
-    /// non-voter follow the metadata log).
+    /// With no quorum the node is today's single combined node; with one, a voter (combined or
+    /// controller-only) is named among the voters, and a broker-only node is not (it follows
+    /// the log from the leader without a vote, `cluster::broker_only`).
     fn validate_cluster(&self) -> anyhow::Result<()> {
         let Some(quorum) = &self.controller_quorum else {
             anyhow::ensure!(
@@ -375,22 +375,36 @@ impl BrokerConfig {
             return Ok(());
         };
         anyhow::ensure!(
-            self.roles.controller,
-            "roles {}: a node of a quorum is a voter so far (broker,controller or controller); \
-             broker-only nodes are not served yet",
-            self.roles
+            self.roles.broker || self.roles.controller,
+            "roles must name broker, controller or both"
         );
         anyhow::ensure!(
             self.node_id >= 1,
             "node_id must be at least 1 with controller_quorum, got {}",
             self.node_id
         );
-        anyhow::ensure!(
-            quorum.voter(self.node_id as u64).is_some(),
-            "node_id {} is not among the controller_quorum voters {:?}",
-            self.node_id,
-            quorum.ids()
-        );
+        let is_voter = quorum.voter(self.node_id as u64).is_some();
+        if self.roles.controller {
+            anyhow::ensure!(
+                is_voter,
+                "node_id {} is not among the controller_quorum voters {:?} (roles {} votes)",
+                self.node_id,
+                quorum.ids(),
+                self.roles
+            );
+        } else {
+            anyhow::ensure!(
+                !is_voter,
+                "node_id {} is a controller_quorum voter; a broker-only node (roles broker) \
+                 needs an id of its own",
+                self.node_id
+            );
+            anyhow::ensure!(
+                self.controller_listen.is_none(),
+                "controller_listen is for voters; a broker-only node (roles broker) listens for \
+                 no controller"
+            );
+        }
         anyhow::ensure!(
             self.cluster_id.len() <= riffle_controller::transport::CLUSTER_ID_MAX_LEN,
             "cluster_id must be at most {} bytes",
@@ -564,14 +578,31 @@ mod tests {
     }
 
     #[test]
-    fn a_quorum_voter_may_be_controller_only_but_not_broker_only() {
-        let quorum = "node_id = 1\ncontroller_quorum = \"1@127.0.0.1:9093\"\n";
+    fn a_node_is_a_voter_or_a_broker_only_node_with_an_id_of_its_own() {
+        let quorum = "controller_quorum = \"1@127.0.0.1:9093\"\n";
         let cfg: BrokerConfig =
-            toml::from_str(&format!("{quorum}roles = \"controller\"\n")).unwrap();
+            toml::from_str(&format!("node_id = 1\n{quorum}roles = \"controller\"\n")).unwrap();
         assert!(cfg.validate().is_ok());
-        let cfg: BrokerConfig = toml::from_str(&format!("{quorum}roles = \"broker\"\n")).unwrap();
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("broker-only"), "{err}");
+        let cfg: BrokerConfig =
+            toml::from_str(&format!("node_id = 4\n{quorum}roles = \"broker\"\n")).unwrap();
+        assert!(cfg.validate().is_ok());
+        for (toml, key) in [
+            (format!("node_id = 1\n{quorum}roles = \"broker\"\n"), "own"),
+            (
+                format!("node_id = 4\n{quorum}roles = \"controller\"\n"),
+                "voters",
+            ),
+            (
+                format!(
+                    "node_id = 4\n{quorum}roles = \"broker\"\ncontroller_listen = \"127.0.0.1:1\"\n"
+                ),
+                "controller_listen",
+            ),
+        ] {
+            let cfg: BrokerConfig = toml::from_str(&toml).unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::InvalidPartitions { .. } => error_code::INVALID_PARTITIONS,
         ControllerError::InvalidReplicationFactor { .. } => error_code::INVALID_REPLICATION_FACTOR,
         ControllerError::InvalidConfig { .. } => error_code::INVALID_CONFIG,
+        ControllerError::PolicyViolation { .. } => error_code::POLICY_VIOLATION,
         ControllerError::NotDynamic { .. } => error_code::INVALID_REQUEST,
         ControllerError::Persist { .. } => error_code::KAFKA_STORAGE_ERROR,
         ControllerError::Unavailable { .. } => error_code::BROKER_NOT_AVAILABLE,

@@ -1,6 +1,7 @@
 //! `riffle cluster info`: the cluster id, the controller and the brokers, from
 //! DescribeCluster or Metadata; with `--admin HOST:PORT`, also the Raft quorum (leader, term,
-//! voters and their lag) from that broker's admin listener (`/v1/cluster`).
+//! voters and their lag, broker-only observers) from that broker's admin listener
+//! (`/v1/cluster`).
 
 use std::time::Duration;
 
@@ -114,6 +115,19 @@ fn print_quorum(quorum: &Value) -> Result<(), CliError> {
         ]);
     }
     table.print()?;
+    let observers = quorum["observers"].as_array().cloned().unwrap_or_default();
+    if !observers.is_empty() {
+        output::line("\nobservers (broker-only nodes following the log):")?;
+        let mut table = Table::new(&["NODE", "APPLIED", "LAG"]);
+        for observer in observers {
+            table.row(vec![
+                number(&observer["node_id"]),
+                number(&observer["applied_index"]),
+                number(&observer["lag"]),
+            ]);
+        }
+        table.print()?;
+    }
     let brokers = quorum["brokers"].as_array().cloned().unwrap_or_default();
     if brokers.is_empty() {
         return Ok(());

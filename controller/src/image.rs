@@ -17,6 +17,16 @@ pub const TOPIC_PARTITIONS_MAX: usize = 10_000;
 pub const TOPIC_CONFIGS_MAX: usize = 64;
 /// Longest topic config key or value, in bytes.
 pub const TOPIC_CONFIG_VALUE_MAX_LEN: usize = 4096;
+/// Most topics the cluster holds; one more is refused (POLICY_VIOLATION).
+pub const CLUSTER_TOPICS_MAX: usize = 10_000;
+/// Most partitions the cluster holds, over all topics; more are refused (INVALID_PARTITIONS).
+pub const CLUSTER_PARTITIONS_MAX: usize = 200_000;
+/// Largest encoded image a change may grow it to (POLICY_VIOLATION beyond). The image travels
+/// whole as a voter's Raft snapshot, in one transport frame (`transport::FRAME_MAX_BYTES`,
+/// 64 MiB): this leaves room for the message around it and for the estimate's slack.
+pub const IMAGE_MAX_BYTES: usize = 48 * 1024 * 1024;
+/// Bytes a partition's state may add to the image beyond its assignment (leader, ISR, epochs).
+const PARTITION_STATE_MAX_BYTES: usize = 64;
 /// Leader id meaning "no leader", as in Kafka's Metadata response.
 pub const NO_LEADER: BrokerId = -1;
 
@@ -56,6 +66,8 @@ pub enum MetadataError {
     },
     #[error("INELIGIBLE_REPLICA: {reason}")]
     IneligibleReplica { reason: String },
+    #[error("POLICY_VIOLATION: {reason}")]
+    PolicyViolation { reason: String },
 }
 
 /// A registered broker and its liveness as decided by the log.
@@ -133,6 +145,14 @@ impl MetadataImage {
                 topic_id,
                 partitions,
             } => self.create_partitions(*topic_id, partitions),
+            MetadataRecord::AddPartitions {
+                topic_id,
+                existing_count,
+                partitions,
+            } => {
+                self.check_partition_count(*topic_id, *existing_count)?;
+                self.create_partitions(*topic_id, partitions)
+            }
             MetadataRecord::AlterTopicConfigs {
                 topic_id,
                 set,
@@ -291,6 +311,15 @@ impl MetadataImage {
             self.validate_assignment(assignment)?;
         }
         validate_configs(configs)?;
+        if self.topics.len() >= CLUSTER_TOPICS_MAX {
+            return Err(MetadataError::PolicyViolation {
+                reason: format!("the cluster holds {CLUSTER_TOPICS_MAX} topics, its limit"),
+            });
+        }
+        self.check_growth(
+            partitions.len(),
+            name.len() + encoded_bytes(partitions) + encoded_bytes(configs),
+        )?;
         let partitions = partitions.iter().map(|a| self.new_partition(a)).collect();
         self.topics.insert(
             topic_id,
@@ -379,6 +408,7 @@ impl MetadataImage {
         for assignment in partitions {
             self.validate_assignment(assignment)?;
         }
+        self.check_growth(partitions.len(), encoded_bytes(partitions))?;
         let new: Vec<PartitionState> = partitions.iter().map(|a| self.new_partition(a)).collect();
         let topic = self.topics.get_mut(&topic_id).expect("checked above");
         topic.partitions.extend(new);
@@ -401,10 +431,69 @@ impl MetadataImage {
         }
         configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
         validate_configs(&configs)?;
+        let added_bytes = encoded_bytes(&configs).saturating_sub(encoded_bytes(&topic.configs));
+        self.check_growth(0, added_bytes)?;
         self.topics
             .get_mut(&topic_id)
             .expect("checked above")
             .configs = configs;
+        Ok(())
+    }
+
+    /// A checked CreatePartitions applies only to the partition count it was planned against,
+    /// so a retry of a request that timed out but took effect adds nothing (the retry is told
+    /// INVALID_PARTITIONS, as Kafka tells a request for a count the topic already has).
+    fn check_partition_count(
+        &self,
+        topic_id: TopicId,
+        existing_count: u32,
+    ) -> Result<(), MetadataError> {
+        let topic = self
+            .topics
+            .get(&topic_id)
+            .ok_or(MetadataError::UnknownTopicId { topic_id })?;
+        if topic.partitions.len() != existing_count as usize {
+            return Err(MetadataError::InvalidPartitions {
+                reason: format!(
+                    "topic '{}' has {} partitions, not the {existing_count} this change was \
+                     planned for (changed since, or an earlier attempt of it took effect)",
+                    topic.name,
+                    topic.partitions.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a change that would take the cluster past `CLUSTER_PARTITIONS_MAX` partitions or
+    /// its encoded image past `IMAGE_MAX_BYTES`; `added_bytes` is what the change stores.
+    fn check_growth(
+        &self,
+        added_partitions: usize,
+        added_bytes: usize,
+    ) -> Result<(), MetadataError> {
+        if added_partitions > 0 {
+            let total: usize = self.topics.values().map(|t| t.partitions.len()).sum();
+            if total + added_partitions > CLUSTER_PARTITIONS_MAX {
+                return Err(MetadataError::InvalidPartitions {
+                    reason: format!(
+                        "the cluster would hold {} partitions, more than its limit of \
+                         {CLUSTER_PARTITIONS_MAX}",
+                        total + added_partitions
+                    ),
+                });
+            }
+        }
+        let grown_bytes =
+            encoded_bytes(self) + added_bytes + added_partitions * PARTITION_STATE_MAX_BYTES;
+        if grown_bytes > IMAGE_MAX_BYTES {
+            return Err(MetadataError::PolicyViolation {
+                reason: format!(
+                    "the cluster metadata would grow to about {grown_bytes} bytes, more than its \
+                     limit of {IMAGE_MAX_BYTES} (it must fit one snapshot message)"
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -490,6 +579,12 @@ fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
+}
+
+/// The postcard size of `value` (a walk, no allocation).
+fn encoded_bytes<T: Serialize + ?Sized>(value: &T) -> usize {
+    // Sizing plain data cannot fail; a failure would only make the estimate smaller.
+    postcard::experimental::serialized_size(value).unwrap_or(0)
 }
 
 fn validate_partition_count(existing: usize, added: usize) -> Result<(), MetadataError> {

@@ -371,3 +371,147 @@ fn image_round_trips_as_a_snapshot() {
     let bytes = encode(&image);
     assert_eq!(decode::<MetadataImage>(&bytes).unwrap(), image);
 }
+
+/// `count` one-partition topics on broker 1 put straight into `image` (no per-record checks:
+/// this only builds an image at a limit quickly).
+fn fill_topics(image: &mut MetadataImage, count: usize, configs: &BTreeMap<String, String>) {
+    for i in image.topics.len()..image.topics.len() + count {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let name = format!("filler-{i}");
+        let topic_id = TopicId(id);
+        let partitions = vec![PartitionState {
+            assignment: PartitionAssignment {
+                replicas: vec![1],
+                shards: vec![0],
+            },
+            leader: 1,
+            isr: vec![1],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }];
+        image.topic_ids_by_name.insert(name.clone(), topic_id);
+        image.topics.insert(
+            topic_id,
+            TopicState {
+                name,
+                topic_id,
+                partitions,
+                configs: configs.clone(),
+            },
+        );
+    }
+}
+
+#[test]
+fn topic_count_limit_is_refused_with_policy_violation() {
+    let mut image = cluster(1, 1);
+    fill_topics(&mut image, CLUSTER_TOPICS_MAX - 1, &BTreeMap::new());
+    create(&mut image, "last", 1, 1);
+    assert_eq!(image.topics.len(), CLUSTER_TOPICS_MAX);
+    let before = image.clone();
+    let one_more = MetadataRecord::CreateTopic {
+        name: "one-more".into(),
+        topic_id: TopicId([0xee; 16]),
+        partitions: assign_partitions(&image, 1, 1).unwrap(),
+        configs: BTreeMap::new(),
+    };
+    assert!(matches!(
+        image.apply(2000, &one_more),
+        Err(MetadataError::PolicyViolation { .. })
+    ));
+    assert_eq!(image, before);
+    // A name that exists is still told so, limit or not.
+    assert!(matches!(
+        plan_create_topic(&image, "last", TopicId([0xef; 16]), 1, 1, BTreeMap::new()),
+        Err(MetadataError::TopicAlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn cluster_partition_limit_is_refused_with_invalid_partitions() {
+    let mut image = cluster(1, 1);
+    let per_topic = TOPIC_PARTITIONS_MAX;
+    for i in 0..CLUSTER_PARTITIONS_MAX / per_topic - 1 {
+        create(&mut image, &format!("wide-{i}"), per_topic, 1);
+    }
+    create(&mut image, "almost", per_topic - 1, 1);
+    // The last partition the cluster may hold fits; the next is refused, at create and at extend.
+    create(&mut image, "one", 1, 1);
+    let total: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+    assert_eq!(total, CLUSTER_PARTITIONS_MAX);
+    let before = image.clone();
+    let assignment = assign_partitions(&image, 1, 1).unwrap();
+    let create_one = MetadataRecord::CreateTopic {
+        name: "one-more".into(),
+        topic_id: TopicId([0xee; 16]),
+        partitions: assignment.clone(),
+        configs: BTreeMap::new(),
+    };
+    assert!(matches!(
+        image.apply(3001, &create_one),
+        Err(MetadataError::InvalidPartitions { .. })
+    ));
+    let grow = MetadataRecord::AddPartitions {
+        topic_id: image.topic_by_name("one").unwrap().topic_id,
+        existing_count: 1,
+        partitions: assignment,
+    };
+    assert!(matches!(
+        image.apply(3002, &grow),
+        Err(MetadataError::InvalidPartitions { .. })
+    ));
+    assert_eq!(image, before);
+}
+
+#[test]
+fn image_size_limit_keeps_every_snapshot_within_one_frame() {
+    let mut image = cluster(1, 1);
+    // 64 configs of 4 KiB values: about 256 KiB a topic.
+    let configs: BTreeMap<String, String> = (0..TOPIC_CONFIGS_MAX)
+        .map(|i| (format!("k{i}"), "v".repeat(TOPIC_CONFIG_VALUE_MAX_LEN)))
+        .collect();
+    let per_topic = crate::records::encode(&configs).len();
+    fill_topics(&mut image, IMAGE_MAX_BYTES / per_topic - 1, &configs);
+    let refused = (0..4).find_map(|i| {
+        let record = MetadataRecord::CreateTopic {
+            name: format!("big-{i}"),
+            topic_id: TopicId([0xe0 + i as u8; 16]),
+            partitions: assign_partitions(&image, 1, 1).unwrap(),
+            configs: configs.clone(),
+        };
+        image.apply(4000 + i, &record).err()
+    });
+    assert!(
+        matches!(refused, Some(MetadataError::PolicyViolation { .. })),
+        "{refused:?}"
+    );
+    let snapshot_bytes = crate::records::encode(&image).len();
+    assert!(snapshot_bytes <= IMAGE_MAX_BYTES, "{snapshot_bytes}");
+    // At the limit a config change that does not grow the image still applies.
+    let topic_id = *image.topics.keys().next().unwrap();
+    let same_size = MetadataRecord::AlterTopicConfigs {
+        topic_id,
+        set: (0..TOPIC_CONFIGS_MAX)
+            .map(|i| (format!("k{i}"), "w".repeat(TOPIC_CONFIG_VALUE_MAX_LEN)))
+            .collect(),
+        delete: vec![],
+    };
+    image.apply(5000, &same_size).unwrap();
+}
+
+#[test]
+fn checked_create_partitions_applies_once_however_often_it_is_retried() {
+    let mut image = cluster(3, 3);
+    create(&mut image, "orders", 2, 1);
+    let record = plan_create_partitions(&image, "orders", 4).unwrap();
+    image.apply(6000, &record).unwrap();
+    // The same request again (a retry after a timeout) changes nothing.
+    let retried = image.clone();
+    assert!(matches!(
+        image.apply(6001, &record),
+        Err(MetadataError::InvalidPartitions { .. })
+    ));
+    assert_eq!(image, retried);
+    assert_eq!(image.topic_by_name("orders").unwrap().partitions.len(), 4);
+}

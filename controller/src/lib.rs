@@ -25,6 +25,7 @@ pub mod image;
 mod liveness;
 mod logger;
 pub mod node;
+pub mod observer;
 pub mod placement;
 pub mod raft_log;
 pub mod records;
@@ -36,6 +37,8 @@ pub mod transport;
 mod image_tests;
 #[cfg(test)]
 mod node_tests;
+#[cfg(test)]
+mod observer_tests;
 #[cfg(test)]
 mod raft_log_tests;
 #[cfg(test)]

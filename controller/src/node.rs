@@ -9,11 +9,16 @@ use std::path::Path;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message};
-use raft::{Config, RawNode, SnapshotStatus, StateRole, Storage, INVALID_ID};
+use raft::{Config, GetEntriesContext, RawNode, SnapshotStatus, StateRole, Storage, INVALID_ID};
 
 use crate::image::{MetadataError, MetadataImage};
 use crate::liveness::BrokerLiveness;
 use crate::logger::raft_logger;
+use crate::observer::{
+    FetchRequest, FetchResponse, Fetched, ObservedEntry, QuorumView, Refusal, SnapshotChunk,
+    SnapshotPosition, FETCH_ENTRIES_MAX, FETCH_ENTRY_MAX_BYTES, FETCH_PROPOSALS_MAX,
+    SNAPSHOT_CHUNK_BYTES,
+};
 use crate::raft_log::{RaftLog, RaftLogError};
 use crate::records::{self, BrokerId, DecodeError, MetadataRecord, Proposal, ProposalBatch};
 
@@ -407,6 +412,127 @@ impl Node {
         Ok(())
     }
 
+    /// Answers a broker-only node's fetch (`observer`): on the leader, records its heartbeat,
+    /// queues its proposals for the next entry, and hands it the committed entries after the
+    /// index it applied (bounded), or the next chunk of the latest snapshot when the log no
+    /// longer holds them. Elsewhere: where the leader is. The quorum view is the caller's.
+    pub fn answer_fetch(&mut self, request: FetchRequest) -> FetchResponse {
+        if !self.is_leader() {
+            return FetchResponse::NotLeader {
+                leader_hint: self.leader_id(),
+            };
+        }
+        if request.view_only {
+            return FetchResponse::Fetched(Fetched {
+                leader_id: self.config.node_id,
+                term: self.term(),
+                commit_index: self.raw.raft.raft_log.committed,
+                refused: Vec::new(),
+                snapshot: None,
+                entries: Vec::new(),
+                more: false,
+                quorum: QuorumView::default(),
+            });
+        }
+        if let Some(broker_epoch) = request.broker_epoch {
+            // A stale epoch (an earlier incarnation) is no heartbeat; the broker re-registers.
+            let _ = self.broker_heartbeat(request.broker_id, broker_epoch);
+        }
+        let refused = self.take_forwarded(request.broker_id, request.proposals);
+        let first_index = self.raw.store().latest_snapshot().get_metadata().index + 1;
+        let (snapshot, entries, more) =
+            if request.snapshot.is_some() || request.applied_index + 1 < first_index {
+                // Entries follow the snapshot's last chunk: fetch again at once.
+                let chunk = self.snapshot_chunk(request.snapshot.as_ref());
+                (Some(chunk), Vec::new(), true)
+            } else {
+                let (entries, more) = self.committed_entries_after(request.applied_index);
+                (None, entries, more)
+            };
+        FetchResponse::Fetched(Fetched {
+            leader_id: self.config.node_id,
+            term: self.term(),
+            commit_index: self.raw.raft.raft_log.committed,
+            refused,
+            snapshot,
+            entries,
+            more,
+            quorum: QuorumView::default(),
+        })
+    }
+
+    /// Queues a broker-only node's proposals as its own (origin checked); returns the refused.
+    fn take_forwarded(
+        &mut self,
+        broker_id: BrokerId,
+        proposals: Vec<Proposal>,
+    ) -> Vec<(u64, Refusal)> {
+        let mut refused = Vec::new();
+        for mut proposal in proposals.into_iter().take(FETCH_PROPOSALS_MAX) {
+            // A broker answers only for itself.
+            proposal.origin_node = broker_id as u64;
+            let size_bytes = records::encode(&proposal.record).len();
+            if size_bytes > RECORD_MAX_BYTES {
+                refused.push((proposal.proposal_id, Refusal::RecordTooLarge { size_bytes }));
+            } else if self.unproposed.len() >= PENDING_PROPOSALS_MAX {
+                refused.push((proposal.proposal_id, Refusal::TooManyPending));
+            } else {
+                self.unproposed.push((proposal, size_bytes));
+            }
+        }
+        refused
+    }
+
+    /// The chunk of the latest snapshot at `position` (from its start when it names another).
+    fn snapshot_chunk(&self, position: Option<&SnapshotPosition>) -> SnapshotChunk {
+        let snapshot = self.raw.store().latest_snapshot();
+        let index = snapshot.get_metadata().index;
+        let data = snapshot.get_data();
+        let offset = position
+            .filter(|p| p.index == index && p.offset <= data.len() as u64)
+            .map_or(0, |p| p.offset);
+        let end = (offset as usize + SNAPSHOT_CHUNK_BYTES).min(data.len());
+        SnapshotChunk {
+            index,
+            total_bytes: data.len() as u64,
+            offset,
+            bytes: data[offset as usize..end].to_vec(),
+        }
+    }
+
+    /// Applied entries after `index`, at most `FETCH_ENTRIES_MAX` and about
+    /// `FETCH_ENTRY_MAX_BYTES`; and whether more are applied already.
+    fn committed_entries_after(&self, index: u64) -> (Vec<ObservedEntry>, bool) {
+        let low = index + 1;
+        let high = (self.applied_index + 1).min(low + FETCH_ENTRIES_MAX);
+        if low >= high {
+            return (Vec::new(), false);
+        }
+        let entries = self
+            .raw
+            .store()
+            .entries(
+                low,
+                high,
+                FETCH_ENTRY_MAX_BYTES,
+                GetEntriesContext::empty(false),
+            )
+            .unwrap_or_default();
+        let last = entries.last().map_or(index, |e| e.index);
+        let observed = entries
+            .into_iter()
+            .map(|entry| ObservedEntry {
+                index: entry.index,
+                data: if entry.get_entry_type() == EntryType::EntryNormal {
+                    entry.get_data().to_vec()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        (observed, last < self.applied_index)
+    }
+
     /// Proposes adding `voter` to the quorum (ConfChangeV2). Leader only.
     pub fn propose_add_voter(&mut self, voter: u64) -> Result<(), ProposeError> {
         self.propose_voter_change(voter, ConfChangeType::AddNode)
@@ -521,12 +647,20 @@ impl Node {
                 .count()
                 .max(1);
             let proposals: Vec<Proposal> = self.unproposed.drain(..take).map(|(p, _)| p).collect();
-            let ids: Vec<u64> = proposals.iter().map(|p| p.proposal_id).collect();
+            // Proposals forwarded for a broker-only node are answered through its own fetches.
+            let me = (self.config.node_id, self.config.incarnation);
+            let ids: Vec<u64> = proposals
+                .iter()
+                .filter(|p| (p.origin_node, p.origin_incarnation) == me)
+                .map(|p| p.proposal_id)
+                .collect();
             let data = records::encode(&ProposalBatch { proposals });
             if self.raw.propose(Vec::new(), data).is_err() {
                 // No leader to forward to any more: answer now rather than at the timeout.
                 for proposal_id in ids {
-                    self.pending.remove(&proposal_id);
+                    if self.pending.remove(&proposal_id).is_none() {
+                        continue;
+                    }
                     self.outcomes.push(ProposalOutcome {
                         proposal_id,
                         result: Err(ProposeError::NotController { leader_hint: None }),
@@ -617,25 +751,12 @@ impl Node {
 
     /// Applies each proposal of the entry to the image and answers this node's own ones.
     fn apply_batch(&mut self, entry: &Entry) {
-        if entry.get_data().is_empty() {
-            // The empty entry a new leader appends.
-            return;
-        }
-        let batch: ProposalBatch = match records::decode(entry.get_data()) {
-            Ok(batch) => batch,
-            Err(error) => {
-                // Every node reads the same bytes and skips them alike: the images stay equal.
-                tracing::error!(index = entry.index, %error, "controller: skipping an unreadable entry");
-                return;
-            }
-        };
-        for proposal in batch.proposals {
-            let result = self.image.apply(entry.index, &proposal.record);
-            let mine = proposal.origin_node == self.config.node_id
-                && proposal.origin_incarnation == self.config.incarnation;
-            if mine && self.pending.remove(&proposal.proposal_id).is_some() {
+        let me = (self.config.node_id, self.config.incarnation);
+        for (proposal_id, result) in apply_batch(&mut self.image, entry.index, entry.get_data(), me)
+        {
+            if self.pending.remove(&proposal_id).is_some() {
                 self.outcomes.push(ProposalOutcome {
-                    proposal_id: proposal.proposal_id,
+                    proposal_id,
                     result: result.map_err(ProposeError::Rejected),
                 });
             }
@@ -673,4 +794,35 @@ fn bootstrap(log: &mut RaftLog, config: &NodeConfig) -> Result<(), ControllerErr
     metadata.mut_conf_state().voters = config.initial_voters.clone();
     log.install_snapshot(snapshot)?;
     Ok(())
+}
+
+/// Applies each proposal of the entry at `index` (its `data`, a `ProposalBatch`) to `image`;
+/// returns the results of the proposals `origin` (node id, incarnation) made. Voters and
+/// observers apply entries with this one function, so their images agree.
+pub(crate) fn apply_batch(
+    image: &mut MetadataImage,
+    index: u64,
+    data: &[u8],
+    origin: (u64, u64),
+) -> Vec<(u64, Result<(), MetadataError>)> {
+    if data.is_empty() {
+        // The empty entry a new leader appends, or a conf change.
+        return Vec::new();
+    }
+    let batch: ProposalBatch = match records::decode(data) {
+        Ok(batch) => batch,
+        Err(error) => {
+            // Every node reads the same bytes and skips them alike: the images stay equal.
+            tracing::error!(index, %error, "controller: skipping an unreadable entry");
+            return Vec::new();
+        }
+    };
+    let mut answered = Vec::new();
+    for proposal in batch.proposals {
+        let result = image.apply(index, &proposal.record);
+        if (proposal.origin_node, proposal.origin_incarnation) == origin {
+            answered.push((proposal.proposal_id, result));
+        }
+    }
+    answered
 }

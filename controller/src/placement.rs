@@ -177,8 +177,9 @@ pub fn plan_create_partitions(
         });
     }
     let replication_factor = topic.partitions[0].assignment.replicas.len() as i32;
-    let record = MetadataRecord::CreatePartitions {
+    let record = MetadataRecord::AddPartitions {
         topic_id: topic.topic_id,
+        existing_count: existing as u32,
         partitions: assign_partitions(image, total - existing, replication_factor)?,
     };
     image.clone().apply(0, &record)?;

@@ -73,7 +73,8 @@ pub enum MetadataRecord {
     DeleteTopic {
         topic_id: TopicId,
     },
-    /// New partitions appended to a topic (CreatePartitions).
+    /// New partitions appended to a topic (CreatePartitions), as written before
+    /// `AddPartitions`; still applied when read from a log.
     CreatePartitions {
         topic_id: TopicId,
         partitions: Vec<PartitionAssignment>,
@@ -92,6 +93,13 @@ pub enum MetadataRecord {
         partition_epoch: u64,
         leader: Option<BrokerId>,
         isr: Option<Vec<BrokerId>>,
+    },
+    /// New partitions appended to a topic (CreatePartitions), applied only while the topic
+    /// still has `existing_count` partitions: a retried request never adds twice.
+    AddPartitions {
+        topic_id: TopicId,
+        existing_count: u32,
+        partitions: Vec<PartitionAssignment>,
     },
 }
 

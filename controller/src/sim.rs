@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::node::{Node, NodeConfig};
+use crate::observer::{FetchResponse, Observer};
 use crate::placement::plan_create_topic;
 use crate::records::{self, BrokerRegistration, Listener, MetadataRecord, TopicId};
 
@@ -23,6 +24,8 @@ const DELAY_STEPS_MAX: u64 = 4;
 const CONVERGE_STEPS_MAX: u64 = 2000;
 /// Brokers the workload registers.
 const SIM_BROKERS: i32 = 3;
+/// The broker-only node that follows the log by fetching (`observer`).
+const OBSERVER_ID: i32 = 100;
 
 /// Fault rates of one run, per mille of messages.
 #[derive(Clone, Debug)]
@@ -74,6 +77,12 @@ pub struct Simulation {
     image_checked_at: BTreeMap<u64, u64>,
     /// Brokers the workload no longer heartbeats.
     silent_brokers: BTreeSet<i32>,
+    /// A broker-only node fetching from one voter at a time, its requests and answers lost
+    /// like any message; it proposes topics too.
+    observer: Observer,
+    observer_target: u64,
+    observer_topics: BTreeMap<u64, String>,
+    next_observer_topic: u64,
     stats: SimStats,
 }
 
@@ -101,6 +110,10 @@ impl Simulation {
             next_topic: 0,
             image_checked_at: BTreeMap::new(),
             silent_brokers: BTreeSet::new(),
+            observer: Observer::new(OBSERVER_ID, 1, 200 * STEP_MS),
+            observer_target: 1,
+            observer_topics: BTreeMap::new(),
+            next_observer_topic: 0,
             stats: SimStats::default(),
         };
         for id in voters {
@@ -296,7 +309,102 @@ impl Simulation {
                 self.send(message);
             }
         }
+        self.observer_step(now_ms);
         self.check_invariants();
+    }
+
+    /// One step of the observer: maybe a topic proposal, maybe a fetch (request and answer each
+    /// lost like a message); its image must equal the voters' at the index it applied.
+    fn observer_step(&mut self, now_ms: u64) {
+        self.observer.tick(now_ms);
+        for outcome in self.observer.take_outcomes() {
+            if let Some(name) = self.observer_topics.remove(&outcome.proposal_id) {
+                if outcome.result.is_ok() {
+                    self.acknowledged_topics.insert(name);
+                }
+            }
+        }
+        if self.rng.gen_range(0..40) == 0 {
+            let name = format!("observed-{}", self.next_observer_topic);
+            let topic_id =
+                TopicId(((1u128 << 100) + self.next_observer_topic as u128).to_be_bytes());
+            let planned = plan_create_topic(
+                self.observer.image(),
+                &name,
+                topic_id,
+                1,
+                1,
+                BTreeMap::new(),
+            );
+            if let Some(proposal_id) = planned.ok().and_then(|r| self.observer.propose(r).ok()) {
+                self.next_observer_topic += 1;
+                self.observer_topics.insert(proposal_id, name);
+            }
+        }
+        if self.rng.gen_range(0..3) != 0 {
+            return;
+        }
+        let request = self.observer.request(None);
+        let request_lost = self.rng.gen_range(0..1000) < self.faults.drop_per_mille;
+        let answer_lost = self.rng.gen_range(0..1000) < self.faults.drop_per_mille;
+        let retarget = self.voters[self.rng.gen_range(0..self.voters.len())];
+        let Some(Some(node)) = self.nodes.get_mut(&self.observer_target) else {
+            self.observer_target = retarget;
+            return;
+        };
+        if request_lost {
+            self.observer_target = retarget;
+            return;
+        }
+        let response = node.answer_fetch(request);
+        if answer_lost {
+            self.observer_target = retarget;
+            return;
+        }
+        if let FetchResponse::NotLeader { leader_hint } = &response {
+            self.observer_target = leader_hint.unwrap_or(retarget);
+        }
+        let seed = self.seed;
+        self.observer
+            .on_response(response)
+            .unwrap_or_else(|e| panic!("seed {seed}: the observer refused an answer: {e}"));
+        self.check_observer_image();
+    }
+
+    fn check_observer_image(&self) {
+        let applied = self.observer.applied_index();
+        if let Some(seen) = self.images.get(&applied) {
+            assert!(
+                *seen == records::encode(self.observer.image()),
+                "seed {}: the observer has another image at index {applied}",
+                self.seed
+            );
+        }
+    }
+
+    /// Runs until the observer applied `index` (fault-free network); panics with the seed
+    /// otherwise, and checks its image.
+    fn observer_catches_up(&mut self, index: u64) {
+        let acknowledged = self.acknowledged_topics.clone();
+        for _ in 0..CONVERGE_STEPS_MAX {
+            if self.observer.applied_index() >= index {
+                self.check_observer_image();
+                for name in &acknowledged {
+                    assert!(
+                        self.observer.image().topic_by_name(name).is_some(),
+                        "seed {}: acknowledged topic {name} missing on the observer",
+                        self.seed
+                    );
+                }
+                return;
+            }
+            self.one_step();
+        }
+        panic!(
+            "seed {}: the observer did not reach index {index} (it is at {})",
+            self.seed,
+            self.observer.applied_index()
+        );
     }
 
     fn send(&mut self, message: Message) {
@@ -494,6 +602,7 @@ impl Simulation {
             }
             if self.converged(&marker) {
                 self.check_acknowledged();
+                self.observer_catches_up(self.max_applied_index());
                 self.stats.final_applied_index = self
                     .live_nodes()
                     .map(|n| n.applied_index())

@@ -8,11 +8,18 @@ use std::collections::VecDeque;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 
+use crate::observer::FetchRequest;
+use crate::records;
+
 /// Largest frame accepted; a snapshot message carries the whole image in one frame, so
 /// this also bounds the image a quorum can replicate.
 pub const FRAME_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Longest cluster id in a handshake.
 pub const CLUSTER_ID_MAX_LEN: usize = 255;
+/// Largest frame on a broker-only node's connection, either way: a request (its proposals
+/// are bounded by `observer::FETCH_PROPOSAL_MAX_BYTES`) or an answer (entries or a snapshot
+/// chunk, bounded by `observer`'s limits, and the quorum view).
+pub const OBSERVER_FRAME_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// Messages queued for one peer while it is unreachable; beyond it new ones are dropped
 /// (raft retransmits what matters).
 pub const PEER_QUEUE_MAX_MESSAGES: usize = 1024;
@@ -20,14 +27,17 @@ pub const PEER_QUEUE_MAX_MESSAGES: usize = 1024;
 pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 5000;
 
+/// The handshake's magic says who connects: a voter (then raft messages one way) or a
+/// broker-only node (then `observer` fetch requests, each answered on the same connection).
 const HANDSHAKE_MAGIC: [u8; 4] = *b"RFLC";
+const OBSERVER_HANDSHAKE_MAGIC: [u8; 4] = *b"RFLO";
 const WIRE_VERSION: u8 = 1;
 const LENGTH_BYTES: usize = 4;
 
 /// Why a connection is closed. Each is logged with the peer's address by the caller.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    #[error("frame of {size_bytes} bytes exceeds {FRAME_MAX_BYTES}")]
+    #[error("frame of {size_bytes} bytes exceeds the connection's limit")]
     FrameTooLarge { size_bytes: usize },
     #[error("not a riffle controller handshake")]
     BadMagic,
@@ -48,9 +58,27 @@ pub enum TransportError {
 pub struct Handshake {
     pub cluster_id: String,
     pub node_id: u64,
+    pub role: PeerRole,
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+/// Who is on the other end of a controller connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    /// A voter of the quorum: raft messages.
+    Voter,
+    /// A broker-only node following the log: fetch requests (`observer`).
+    Observer,
+}
+
+/// What one frame on an inbound connection carries.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    Raft(Message),
+    Fetch(FetchRequest),
+}
+
+/// `payload` behind its length.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(LENGTH_BYTES + payload.len());
     bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     bytes.extend_from_slice(payload);
@@ -64,7 +92,10 @@ pub fn encode_handshake(handshake: &Handshake) -> Vec<u8> {
         handshake.cluster_id.len() <= CLUSTER_ID_MAX_LEN,
         "cluster id checked at start-up"
     );
-    let mut payload = HANDSHAKE_MAGIC.to_vec();
+    let mut payload = match handshake.role {
+        PeerRole::Voter => HANDSHAKE_MAGIC.to_vec(),
+        PeerRole::Observer => OBSERVER_HANDSHAKE_MAGIC.to_vec(),
+    };
     payload.push(WIRE_VERSION);
     payload.extend_from_slice(&handshake.node_id.to_be_bytes());
     payload.push(handshake.cluster_id.len() as u8);
@@ -89,9 +120,13 @@ fn decode_handshake(
     let (magic, rest) = payload
         .split_at_checked(4)
         .ok_or(TransportError::BadMagic)?;
-    if magic != HANDSHAKE_MAGIC {
+    let role = if magic == HANDSHAKE_MAGIC {
+        PeerRole::Voter
+    } else if magic == OBSERVER_HANDSHAKE_MAGIC {
+        PeerRole::Observer
+    } else {
         return Err(TransportError::BadMagic);
-    }
+    };
     let (&version, rest) = rest
         .split_first()
         .ok_or(TransportError::MalformedHandshake)?;
@@ -122,6 +157,7 @@ fn decode_handshake(
     Ok(Handshake {
         cluster_id: cluster_id.to_owned(),
         node_id,
+        role,
     })
 }
 
@@ -148,13 +184,24 @@ impl ConnectionReader {
     }
 
     /// Takes `bytes` read from the socket and returns the messages they complete.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Message>, TransportError> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Inbound>, TransportError> {
         self.buffer.extend_from_slice(bytes);
         let mut messages = Vec::new();
         let mut pos = 0;
         while let Some(payload) = self.next_payload(&mut pos)? {
             match &self.peer {
                 None => self.peer = Some(decode_handshake(payload, &self.expected_cluster_id)?),
+                Some(peer) if peer.role == PeerRole::Observer => {
+                    let request: FetchRequest = records::decode(payload)
+                        .map_err(|e| TransportError::MalformedMessage(e.to_string()))?;
+                    if request.broker_id as u64 != peer.node_id {
+                        return Err(TransportError::SenderMismatch {
+                            claimed: request.broker_id as u64,
+                            peer: peer.node_id,
+                        });
+                    }
+                    messages.push(Inbound::Fetch(request));
+                }
                 Some(peer) => {
                     let message = Message::parse_from_bytes(payload)
                         .map_err(|e| TransportError::MalformedMessage(e.to_string()))?;
@@ -164,7 +211,7 @@ impl ConnectionReader {
                             peer: peer.node_id,
                         });
                     }
-                    messages.push(message);
+                    messages.push(Inbound::Raft(message));
                 }
             }
         }
@@ -178,7 +225,13 @@ impl ConnectionReader {
             return Ok(None);
         };
         let size_bytes = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
-        if size_bytes > FRAME_MAX_BYTES {
+        // A broker-only node's requests are small (`observer`'s bounds): its frames are capped
+        // lower, so the many connections of brokers hold little.
+        let frame_max_bytes = match &self.peer {
+            Some(peer) if peer.role == PeerRole::Observer => OBSERVER_FRAME_MAX_BYTES,
+            _ => FRAME_MAX_BYTES,
+        };
+        if size_bytes > frame_max_bytes {
             return Err(TransportError::FrameTooLarge { size_bytes });
         }
         let start = *pos + LENGTH_BYTES;

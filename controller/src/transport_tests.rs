@@ -20,6 +20,7 @@ fn handshake(cluster_id: &str, node_id: u64) -> Vec<u8> {
     encode_handshake(&Handshake {
         cluster_id: cluster_id.into(),
         node_id,
+        role: PeerRole::Voter,
     })
 }
 
@@ -51,7 +52,10 @@ fn serve_one(bytes: Vec<u8>, chunk: usize) -> Result<Vec<Message>, TransportErro
             break Ok(messages);
         }
         match reader.feed(&buf[..read]) {
-            Ok(more) => messages.extend(more),
+            Ok(more) => messages.extend(more.into_iter().map(|inbound| match inbound {
+                Inbound::Raft(message) => message,
+                Inbound::Fetch(request) => panic!("a voter sent a fetch: {request:?}"),
+            })),
             Err(error) => break Err(error),
         }
     };

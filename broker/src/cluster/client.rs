@@ -90,6 +90,9 @@ fn controller_error(error: ProposeError) -> ControllerError {
                 available,
             },
             MetadataError::InvalidConfig { reason } => ControllerError::InvalidConfig { reason },
+            MetadataError::PolicyViolation { reason } => {
+                ControllerError::PolicyViolation { reason }
+            }
             other => unavailable(&other.to_string()),
         },
         // No leader, no majority, or too much pending: retriable (Kafka answers a controller

@@ -4,6 +4,7 @@
 //! what committed, and the quorum's state is published. Lives from start-up to shutdown; at
 //! shutdown a leader hands leadership to the most caught-up follower first.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -11,29 +12,38 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::channel::oneshot;
 use futures::future::{select, Either};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use riffle_controller::eraftpb::{Message, MessageType};
-use riffle_controller::image::{MetadataError, PartitionState, TopicState};
+use riffle_controller::image::MetadataError;
 use riffle_controller::node::{Node, NodeConfig, ProposalOutcome, ProposeError};
-use riffle_controller::placement;
+use riffle_controller::observer::{
+    FetchRequest, FetchResponse, Fetched, ObserverView, QuorumView, VoterView, OBSERVERS_MAX,
+};
+use riffle_controller::records;
 use riffle_controller::records::{
     BrokerRegistration, Listener, MetadataRecord, PartitionAssignment, TopicId,
 };
-use riffle_controller::transport::Handshake;
+use riffle_controller::transport::{self, Handshake, PeerRole};
 
-use super::client::{Change, ClusterClient, TopicChange};
+use super::broker_only;
+use super::client::{ClusterClient, TopicChange};
+use super::config::QuorumVoter;
+use super::image_sync::{self, ImageSync};
 use super::peers::{self, PeerLink};
-use super::{wall_clock_ms, BrokerStatus, ClusterStatus, ClusterView, VoterStatus, CONTROLLER_DIR};
-use crate::metadata::image::{
-    BrokerMeta, ClusterMembers, MetadataImage as BrokerImage, PartitionMeta, TopicMeta,
+use super::{
+    observer_statuses, wall_clock_ms, BrokerStatus, ClusterStatus, ClusterView, VoterStatus,
+    CONTROLLER_DIR,
 };
 use crate::shard::Shard;
 use crate::Shutdown;
 
 /// Events queued to the controller task; past it, peers' readers and the ticker wait.
-const EVENTS_QUEUED_MAX: usize = 4096;
+pub(super) const EVENTS_QUEUED_MAX: usize = 4096;
+/// A follower refreshes the leader's view of the quorum every this many ticks.
+const LEADER_VIEW_EVERY_TICKS: u32 = 5;
 /// How long a leader that is shutting down waits for its transfer to be sent.
 const TRANSFER_GRACE: Duration = Duration::from_millis(300);
 
@@ -52,6 +62,13 @@ pub(crate) enum Event {
     },
     /// A topic change from this node's metadata controller.
     Change(TopicChange),
+    /// A broker-only node's fetch (`riffle_controller::observer`), answered on `reply`.
+    Fetch {
+        request: FetchRequest,
+        reply: oneshot::Sender<FetchResponse>,
+    },
+    /// On a follower: the leader's answer to a view-only fetch (`fetch_leader_view`).
+    LeaderView(Box<Fetched>),
 }
 
 /// Milliseconds on a monotonic clock shared by the controller's tasks.
@@ -100,6 +117,7 @@ pub(crate) fn start(
     let handshake = Handshake {
         cluster_id: config.cluster_id.clone(),
         node_id,
+        role: PeerRole::Voter,
     };
     let others = quorum
         .voters
@@ -117,18 +135,22 @@ pub(crate) fn start(
     glommio::spawn_local(accept).detach();
     let tick = Duration::from_millis(config.controller_tick_ms);
     glommio::spawn_local(tick_every(tick, events.clone())).detach();
-    let (host, port) = config.advertised_host_port();
-    let registration = BrokerRegistration {
-        broker_id: config.node_id,
-        incarnation_id: rand::random(),
-        listeners: vec![Listener {
-            name: "PLAINTEXT".into(),
-            host,
-            port: u16::try_from(port).unwrap_or(0),
-        }],
-        rack: config.broker_rack.clone(),
-        shard_count: shard.shared.shard_count() as u32,
-    };
+    let leader = Rc::new(Cell::new(None));
+    let view_handshake = transport::encode_handshake(&Handshake {
+        cluster_id: config.cluster_id.clone(),
+        node_id,
+        role: PeerRole::Observer,
+    });
+    let leader_view = fetch_leader_view(
+        quorum.voters.clone(),
+        node_id,
+        view_handshake,
+        leader.clone(),
+        tick * LEADER_VIEW_EVERY_TICKS,
+        events.clone(),
+    );
+    glommio::spawn_local(leader_view).detach();
+    let registration = registration(shard);
     let controller = Controller {
         node,
         links,
@@ -143,8 +165,10 @@ pub(crate) fn start(
         registration,
         registration_proposal: None,
         replies: BTreeMap::new(),
-        synced_topics: None,
-        synced_members: None,
+        sync: ImageSync::default(),
+        observers: BTreeMap::new(),
+        leader_view: None,
+        leader: leader.clone(),
         takeover: Takeover::at(&dir),
         follower_times: BTreeMap::new(),
     };
@@ -158,7 +182,69 @@ pub(crate) fn start(
     Ok(ClusterClient { events })
 }
 
-async fn tick_every(tick: Duration, events: Rc<LocalSender<Event>>) {
+/// On a follower, asks the leader for its view of the quorum every `every`, so DescribeQuorum
+/// and `/v1/cluster` answered here show what only the leader knows. Ends with the controller.
+async fn fetch_leader_view(
+    voters: Vec<QuorumVoter>,
+    node_id: u64,
+    handshake: Vec<u8>,
+    leader: Rc<Cell<Option<u64>>>,
+    every: Duration,
+    events: Rc<LocalSender<Event>>,
+) {
+    let request = records::encode(&FetchRequest::view_only(node_id));
+    let mut connection: Option<(u64, TcpStream)> = None;
+    loop {
+        glommio::timer::sleep(every).await;
+        let Some(target) = leader.get().filter(|id| *id != node_id) else {
+            connection = None;
+            continue;
+        };
+        if connection.as_ref().is_none_or(|(id, _)| *id != target) {
+            let Some(voter) = voters.iter().find(|v| v.node_id == target) else {
+                continue;
+            };
+            connection = broker_only::connect(voter, &handshake)
+                .await
+                .ok()
+                .map(|stream| (target, stream));
+        }
+        let Some((_, stream)) = connection.as_mut() else {
+            continue;
+        };
+        match broker_only::round_trip(stream, &request).await {
+            Ok(FetchResponse::Fetched(fetched)) => {
+                if events
+                    .send(Event::LeaderView(Box::new(fetched)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(FetchResponse::NotLeader { .. }) | Err(_) => connection = None,
+        }
+    }
+}
+
+/// This process's broker registration: a new incarnation per start.
+pub(super) fn registration(shard: &Rc<Shard>) -> BrokerRegistration {
+    let config = shard.config();
+    let (host, port) = config.advertised_host_port();
+    BrokerRegistration {
+        broker_id: config.node_id,
+        incarnation_id: rand::random(),
+        listeners: vec![Listener {
+            name: "PLAINTEXT".into(),
+            host,
+            port: u16::try_from(port).unwrap_or(0),
+        }],
+        rack: config.broker_rack.clone(),
+        shard_count: shard.shared.shard_count() as u32,
+    }
+}
+
+pub(super) async fn tick_every(tick: Duration, events: Rc<LocalSender<Event>>) {
     loop {
         glommio::timer::sleep(tick).await;
         if events.send(Event::Tick).await.is_err() {
@@ -181,10 +267,13 @@ struct Controller {
     registration_proposal: Option<u64>,
     /// Topic changes proposed for this node's callers, by proposal id.
     replies: BTreeMap<u64, TopicChange>,
-    /// The quorum's topics as last copied into the broker image.
-    synced_topics: Option<BTreeMap<TopicId, TopicState>>,
-    /// The brokers and controller as last copied into the broker image.
-    synced_members: Option<ClusterMembers>,
+    sync: ImageSync,
+    /// On the leader: the broker-only nodes that fetch from it, for DescribeQuorum.
+    observers: BTreeMap<u64, ObserverView>,
+    /// On a follower: the leader's last answer to a view-only fetch.
+    leader_view: Option<Fetched>,
+    /// The leader as of the last event, for `fetch_leader_view`.
+    leader: Rc<Cell<Option<u64>>>,
     takeover: Takeover,
     /// On the leader: when each follower last answered and was last caught up (wall clock ms).
     follower_times: BTreeMap<u64, FollowerTimes>,
@@ -246,6 +335,7 @@ impl Controller {
                     return;
                 }
             };
+            self.leader.set(self.node.leader_id());
             self.sync_image().await;
             self.answer(outcomes);
         }
@@ -262,6 +352,51 @@ impl Controller {
             Event::Unreachable { to } => self.node.report_unreachable(to),
             Event::SnapshotSent { to, delivered } => self.node.report_snapshot(to, delivered),
             Event::Change(change) => self.propose_change(change),
+            Event::Fetch { request, reply } => {
+                let _ = reply.send(self.answer_fetch(request));
+            }
+            Event::LeaderView(fetched) => self.leader_view = Some(*fetched),
+        }
+    }
+
+    /// Answers a broker-only node; on the leader, remembers it as an observer and hands it
+    /// the quorum as the leader sees it.
+    fn answer_fetch(&mut self, request: FetchRequest) -> FetchResponse {
+        let (node_id, applied_index) = (request.broker_id as u64, request.applied_index);
+        let view_only = request.view_only;
+        let mut response = self.node.answer_fetch(request);
+        if let FetchResponse::Fetched(fetched) = &mut response {
+            let known = self.observers.contains_key(&node_id);
+            if !view_only && (self.observers.len() < OBSERVERS_MAX || known) {
+                self.observers.insert(
+                    node_id,
+                    ObserverView {
+                        node_id,
+                        applied_index,
+                        last_fetch_ms: wall_clock_ms(),
+                    },
+                );
+            }
+            fetched.quorum = self.quorum_view();
+        }
+        response
+    }
+
+    /// The leader's view of the quorum, for broker-only nodes to show.
+    fn quorum_view(&self) -> QuorumView {
+        let status = self.published.clone().unwrap_or_else(|| self.status());
+        QuorumView {
+            voters: status
+                .voters
+                .iter()
+                .map(|v| VoterView {
+                    node_id: v.node_id,
+                    matched_index: v.matched_index,
+                    last_fetch_ms: v.last_fetch_ms,
+                    last_caught_up_ms: v.last_caught_up_ms,
+                })
+                .collect(),
+            observers: self.observers.values().cloned().collect(),
         }
     }
 
@@ -282,7 +417,7 @@ impl Controller {
 
     /// Plans `change` against the quorum's image and proposes it; a refusal is answered now.
     fn propose_change(&mut self, change: TopicChange) {
-        let planned = plan(self.node.image(), &change.change)
+        let planned = image_sync::plan(self.node.image(), &change.change)
             .map_err(ProposeError::Rejected)
             .and_then(|record| self.node.propose(record));
         match planned {
@@ -380,7 +515,7 @@ impl Controller {
                 tracing::info!("controller: this node's topics are in the quorum's metadata");
                 self.takeover.done = true;
                 // Copy again, now removing local topics the quorum does not have.
-                self.synced_topics = None;
+                self.sync.recopy_topics();
             }
             Err(e) => tracing::warn!(error = %e, "controller: cannot record the topic takeover"),
         }
@@ -427,66 +562,12 @@ impl Controller {
         }
     }
 
-    /// Copies the quorum's topics (leaders, epochs, replicas and ISR included) and its brokers
-    /// into the broker image the shards serve from, when they changed: new partitions are placed
-    /// on the shard the quorum assigned, configs follow, deleted topics go. Local topics the
-    /// quorum never knew (a data dir from before the quorum) are kept until the takeover.
     async fn sync_image(&mut self) {
-        let members = self.members();
-        let topics = &self.node.image().topics;
-        let topics_synced = self.synced_topics.as_ref() == Some(topics);
-        if topics_synced && self.synced_members.as_ref() == Some(&members) {
-            return;
-        }
-        let Some(metadata) = self.shard.controller.clone() else {
-            return;
-        };
-        let topics = topics.clone();
-        let before = self.synced_topics.take().unwrap_or_default();
-        let node_id = self.registration.broker_id;
-        let shards = self.shard.shared.shard_count();
+        let controller_id = self.node.leader_id();
         let authoritative = self.takeover.done;
-        let published = Arc::new(members.clone());
-        let copied = metadata
-            .update_topics(&self.shard, |image| {
-                if !topics_synced {
-                    copy_topics(image, &before, &topics, authoritative, node_id, shards);
-                }
-                image.cluster = Some(published);
-            })
+        self.sync
+            .sync(&self.shard, self.node.image(), controller_id, authoritative)
             .await;
-        match copied {
-            Ok(()) => {
-                self.synced_topics = Some(topics);
-                self.synced_members = Some(members);
-            }
-            Err(e) => tracing::error!(error = %e, "controller: cannot apply the quorum's topics"),
-        }
-    }
-
-    /// The registered brokers and the active controller, as Metadata and DescribeCluster list
-    /// them.
-    fn members(&self) -> ClusterMembers {
-        let brokers = self
-            .node
-            .image()
-            .brokers
-            .values()
-            .map(|b| {
-                let listener = b.registration.listeners.first();
-                BrokerMeta {
-                    node_id: b.registration.broker_id,
-                    host: listener.map(|l| l.host.clone()).unwrap_or_default(),
-                    port: listener.map_or(0, |l| i32::from(l.port)),
-                    rack: b.registration.rack.clone(),
-                    fenced: b.fenced,
-                }
-            })
-            .collect();
-        ClusterMembers {
-            brokers,
-            controller_id: self.node.leader_id().and_then(|id| i32::try_from(id).ok()),
-        }
     }
 
     /// Persists, sends, applies (`Node::drive`), then publishes the quorum's state; returns
@@ -541,8 +622,14 @@ impl Controller {
     fn note_caught_up_followers(&mut self) {
         if !self.node.is_leader() {
             self.follower_times.clear();
+            self.observers.clear();
             return;
         }
+        // An observer silent for a broker session is gone from DescribeQuorum.
+        let stale_before_ms = wall_clock_ms()
+            - i64::try_from(self.shard.config().broker_session_timeout_ms).unwrap_or(i64::MAX);
+        self.observers
+            .retain(|_, o| o.last_fetch_ms >= stale_before_ms);
         let quorum = self.node.status();
         let now = wall_clock_ms();
         for (node_id, matched) in quorum.matched {
@@ -555,19 +642,23 @@ impl Controller {
         }
     }
 
+    /// The quorum as this node sees it; a follower fills in what only the leader knows (each
+    /// voter's log end and times, the observers) from the leader's last view.
     fn status(&self) -> ClusterStatus {
         let quorum = self.node.status();
+        let view = self.leader_view.as_ref().filter(|v| {
+            !self.node.is_leader() && Some(v.leader_id) == quorum.leader_id && v.term == quorum.term
+        });
         let voters = quorum
             .voters
             .iter()
             .map(|&node_id| {
-                let matched_index = quorum.matched.get(&node_id).copied();
                 let times = self
                     .follower_times
                     .get(&node_id)
                     .copied()
                     .unwrap_or_default();
-                VoterStatus {
+                let mut voter = VoterStatus {
                     node_id,
                     address: self
                         .addresses
@@ -575,29 +666,30 @@ impl Controller {
                         .find(|(id, _)| *id == node_id)
                         .map(|(_, address)| address.clone())
                         .unwrap_or_default(),
-                    matched_index,
-                    lag: matched_index.map(|m| quorum.commit_index.saturating_sub(m)),
+                    matched_index: quorum.matched.get(&node_id).copied(),
+                    lag: None,
                     last_fetch_ms: times.last_fetch_ms,
                     last_caught_up_ms: times.last_caught_up_ms,
+                };
+                let mut commit_index = quorum.commit_index;
+                if let Some(seen) = view.and_then(|v| {
+                    commit_index = v.commit_index;
+                    v.quorum.voters.iter().find(|q| q.node_id == node_id)
+                }) {
+                    voter.matched_index = seen.matched_index;
+                    voter.last_fetch_ms = seen.last_fetch_ms;
+                    voter.last_caught_up_ms = seen.last_caught_up_ms;
                 }
+                voter.lag = voter.matched_index.map(|m| commit_index.saturating_sub(m));
+                voter
             })
             .collect();
+        let observers = match view {
+            Some(v) => observer_statuses(&v.quorum.observers, v.commit_index),
+            None => observer_statuses(self.observers.values(), quorum.commit_index),
+        };
         let image = self.node.image();
-        let brokers = image
-            .brokers
-            .values()
-            .map(|b| {
-                let listener = b.registration.listeners.first();
-                BrokerStatus {
-                    broker_id: b.registration.broker_id,
-                    host: listener.map(|l| l.host.clone()).unwrap_or_default(),
-                    port: listener.map_or(0, |l| l.port),
-                    rack: b.registration.rack.clone(),
-                    broker_epoch: b.broker_epoch,
-                    fenced: b.fenced,
-                }
-            })
-            .collect();
+        let brokers = image.brokers.values().map(BrokerStatus::from).collect();
         ClusterStatus {
             node_id: quorum.node_id,
             leader_id: quorum.leader_id,
@@ -605,6 +697,7 @@ impl Controller {
             commit_index: quorum.commit_index,
             applied_index: quorum.applied_index,
             voters,
+            observers,
             brokers,
             topic_count: image.topics.len(),
         }
@@ -641,130 +734,4 @@ fn write_marker(path: &std::path::Path) -> std::io::Result<()> {
 fn fail(error: riffle_controller::node::ControllerError) {
     tracing::error!(%error, "controller failed; stopping the broker");
     crate::server::stop_process();
-}
-
-/// The record for `change`, checked against the quorum's image.
-fn plan(
-    image: &riffle_controller::image::MetadataImage,
-    change: &Change,
-) -> Result<MetadataRecord, MetadataError> {
-    let topic_id = |name: &str| {
-        image
-            .topic_by_name(name)
-            .map(|t| t.topic_id)
-            .ok_or_else(|| MetadataError::UnknownTopicOrPartition {
-                topic: name.to_owned(),
-            })
-    };
-    match change {
-        Change::Create {
-            name,
-            partitions,
-            replication_factor,
-            configs,
-        } => placement::plan_create_topic(
-            image,
-            name,
-            TopicId(rand::random()),
-            *partitions,
-            *replication_factor,
-            configs.clone(),
-        ),
-        Change::Delete { name } => Ok(MetadataRecord::DeleteTopic {
-            topic_id: topic_id(name)?,
-        }),
-        Change::CreatePartitions { name, total } => {
-            placement::plan_create_partitions(image, name, *total)
-        }
-        Change::SetConfigs { name, configs } => {
-            let current = image
-                .topic_by_name(name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default();
-            Ok(MetadataRecord::AlterTopicConfigs {
-                topic_id: topic_id(name)?,
-                set: configs.clone(),
-                delete: current
-                    .keys()
-                    .filter(|k| !configs.contains_key(*k))
-                    .cloned()
-                    .collect(),
-            })
-        }
-    }
-}
-
-/// Brings the broker image's topics in line with the quorum's (see `sync_topics`).
-fn copy_topics(
-    image: &mut BrokerImage,
-    before: &BTreeMap<TopicId, TopicState>,
-    topics: &BTreeMap<TopicId, TopicState>,
-    authoritative: bool,
-    node_id: i32,
-    shards: usize,
-) {
-    if authoritative {
-        image
-            .topics
-            .retain(|_, t| topics.contains_key(&TopicId(t.id)));
-    }
-    for (topic_id, gone) in before {
-        if !topics.contains_key(topic_id)
-            && image.topic(&gone.name).is_some_and(|t| t.id == topic_id.0)
-        {
-            image.topics.remove(&gone.name);
-        }
-    }
-    for topic in topics.values() {
-        let local = image
-            .topic(&topic.name)
-            .filter(|t| t.id == topic.topic_id.0)
-            .cloned();
-        let mut partitions = local.map(|t| t.partitions.clone()).unwrap_or_default();
-        partitions.truncate(topic.partitions.len());
-        let kept = partitions.len();
-        partitions.extend(
-            topic.partitions[kept..]
-                .iter()
-                .map(|state| new_partition(state, node_id, shards)),
-        );
-        for (partition, state) in partitions.iter_mut().zip(&topic.partitions) {
-            partition.leader = state.leader;
-            partition.leader_epoch = i32::try_from(state.leader_epoch).unwrap_or(i32::MAX);
-            partition.replicas = state.assignment.replicas.clone();
-            partition.isr = state.isr.clone();
-        }
-        let meta = TopicMeta {
-            name: topic.name.clone(),
-            id: topic.topic_id.0,
-            partitions,
-            configs: topic.configs.clone(),
-        };
-        if image
-            .topic(&topic.name)
-            .map(|t| **t != meta)
-            .unwrap_or(true)
-        {
-            image.topics.insert(topic.name.clone(), Arc::new(meta));
-        }
-    }
-}
-
-/// A partition new to this node: on the shard the quorum assigned to this node's replica (kept
-/// within the shards this process runs), or shard 0 when another broker holds it.
-fn new_partition(state: &PartitionState, node_id: i32, shards: usize) -> PartitionMeta {
-    let assignment = &state.assignment;
-    let shard = assignment
-        .replicas
-        .iter()
-        .position(|r| *r == node_id)
-        .and_then(|i| assignment.shards.get(i))
-        .map_or(0, |s| s % shards.max(1) as u32);
-    PartitionMeta {
-        shard,
-        leader: state.leader,
-        leader_epoch: 0,
-        replicas: assignment.replicas.clone(),
-        isr: state.isr.clone(),
-    }
 }

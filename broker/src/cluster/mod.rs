@@ -1,13 +1,25 @@
-//! The controller quorum inside the broker: with `controller_quorum` set, shard 0 runs a task
-//! that owns this node's `riffle_controller::Node` (the Raft voter and its metadata image),
-//! ticks it, carries its messages over TCP to the other voters (`peers`) and publishes what it
-//! knows of the quorum for the admin listener (`/v1/cluster`). Without a quorum nothing here
-//! runs and the node is today's single node, its metadata in `metadata.json`.
+//! The controller quorum inside the broker: with `controller_quorum` set, shard 0 of a voter
+//! runs a task that owns this node's `riffle_controller::Node` (the Raft voter and its metadata
+//! image), ticks it, carries its messages over TCP to the other voters (`peers`) and publishes
+//! what it knows of the quorum for the admin listener (`/v1/cluster`). A broker-only node runs
+//! `broker_only` instead: it fetches the committed log from the quorum's leader. Without a
+//! quorum nothing here runs and the node is today's single node, its metadata in
+//! `metadata.json`.
 
+mod broker_only;
 mod client;
 pub mod config;
 mod driver;
+mod image_sync;
 mod peers;
+
+use std::rc::Rc;
+
+use riffle_controller::image::BrokerState;
+use riffle_controller::observer::ObserverView;
+
+use crate::shard::Shard;
+use crate::Shutdown;
 
 use std::sync::Arc;
 
@@ -19,7 +31,19 @@ pub(crate) use client::{Change, ClusterClient};
 /// Directory of the controller's Raft log under the data dir (never a partition directory:
 /// those are named TOPIC-PARTITION).
 pub(crate) const CONTROLLER_DIR: &str = "controller";
-pub(crate) use driver::start;
+
+/// Starts this node's link to the quorum on shard 0: its voter, or (broker-only) its fetcher.
+pub(crate) fn start(
+    shard: &Rc<Shard>,
+    view: Arc<ClusterView>,
+    shutdown: Shutdown,
+) -> anyhow::Result<ClusterClient> {
+    if shard.config().roles.controller {
+        driver::start(shard, view, shutdown)
+    } else {
+        broker_only::start(shard, view, shutdown)
+    }
+}
 
 /// Milliseconds since the Unix epoch, as DescribeQuorum's timestamps are.
 pub(crate) fn wall_clock_ms() -> i64 {
@@ -57,6 +81,8 @@ pub struct ClusterStatus {
     pub commit_index: u64,
     pub applied_index: u64,
     pub voters: Vec<VoterStatus>,
+    /// Broker-only nodes following the log, as the leader last heard them (Kafka's observers).
+    pub observers: Vec<ObserverStatus>,
     /// Brokers registered in the metadata image.
     pub brokers: Vec<BrokerStatus>,
     /// Topics in the metadata image.
@@ -80,6 +106,33 @@ pub struct VoterStatus {
     pub last_caught_up_ms: Option<i64>,
 }
 
+/// A broker-only node that fetches the metadata log from the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObserverStatus {
+    pub node_id: u64,
+    /// The last log index it had applied when it last fetched.
+    pub applied_index: u64,
+    /// Commit index minus its applied index.
+    pub lag: u64,
+    /// When it last fetched, in milliseconds since the Unix epoch.
+    pub last_fetch_ms: i64,
+}
+
+fn observer_statuses<'a>(
+    observers: impl IntoIterator<Item = &'a ObserverView>,
+    commit_index: u64,
+) -> Vec<ObserverStatus> {
+    observers
+        .into_iter()
+        .map(|o| ObserverStatus {
+            node_id: o.node_id,
+            applied_index: o.applied_index,
+            lag: commit_index.saturating_sub(o.applied_index),
+            last_fetch_ms: o.last_fetch_ms,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BrokerStatus {
     pub broker_id: i32,
@@ -88,4 +141,18 @@ pub struct BrokerStatus {
     pub rack: Option<String>,
     pub broker_epoch: u64,
     pub fenced: bool,
+}
+
+impl From<&BrokerState> for BrokerStatus {
+    fn from(b: &BrokerState) -> BrokerStatus {
+        let listener = b.registration.listeners.first();
+        BrokerStatus {
+            broker_id: b.registration.broker_id,
+            host: listener.map(|l| l.host.clone()).unwrap_or_default(),
+            port: listener.map_or(0, |l| l.port),
+            rack: b.registration.rack.clone(),
+            broker_epoch: b.broker_epoch,
+            fenced: b.fenced,
+        }
+    }
 }

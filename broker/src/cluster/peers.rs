@@ -14,18 +14,24 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use riffle_controller::eraftpb::{Message, MessageType};
-use riffle_controller::transport::{self, ConnectionReader, Handshake, PeerQueue};
+use riffle_controller::observer::FetchRequest;
+use riffle_controller::records;
+use riffle_controller::transport::{
+    self, ConnectionReader, Handshake, Inbound, PeerQueue, PeerRole, OBSERVER_FRAME_MAX_BYTES,
+};
 
 use super::config::QuorumVoter;
 use super::driver::{now_ms, Event};
 
 /// Inbound controller connections held at once; one more is closed at once (a quorum of
-/// `QUORUM_VOTERS_MAX` needs at most one per peer, plus reconnects not yet noticed).
-pub(crate) const CONTROLLER_CONNECTIONS_MAX: usize = 16;
+/// `QUORUM_VOTERS_MAX` needs at most one per peer, plus one per broker-only node, plus
+/// reconnects not yet noticed).
+pub(crate) const CONTROLLER_CONNECTIONS_MAX: usize = 64;
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A write to a peer that makes no progress for this long breaks the connection.
@@ -233,6 +239,7 @@ pub(crate) async fn accept_peers(
 }
 
 /// Reads one peer's connection and hands its messages to the driver; closes it on bad input.
+/// A broker-only node's connection carries fetch requests instead, each answered on it.
 async fn read_peer(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -240,6 +247,12 @@ async fn read_peer(
     voters: Vec<u64>,
     events: Rc<LocalSender<Event>>,
 ) {
+    // Answers to a broker-only node go out on this connection: one that stops reading must
+    // not hold its reader forever.
+    if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+        tracing::debug!(%peer, error = %e, "controller: cannot set a write timeout");
+        return;
+    }
     let mut reader = ConnectionReader::new(&cluster_id);
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     loop {
@@ -251,23 +264,54 @@ async fn read_peer(
                 return;
             }
         };
-        let messages = match reader.feed(&buf[..read]) {
-            Ok(messages) => messages,
+        let inbound = match reader.feed(&buf[..read]) {
+            Ok(inbound) => inbound,
             Err(e) => {
                 tracing::warn!(%peer, "controller: closing connection: {e}");
                 return;
             }
         };
+        // A voter may also connect as an observer, to ask for the leader's view of the quorum.
         if let Some(handshake) = reader.peer() {
-            if !voters.contains(&handshake.node_id) {
+            if handshake.role == PeerRole::Voter && !voters.contains(&handshake.node_id) {
                 tracing::warn!(%peer, node_id = handshake.node_id, "controller: closing connection: node is not a voter of this quorum");
                 return;
             }
         }
-        for message in messages {
-            if events.send(Event::Message(message)).await.is_err() {
+        for frame in inbound {
+            let delivered = match frame {
+                Inbound::Raft(message) => events.send(Event::Message(message)).await.is_ok(),
+                Inbound::Fetch(request) => answer_fetch(&mut stream, request, &events).await,
+            };
+            if !delivered {
                 return;
             }
         }
     }
+}
+
+/// Hands a broker-only node's fetch to the driver and writes its answer; false when the
+/// connection is to be closed.
+async fn answer_fetch(
+    stream: &mut TcpStream,
+    request: FetchRequest,
+    events: &LocalSender<Event>,
+) -> bool {
+    let (reply, answer) = oneshot::channel();
+    if events.send(Event::Fetch { request, reply }).await.is_err() {
+        return false;
+    }
+    let Ok(response) = answer.await else {
+        return false;
+    };
+    let payload = records::encode(&response);
+    if payload.len() > OBSERVER_FRAME_MAX_BYTES {
+        // The answer's parts are bounded well below it (`observer`): a broken bound, logged.
+        tracing::error!(
+            size_bytes = payload.len(),
+            "controller: an answer to a broker-only node exceeds the frame limit"
+        );
+        return false;
+    }
+    stream.write_all(&transport::frame(&payload)).await.is_ok()
 }

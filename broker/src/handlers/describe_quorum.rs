@@ -2,8 +2,9 @@
 //! metadata quorum's leader, epoch (the Raft term), high watermark (the commit index) and its
 //! voters, from what this node's controller last published. The leader knows each voter's log
 //! end offset (its matched index) and when it last answered and was caught up; a follower
-//! answers what it knows and -1 for the rest. Kafka's brokers forward this request to the active
-//! controller; Riffle answers on any node of the quorum.
+//! answers what it knows and -1 for the rest. Broker-only nodes are listed as observers; a
+//! broker-only node answers with the view its leader last sent it. Kafka's brokers forward this
+//! request to the active controller; Riffle answers on any node of the quorum.
 
 use std::rc::Rc;
 
@@ -82,8 +83,18 @@ fn describe(status: &ClusterStatus, now_ms: i64) -> PartitionData {
             .iter()
             .map(|v| replica(v, leader == Some(v.node_id), now_ms))
             .collect(),
-        // Every broker of a combined quorum is a voter; none only observes (yet).
-        observers: Vec::new(),
+        // Broker-only nodes follow the log without a vote; the leader knows what each applied.
+        observers: status
+            .observers
+            .iter()
+            .map(|o| ReplicaState {
+                replica_id: to_i32(o.node_id),
+                log_end_offset: i64::try_from(o.applied_index).unwrap_or(i64::MAX),
+                last_fetch_timestamp: o.last_fetch_ms,
+                last_caught_up_timestamp: if o.lag == 0 { o.last_fetch_ms } else { -1 },
+                ..Default::default()
+            })
+            .collect(),
     }
 }
 

@@ -43,6 +43,9 @@ pub enum ControllerError {
     InvalidReplicationFactor { factor: i16, available: usize },
     #[error("{reason}")]
     InvalidConfig { reason: String },
+    /// A change past one of the cluster's limits (topics, metadata size).
+    #[error("{reason}")]
+    PolicyViolation { reason: String },
     /// A broker config that only the config file sets.
     #[error("{reason}")]
     NotDynamic { reason: String },

@@ -372,7 +372,7 @@ fn clients_bootstrapped_at_any_node_reach_every_partition_leader() {
 }
 
 /// DescribeQuorum v2 of the metadata log, asked of `node`.
-fn describe_quorum(node: &Broker) -> DescribeQuorumResponse {
+pub(crate) fn describe_quorum(node: &Broker) -> DescribeQuorumResponse {
     let mut conn = kafka::Connection::connect(&node.addr()).expect("connect");
     let request = DescribeQuorumRequest {
         topics: vec![TopicData {
@@ -422,6 +422,24 @@ fn describe_quorum_and_describe_cluster_name_the_active_controller() {
     };
     assert_eq!(partition.leader_id, leader as i32);
     assert_eq!(partition.leader_epoch as u64, term);
+    // A follower answers with the leader's view (every voter's log end offset), as a Kafka
+    // broker forwards DescribeQuorum to the active controller.
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let answer = describe_quorum(follower);
+        let seen = &answer.topics[0].partitions[0];
+        if seen.leader_id == leader as i32
+            && seen.current_voters.len() == 3
+            && seen.current_voters.iter().all(|v| v.log_end_offset >= 0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a follower's DescribeQuorum lacks the leader's view: {answer:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     for voter in &partition.current_voters {
         let is_leader = voter.replica_id == leader as i32;
         assert_eq!(voter.last_fetch_timestamp > 0, !is_leader, "{partition:?}");

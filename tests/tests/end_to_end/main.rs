@@ -5,6 +5,7 @@ mod admin;
 mod admin_apis;
 mod cli;
 mod cluster;
+mod cluster_broker_only;
 mod cluster_faults;
 mod commit_log;
 mod compression;
