@@ -55,7 +55,7 @@ FAILURE = re.compile(r'^### Test "([^"]+)" failed at ([^:]+:\d+):')
 class Case:
     """One run of test-runner: a test number in one scenario."""
 
-    def __init__(self, spec, name="", force_quick=False, expected_s=0):
+    def __init__(self, spec, name="", force_quick=False, expected_s=0, short=False):
         number, _, scenario = spec.partition("@")
         if not re.fullmatch(r"\d{4}", number):
             raise ValueError(f"not a test number: {spec!r} (want NNNN or NNNN@scenario)")
@@ -65,6 +65,7 @@ class Case:
         self.number, self.scenario, self.name = number, scenario, name
         self.force_quick = force_quick
         self.expected_s = expected_s
+        self.short = short
 
     @property
     def label(self):
@@ -72,9 +73,10 @@ class Case:
 
 
 def read_allowlist(path):
-    """Cases of compat/allowlist.txt: "NNNN[@scenario] [~Ns] [quick] name", '#' starts a comment;
-    "~Ns" is how long the test takes (N seconds), so the longest start first; "quick" runs the test
-    with -Q even though that skips some of it (the allow-list says what)."""
+    """Cases of compat/allowlist.txt: "NNNN[@scenario] [~Ns] [short] [quick] name", '#' starts a
+    comment; "~Ns" is how long the test takes (N seconds), so the longest start first; "short"
+    puts the test on the list --short runs; "quick" runs the test with -Q even though that skips
+    some of it (the allow-list says what)."""
     cases = []
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -84,10 +86,12 @@ def read_allowlist(path):
         expected = EXPECTED_DURATION.match(name)
         expected_s = int(expected.group(1)) if expected else 0
         name = name[expected.end():] if expected else name
+        short = name.startswith("short ")
+        name = name.removeprefix("short ") if short else name
         force_quick = name.startswith("quick ")
         name = name.removeprefix("quick ") if force_quick else name
         try:
-            cases.append(Case(spec, name.strip(), force_quick, expected_s))
+            cases.append(Case(spec, name.strip(), force_quick, expected_s, short))
         except ValueError as err:
             sys.exit(f"{path}:{line_no}: {err}")
     return cases
@@ -292,6 +296,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", help="NNNN or NNNN@scenario (default: the allow-list)")
     parser.add_argument("--all", action="store_true", help="every broker-facing test, a sweep")
+    parser.add_argument("--short", action="store_true",
+                        help="only the allow-list's entries marked \"short\"")
     parser.add_argument("--tests-dir", type=Path, required=True, help="librdkafka's tests/")
     parser.add_argument("--riffle", type=Path, required=True, help="the riffle binary")
     parser.add_argument("--allowlist", type=Path, required=True)
@@ -322,7 +328,8 @@ def selected_cases(args):
         for case in cases:
             case.name = names.get(case.label, "(not a broker-facing test of this scenario)")
         return cases
-    return read_allowlist(args.allowlist)
+    cases = read_allowlist(args.allowlist)
+    return [case for case in cases if case.short] if args.short else cases
 
 
 def report(args, case, ok, reason, elapsed_s):

@@ -8,7 +8,7 @@ use riffle_client::consumer_protocol::Assignment;
 use serde::Serialize;
 
 use super::metrics::{self, MetricsSnapshot};
-use crate::groups::GroupCoordinator;
+use crate::groups::{GroupCoordinator, OffsetFetcher};
 use crate::shard::Shard;
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +86,7 @@ pub(crate) fn collect(shard: &Rc<Shard>) -> ShardStats {
     }
 }
 
-fn groups(coordinator: &GroupCoordinator) -> Vec<GroupStats> {
+fn groups(coordinator: &Rc<GroupCoordinator>) -> Vec<GroupStats> {
     coordinator
         .list()
         .into_iter()
@@ -106,7 +106,8 @@ fn groups(coordinator: &GroupCoordinator) -> Vec<GroupStats> {
                 })
                 .collect();
             let committed = coordinator
-                .fetch_offsets(&listing.group_id, None)
+                .fetch_offsets(&listing.group_id, None, &OffsetFetcher::OUTSIDER)
+                .unwrap_or_default()
                 .into_iter()
                 .flat_map(|(topic, rows)| {
                     rows.into_iter().filter_map(move |(partition, offset)| {

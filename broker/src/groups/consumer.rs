@@ -17,6 +17,10 @@ pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// ends, so that it can come back (same instance id) without a rebalance.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
+/// The first OffsetCommit and OffsetFetch version that carries a member id and epoch (KIP-848):
+/// a consumer-protocol member must commit with it.
+pub const MEMBER_EPOCH_OFFSET_API_VERSION: i16 = 9;
+
 /// What the broker configuration and the group's configs decide.
 #[derive(Debug, Clone)]
 pub struct ConsumerGroupSettings {
@@ -282,12 +286,14 @@ pub fn validate(hb: &Heartbeat) -> Result<(), GroupError> {
                     "RebalanceTimeoutMs must be provided in first request.",
                 ));
             }
-            if hb.owned.as_ref().is_some_and(|o| !o.is_empty()) {
+            // Present and empty: a join reports what it owns, nothing (Kafka refuses null too).
+            if hb.owned.as_ref().is_none_or(|o| !o.is_empty()) {
                 return Err(invalid("TopicPartitions must be empty when (re-)joining."));
             }
             if hb.subscribed_topic_names.is_none() && hb.subscribed_topic_regex.is_none() {
                 return Err(invalid(
-                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when \
+                     (re-)joining.",
                 ));
             }
         }
@@ -679,15 +685,43 @@ impl ConsumerGroup {
         };
     }
 
-    /// OffsetCommit by a member: its id and current epoch (Kafka's rules); a commit without an
-    /// epoch (an admin, a consumer without group management) only while the group has no members.
-    pub fn validate_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), i16> {
+    /// OffsetCommit by a member: its id and current epoch (Kafka's rules), in OffsetCommit v9 or
+    /// later (the first to carry a member epoch); a commit without an epoch (an admin, a consumer
+    /// without group management) only while the group has no members.
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        api_version: i16,
+    ) -> Result<(), i16> {
         if member_epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
         let m = self
             .members
             .get(member_id)
+            .ok_or(error_code::UNKNOWN_MEMBER_ID)?;
+        if api_version < MEMBER_EPOCH_OFFSET_API_VERSION {
+            return Err(error_code::UNSUPPORTED_VERSION);
+        }
+        if member_epoch != m.epoch {
+            return Err(error_code::STALE_MEMBER_EPOCH);
+        }
+        Ok(())
+    }
+
+    /// OffsetFetch v9+ by a member (Kafka's rules): no member id and no epoch (an admin, a client
+    /// outside the group) may always fetch; a member fetches with its current epoch.
+    pub fn validate_offset_fetch(
+        &self,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        if member_id.is_none() && member_epoch < 0 {
+            return Ok(());
+        }
+        let m = member_id
+            .and_then(|id| self.members.get(id))
             .ok_or(error_code::UNKNOWN_MEMBER_ID)?;
         if member_epoch != m.epoch {
             return Err(error_code::STALE_MEMBER_EPOCH);

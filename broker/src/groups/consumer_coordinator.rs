@@ -197,15 +197,6 @@ impl GroupCoordinator {
                 .collect(),
         })
     }
-
-    /// Session and revocation timeouts of the consumer groups (from the coordinator's timer).
-    pub(super) fn tick_consumer_groups(&self, now: Instant) {
-        for g in self.groups.borrow_mut().values_mut() {
-            if let Some(consumer) = g.consumer.as_mut() {
-                consumer.tick(now);
-            }
-        }
-    }
 }
 
 impl ConsumerGroupSettings {

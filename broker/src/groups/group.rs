@@ -899,12 +899,13 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        api_version: i16,
     ) -> Result<(), i16> {
         if self.state == GroupState::Dead {
             return Err(error_code::COORDINATOR_NOT_AVAILABLE);
         }
         if let Some(consumer) = &self.consumer {
-            return consumer.validate_commit(member_id, generation);
+            return consumer.validate_commit(member_id, generation, api_version);
         }
         if generation < 0 && self.state == GroupState::Empty {
             // An admin or a consumer without group management (Kafka accepts whatever member id

@@ -91,6 +91,22 @@ pub struct Committer {
     pub generation: i32,
 }
 
+/// Who fetches offsets: OffsetFetch v9+ names a consumer group's member and its epoch; before
+/// v9, and for an admin or a client outside the group, no member and epoch -1.
+#[derive(Debug, Clone)]
+pub struct OffsetFetcher {
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+}
+
+impl OffsetFetcher {
+    /// An admin or a client outside the group.
+    pub const OUTSIDER: OffsetFetcher = OffsetFetcher {
+        member_id: None,
+        member_epoch: -1,
+    };
+}
+
 /// A group's committed partition: (group id, topic, partition).
 type CommitKey = (String, String, i32);
 
@@ -291,6 +307,7 @@ impl GroupCoordinator {
                 &committer.member_id,
                 committer.group_instance_id.as_deref(),
                 committer.generation,
+                api_version,
             )?;
             group.touch(&committer.member_id, Instant::now());
             commits
@@ -360,15 +377,21 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: the committed offset of each requested partition (None: nothing committed),
-    /// or of every partition the group committed when `topics` is None.
+    /// or of every partition the group committed when `topics` is None. A consumer group's member
+    /// fetches with its current epoch (`fetcher`, OffsetFetch v9+).
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> CommittedOffsets {
+        fetcher: &OffsetFetcher,
+    ) -> Result<CommittedOffsets, i16> {
         let groups = self.groups.borrow();
-        let offsets = groups.get(group_id).map(|g| &g.offsets);
-        match topics {
+        let group = groups.get(group_id);
+        if let Some(consumer) = group.and_then(|g| g.consumer.as_ref()) {
+            consumer.validate_offset_fetch(fetcher.member_id.as_deref(), fetcher.member_epoch)?;
+        }
+        let offsets = group.map(|g| &g.offsets);
+        Ok(match topics {
             Some(topics) => topics
                 .into_iter()
                 .map(|(topic, partitions)| {
@@ -388,10 +411,11 @@ impl GroupCoordinator {
                     (topic.clone(), rows)
                 })
                 .collect(),
-        }
+        })
     }
 
-    pub fn list(&self) -> Vec<GroupListing> {
+    pub fn list(self: &Rc<Self>) -> Vec<GroupListing> {
+        self.check_deadlines(None, Instant::now());
         self.groups
             .borrow()
             .values()
@@ -413,11 +437,18 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// DescribeGroups describes classic groups only; a consumer group is not one (Kafka 4).
-    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+    /// DescribeGroups describes classic groups only; a consumer group is not one (Kafka 4). Err
+    /// is Kafka's message for a group it does not describe.
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, String> {
         let groups = self.groups.borrow();
-        let g = groups.get(group_id).filter(|g| g.consumer.is_none())?;
-        Some(GroupDescription {
+        let g = groups
+            .get(group_id)
+            .filter(|g| g.state() != GroupState::Dead)
+            .ok_or_else(|| format!("Group {group_id} not found."))?;
+        if g.consumer.is_some() {
+            return Err(format!("Group {group_id} is not a classic group."));
+        }
+        Ok(GroupDescription {
             state: g.state(),
             protocol_type: g.protocol_type().unwrap_or("").to_string(),
             protocol_name: g.protocol_name().unwrap_or("").to_string(),
@@ -486,6 +517,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups: an empty group and its offsets go, durably.
     pub async fn delete(self: &Rc<Self>, group_id: &str) -> i16 {
+        self.check_deadlines(Some(group_id), Instant::now());
         let entries = {
             let mut groups = self.groups.borrow_mut();
             let Some(g) = groups.get_mut(group_id) else {
@@ -517,25 +549,35 @@ impl GroupCoordinator {
                 Either::Left((_, rest)) => shutdown = rest,
                 Either::Right(_) => break,
             }
-            let now = Instant::now();
-            let changed: Vec<String> = {
-                let mut groups = self.groups.borrow_mut();
-                groups
-                    .values_mut()
-                    .filter_map(|g| {
-                        g.tick(now, &self.settings);
-                        g.is_dirty().then(|| g.id.clone())
-                    })
-                    .collect()
-            };
-            for id in changed {
-                self.persist_changes(&id);
-            }
-            self.tick_consumer_groups(now);
+            self.check_deadlines(None, Instant::now());
         }
         self.stopping.set(true);
         for g in self.groups.borrow_mut().values_mut() {
             g.shutdown();
+        }
+    }
+
+    /// Session, rebalance and revocation deadlines of `group_id` (of every group when None) at
+    /// `now`. The timer checks them every `TICK`; answers that report membership (DescribeGroups,
+    /// ListGroups, DeleteGroups) check them first, so that a member whose session has just ended
+    /// is gone from them, as it is from Kafka's, whose timers fire at the deadline.
+    pub(super) fn check_deadlines(self: &Rc<Self>, group_id: Option<&str>, now: Instant) {
+        let changed: Vec<String> = {
+            let mut groups = self.groups.borrow_mut();
+            let tick = |g: &mut Group| {
+                g.tick(now, &self.settings);
+                if let Some(consumer) = g.consumer.as_mut() {
+                    consumer.tick(now);
+                }
+                g.is_dirty().then(|| g.id.clone())
+            };
+            match group_id {
+                Some(id) => groups.get_mut(id).and_then(tick).into_iter().collect(),
+                None => groups.values_mut().filter_map(tick).collect(),
+            }
+        };
+        for id in changed {
+            self.persist_changes(&id);
         }
     }
 
@@ -703,7 +745,10 @@ mod tests {
     }
 
     fn visible_offset(c: &GroupCoordinator) -> Option<i64> {
-        let fetched = c.fetch_offsets("g", Some(vec![("t".to_string(), vec![0])]));
+        let topics = Some(vec![("t".to_string(), vec![0])]);
+        let fetched = c
+            .fetch_offsets("g", topics, &OffsetFetcher::OUTSIDER)
+            .unwrap();
         fetched[0].1[0].1.as_ref().map(|o| o.offset)
     }
 
@@ -733,6 +778,41 @@ mod tests {
                 c.make_visible("g", first);
                 assert_eq!(visible_offset(&c), Some(20), "the earlier commit came late");
                 assert!(c.commits_issued.borrow().is_empty());
+                c.close().await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_member_whose_session_ended_is_gone_from_the_answers_before_the_timer_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            group_consumer_session_timeout_ms: 20,
+            ..BrokerConfig::default()
+        };
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                // No `run_timers` here: only the answers' own deadline check can see it end.
+                let c = GroupCoordinator::open(0, 1, &config).await.unwrap();
+                let join = consumer::Heartbeat {
+                    member_id: "m".to_string(),
+                    rebalance_timeout_ms: 30_000,
+                    subscribed_topic_names: Some(vec!["t".to_string()]),
+                    owned: Some(Default::default()),
+                    api_version: 1,
+                    ..Default::default()
+                };
+                let image = MetadataImage::default();
+                c.consumer_heartbeat("g", join, &image).unwrap();
+                assert_eq!(c.list()[0].state, "Stable");
+                assert_eq!(c.delete("g").await, error_code::NON_EMPTY_GROUP);
+                glommio::timer::sleep(Duration::from_millis(60)).await;
+                assert_eq!(c.list()[0].state, "Empty", "ListGroups");
+                assert_eq!(c.delete("g").await, error_code::NONE, "DeleteGroups");
                 c.close().await;
             })
             .unwrap()

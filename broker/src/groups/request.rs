@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use riffle_protocol::error_code;
@@ -13,7 +14,7 @@ use super::consumer_coordinator::ConsumerGroupDescription;
 use super::group::{JoinRequest, JoinResult, SyncResult};
 use super::{
     shard_of, CommittedOffsets, Committer, GroupCoordinator, GroupDescription, GroupListing,
-    OffsetCommit,
+    OffsetCommit, OffsetFetcher,
 };
 use crate::metadata::image::MetadataImage;
 use crate::shard::{Shard, ShardRequest, ShardResponse};
@@ -42,7 +43,10 @@ pub enum GroupRequest {
         commits: Vec<OffsetCommit>,
         api_version: i16,
     },
-    FetchOffsets(Option<TopicPartitions>),
+    FetchOffsets {
+        topics: Option<TopicPartitions>,
+        fetcher: OffsetFetcher,
+    },
     Describe,
     DeleteOffsets(TopicPartitions),
     Delete,
@@ -63,8 +67,8 @@ pub enum GroupResponse {
     Heartbeat(i16),
     Left(Option<Vec<i16>>),
     Committed(Result<(), i16>),
-    Offsets(CommittedOffsets),
-    Described(Option<GroupDescription>),
+    Offsets(Result<CommittedOffsets, i16>),
+    Described(Result<GroupDescription, String>),
     OffsetsDeleted(Result<DeletedOffsets, i16>),
     Deleted(i16),
     ConsumerHeartbeat(Result<HeartbeatAnswer, GroupError>),
@@ -102,10 +106,13 @@ impl GroupCoordinator {
             } => GroupResponse::Committed(
                 self.commit(group_id, committer, commits, api_version).await,
             ),
-            GroupRequest::FetchOffsets(topics) => {
-                GroupResponse::Offsets(self.fetch_offsets(group_id, topics))
+            GroupRequest::FetchOffsets { topics, fetcher } => {
+                GroupResponse::Offsets(self.fetch_offsets(group_id, topics, &fetcher))
             }
-            GroupRequest::Describe => GroupResponse::Described(self.describe(group_id)),
+            GroupRequest::Describe => {
+                self.check_deadlines(Some(group_id), Instant::now());
+                GroupResponse::Described(self.describe(group_id))
+            }
             GroupRequest::DeleteOffsets(topics) => {
                 GroupResponse::OffsetsDeleted(self.delete_offsets(group_id, topics).await)
             }
@@ -116,6 +123,7 @@ impl GroupCoordinator {
                 )
             }
             GroupRequest::ConsumerDescribe => {
+                self.check_deadlines(Some(group_id), Instant::now());
                 GroupResponse::ConsumerDescribed(self.consumer_describe(group_id))
             }
         }
@@ -202,15 +210,22 @@ pub async fn commit(
     typed_call!(shard, group_id, request, Committed)
 }
 
+/// Ok(Err(code)): the group refused the fetcher (a consumer group's member with a stale epoch).
 pub async fn fetch_offsets(
     shard: &Rc<Shard>,
     group_id: &str,
     topics: Option<TopicPartitions>,
-) -> Result<CommittedOffsets, i16> {
-    typed_call!(shard, group_id, GroupRequest::FetchOffsets(topics), Offsets)
+    fetcher: OffsetFetcher,
+) -> Result<Result<CommittedOffsets, i16>, i16> {
+    let request = GroupRequest::FetchOffsets { topics, fetcher };
+    typed_call!(shard, group_id, request, Offsets)
 }
 
-pub async fn describe(shard: &Rc<Shard>, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+/// Ok(Err(message)): no classic group of that id (none at all, or a consumer group).
+pub async fn describe(
+    shard: &Rc<Shard>,
+    group_id: &str,
+) -> Result<Result<GroupDescription, String>, i16> {
     typed_call!(shard, group_id, GroupRequest::Describe, Described)
 }
 

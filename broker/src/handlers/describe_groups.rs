@@ -1,5 +1,6 @@
-//! DescribeGroups: state, protocol and members of each group. An unknown group is "Dead", and
-//! from v6 (KIP-1043) also GROUP_ID_NOT_FOUND with Kafka's message.
+//! DescribeGroups: state, protocol and members of each classic group. An unknown group, or a
+//! consumer-protocol (KIP-848) one, is "Dead", and from v6 (KIP-1043) also GROUP_ID_NOT_FOUND with
+//! Kafka's message ("Group g is not a classic group." for the latter), as Kafka 4 answers.
 
 use std::rc::Rc;
 
@@ -35,20 +36,20 @@ pub async fn handle(
                 group_id,
                 ..Default::default()
             },
-            Ok(None) if not_found => DescribedGroup {
+            Ok(Err(message)) if not_found => DescribedGroup {
                 error_code: error_code::GROUP_ID_NOT_FOUND,
-                error_message: Some(format!("Group {group_id} not found.")),
+                error_message: Some(message),
                 group_id,
                 group_state: GroupState::Dead.name().to_string(),
                 ..Default::default()
             },
-            Ok(None) => DescribedGroup {
+            Ok(Err(_)) => DescribedGroup {
                 error_code: error_code::NONE,
                 group_id,
                 group_state: GroupState::Dead.name().to_string(),
                 ..Default::default()
             },
-            Ok(Some(d)) => DescribedGroup {
+            Ok(Ok(d)) => DescribedGroup {
                 error_code: error_code::NONE,
                 error_message: None,
                 group_id,

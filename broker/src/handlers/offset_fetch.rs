@@ -13,15 +13,20 @@ use riffle_protocol::RequestHeader;
 
 use crate::groups::group::CommittedOffset;
 use crate::groups::request as group_request;
-use crate::groups::CommittedOffsets;
+use crate::groups::{CommittedOffsets, OffsetFetcher};
 use crate::shard::Shard;
 
+/// A group's committed offsets, or the group-level error (the coordinator's, or the group's
+/// refusal of the fetcher).
 async fn fetch_group(
     shard: &Rc<Shard>,
     group: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    fetcher: OffsetFetcher,
 ) -> Result<CommittedOffsets, i16> {
-    group_request::fetch_offsets(shard, &group, topics).await
+    group_request::fetch_offsets(shard, &group, topics, fetcher)
+        .await
+        .and_then(|r| r)
 }
 
 /// One response row per partition from (partition, offset, leader epoch, metadata); a partition
@@ -51,10 +56,12 @@ pub async fn handle(
                 .map(|t| (t.name, t.partition_indexes))
                 .collect()
         });
-        let (error_code, committed) = match fetch_group(shard, request.group_id, topics).await {
-            Ok(c) => (error_code::NONE, c),
-            Err(code) => (code, Vec::new()),
-        };
+        let outsider = OffsetFetcher::OUTSIDER;
+        let (error_code, committed) =
+            match fetch_group(shard, request.group_id, topics, outsider).await {
+                Ok(c) => (error_code::NONE, c),
+                Err(code) => (code, Vec::new()),
+            };
         return OffsetFetchResponse {
             error_code,
             topics: committed
@@ -82,10 +89,16 @@ pub async fn handle(
                 .map(|t| (t.name, t.partition_indexes))
                 .collect()
         });
-        let (error_code, committed) = match fetch_group(shard, g.group_id.clone(), topics).await {
-            Ok(c) => (error_code::NONE, c),
-            Err(code) => (code, Vec::new()),
+        // Before v9 the fields are absent and decode as Kafka's defaults (null, -1).
+        let fetcher = OffsetFetcher {
+            member_id: g.member_id,
+            member_epoch: g.member_epoch,
         };
+        let (error_code, committed) =
+            match fetch_group(shard, g.group_id.clone(), topics, fetcher).await {
+                Ok(c) => (error_code::NONE, c),
+                Err(code) => (code, Vec::new()),
+            };
         groups.push(OffsetFetchResponseGroup {
             group_id: g.group_id,
             error_code,

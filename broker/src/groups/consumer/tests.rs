@@ -261,22 +261,87 @@ fn a_regex_subscription_follows_matching_topics() {
 fn commits_need_the_members_current_epoch() {
     let mut f = Fixture::new(1);
     assert_eq!(
-        f.group.validate_commit("", -1),
+        f.group.validate_commit("", -1, 9),
         Ok(()),
         "empty group: anyone"
     );
     f.send(join("a")).unwrap();
-    assert_eq!(f.group.validate_commit("a", 1), Ok(()));
+    assert_eq!(f.group.validate_commit("a", 1, 9), Ok(()));
     assert_eq!(
-        f.group.validate_commit("a", 0),
+        f.group.validate_commit("a", 0, 9),
         Err(error_code::STALE_MEMBER_EPOCH)
     );
     assert_eq!(
-        f.group.validate_commit("x", 1),
+        f.group.validate_commit("x", 1, 9),
         Err(error_code::UNKNOWN_MEMBER_ID)
     );
     assert_eq!(
-        f.group.validate_commit("", -1),
+        f.group.validate_commit("", -1, 9),
         Err(error_code::UNKNOWN_MEMBER_ID)
     );
+    assert_eq!(
+        f.group.validate_commit("a", 1, 8),
+        Err(error_code::UNSUPPORTED_VERSION),
+        "a consumer-protocol member commits with v9 or later"
+    );
+}
+
+#[test]
+fn offset_fetches_by_a_member_need_its_current_epoch() {
+    let mut f = Fixture::new(1);
+    f.send(join("a")).unwrap();
+    assert_eq!(
+        f.group.validate_offset_fetch(None, -1),
+        Ok(()),
+        "an admin or a client outside the group"
+    );
+    assert_eq!(f.group.validate_offset_fetch(Some("a"), 1), Ok(()));
+    assert_eq!(
+        f.group.validate_offset_fetch(Some("a"), 0),
+        Err(error_code::STALE_MEMBER_EPOCH)
+    );
+    assert_eq!(
+        f.group.validate_offset_fetch(Some("x"), 1),
+        Err(error_code::UNKNOWN_MEMBER_ID)
+    );
+    assert_eq!(
+        f.group.validate_offset_fetch(None, 1),
+        Err(error_code::UNKNOWN_MEMBER_ID)
+    );
+}
+
+#[test]
+fn a_rejoin_without_rebalance_timeout_or_owned_partitions_is_refused_as_kafka_refuses_it() {
+    // What librdkafka 2.15.1 sends when subscribe() follows the answer to its leave heartbeat
+    // while its join state is still "steady" (compat/FINDINGS.md, 0045): epoch 0 and the new
+    // subscription, but neither its rebalance timeout nor its (empty) owned partitions.
+    let mut f = Fixture::new(2);
+    f.send(join("a")).unwrap();
+    f.send(beat("a", LEAVE_GROUP_MEMBER_EPOCH, None)).unwrap();
+    let partial = Heartbeat {
+        subscribed_topic_names: Some(vec!["t".to_string()]),
+        ..beat("a", 0, None)
+    };
+    let e = f.send(partial.clone()).unwrap_err();
+    assert_eq!(e.code, error_code::INVALID_REQUEST);
+    assert_eq!(
+        e.message,
+        "RebalanceTimeoutMs must be provided in first request."
+    );
+    let e = f
+        .send(Heartbeat {
+            rebalance_timeout_ms: 30_000,
+            ..partial
+        })
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            error_code::INVALID_REQUEST,
+            "TopicPartitions must be empty when (re-)joining."
+        )
+    );
+    assert!(f.group.is_empty(), "a refused join adds no member");
+    // The full join librdkafka sends from its "init" state is served.
+    assert_eq!(f.send(join("a")).unwrap().member_epoch, 3);
 }

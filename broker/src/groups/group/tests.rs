@@ -315,19 +315,19 @@ fn offset_commits_follow_kafkas_membership_rules() {
     let now = Instant::now();
     let empty = Group::new("g".into());
     assert_eq!(
-        empty.validate_commit("", None, -1),
+        empty.validate_commit("", None, -1, 9),
         Ok(()),
         "a simple commit"
     );
     let (mut g, ids) = stable_group(&cfg, now, 1);
     let generation = g.generation();
-    assert_eq!(g.validate_commit(&ids[0], None, generation), Ok(()));
+    assert_eq!(g.validate_commit(&ids[0], None, generation, 9), Ok(()));
     assert_eq!(
-        g.validate_commit(&ids[0], None, generation - 1),
+        g.validate_commit(&ids[0], None, generation - 1, 9),
         Err(error_code::ILLEGAL_GENERATION)
     );
     assert_eq!(
-        g.validate_commit("", None, -1),
+        g.validate_commit("", None, -1, 9),
         Err(error_code::UNKNOWN_MEMBER_ID),
         "outsiders cannot commit while the group has members"
     );
@@ -335,11 +335,11 @@ fn offset_commits_follow_kafkas_membership_rules() {
     // assignment, commits are refused with REBALANCE_IN_PROGRESS.
     let b = member_id(&mut g, now, &cfg);
     let _jb = later(g.join(join_req(&b, &["range"]), now, &cfg));
-    assert_eq!(g.validate_commit(&ids[0], None, generation), Ok(()));
+    assert_eq!(g.validate_commit(&ids[0], None, generation, 9), Ok(()));
     let _ja = later(g.join(join_req(&ids[0], &["range"]), now, &cfg));
     assert_eq!(g.state(), GroupState::CompletingRebalance);
     assert_eq!(
-        g.validate_commit(&ids[0], None, generation + 1),
+        g.validate_commit(&ids[0], None, generation + 1, 9),
         Err(error_code::REBALANCE_IN_PROGRESS)
     );
 }
@@ -444,10 +444,10 @@ fn offsets_of_topics_the_members_subscribe_to_cannot_be_deleted() {
 fn a_commit_without_generation_to_an_empty_group_is_accepted_whatever_member_it_names() {
     // Kafka's rule; librdkafka's consumer-protocol clients name their member id in such commits.
     let g = Group::new("g".to_string());
-    assert_eq!(g.validate_commit("", None, -1), Ok(()));
-    assert_eq!(g.validate_commit("a-member-id", None, -1), Ok(()));
+    assert_eq!(g.validate_commit("", None, -1, 9), Ok(()));
+    assert_eq!(g.validate_commit("a-member-id", None, -1, 9), Ok(()));
     assert_eq!(
-        g.validate_commit("a-member-id", None, 3),
+        g.validate_commit("a-member-id", None, 3, 9),
         Err(error_code::UNKNOWN_MEMBER_ID)
     );
 }
