@@ -26,6 +26,7 @@ mod liveness;
 mod logger;
 pub mod node;
 pub mod observer;
+mod pending;
 pub mod placement;
 pub mod raft_log;
 pub mod records;

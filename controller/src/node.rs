@@ -19,6 +19,7 @@ use crate::observer::{
     SnapshotPosition, FETCH_ENTRIES_MAX, FETCH_ENTRY_MAX_BYTES, FETCH_PROPOSALS_MAX,
     SNAPSHOT_CHUNK_BYTES,
 };
+use crate::pending::PendingProposals;
 use crate::raft_log::{RaftLog, RaftLogError};
 use crate::records::{self, BrokerId, DecodeError, MetadataRecord, Proposal, ProposalBatch};
 
@@ -161,11 +162,10 @@ pub struct Node {
     applied_index: u64,
     snapshot_index: u64,
     now_ms: u64,
-    next_proposal_id: u64,
     /// Proposals for the next entries, with their encoded size.
     unproposed: Vec<(Proposal, usize)>,
-    /// Deadline (ms) of each proposal of this node not yet answered.
-    pending: BTreeMap<u64, u64>,
+    /// This node's proposals not yet answered.
+    pending: PendingProposals,
     outcomes: Vec<ProposalOutcome>,
     outgoing: Vec<Message>,
     liveness: BrokerLiveness,
@@ -200,6 +200,7 @@ impl Node {
             })?
         };
         let raw = RawNode::new(&config.raft_config(snapshot_index), log, &raft_logger())?;
+        let pending = PendingProposals::new(config.proposal_timeout_ms);
         Ok(Node {
             raw,
             liveness: BrokerLiveness::new(config.broker_session_timeout_ms),
@@ -208,9 +209,8 @@ impl Node {
             applied_index: snapshot_index,
             snapshot_index,
             now_ms: 0,
-            next_proposal_id: 0,
             unproposed: Vec::new(),
-            pending: BTreeMap::new(),
+            pending,
             outcomes: Vec::new(),
             outgoing: Vec::new(),
             was_leader: false,
@@ -315,21 +315,8 @@ impl Node {
     }
 
     fn expire_proposals(&mut self) {
-        let now_ms = self.now_ms;
-        let timeout_ms = self.config.proposal_timeout_ms;
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, deadline_ms)| **deadline_ms <= now_ms)
-            .map(|(id, _)| *id)
-            .collect();
-        for proposal_id in expired {
-            self.pending.remove(&proposal_id);
-            self.outcomes.push(ProposalOutcome {
-                proposal_id,
-                result: Err(ProposeError::RequestTimedOut { timeout_ms }),
-            });
-        }
+        let expired = self.pending.expire(self.now_ms);
+        self.outcomes.extend(expired);
     }
 
     /// Hands a message from another controller to raft.
@@ -357,23 +344,9 @@ impl Node {
         if self.leader_id().is_none() {
             return Err(ProposeError::NotController { leader_hint: None });
         }
-        if self.pending.len() >= PENDING_PROPOSALS_MAX {
-            return Err(ProposeError::TooManyPending);
-        }
-        let size_bytes = records::encode(&record).len();
-        if size_bytes > RECORD_MAX_BYTES {
-            return Err(ProposeError::RecordTooLarge { size_bytes });
-        }
-        let proposal_id = self.next_proposal_id;
-        self.next_proposal_id += 1;
-        self.pending
-            .insert(proposal_id, self.now_ms + self.config.proposal_timeout_ms);
-        let proposal = Proposal {
-            origin_node: self.config.node_id,
-            origin_incarnation: self.config.incarnation,
-            proposal_id,
-            record,
-        };
+        let origin = (self.config.node_id, self.config.incarnation);
+        let (proposal, size_bytes) = self.pending.admit(record, origin, self.now_ms)?;
+        let proposal_id = proposal.proposal_id;
         self.unproposed.push((proposal, size_bytes));
         Ok(proposal_id)
     }
@@ -658,7 +631,7 @@ impl Node {
             if self.raw.propose(Vec::new(), data).is_err() {
                 // No leader to forward to any more: answer now rather than at the timeout.
                 for proposal_id in ids {
-                    if self.pending.remove(&proposal_id).is_none() {
+                    if !self.pending.settle(proposal_id) {
                         continue;
                     }
                     self.outcomes.push(ProposalOutcome {
@@ -754,7 +727,7 @@ impl Node {
         let me = (self.config.node_id, self.config.incarnation);
         for (proposal_id, result) in apply_batch(&mut self.image, entry.index, entry.get_data(), me)
         {
-            if self.pending.remove(&proposal_id).is_some() {
+            if self.pending.settle(proposal_id) {
                 self.outcomes.push(ProposalOutcome {
                     proposal_id,
                     result: result.map_err(ProposeError::Rejected),

@@ -10,14 +10,13 @@
 //! transport must learn its address, and a dead broker stays in every leader's progress set
 //! until removed. A puller holds nothing on the controllers between its requests.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use crate::image::MetadataImage;
-use crate::node::{
-    apply_batch, ProposalOutcome, ProposeError, PENDING_PROPOSALS_MAX, RECORD_MAX_BYTES,
-};
+use crate::node::{apply_batch, ProposalOutcome, ProposeError};
+use crate::pending::PendingProposals;
 use crate::records::{self, BrokerId, DecodeError, MetadataRecord, Proposal};
 
 /// Most committed entries one answer carries.
@@ -174,18 +173,16 @@ struct SnapshotTransfer {
 pub struct Observer {
     broker_id: BrokerId,
     incarnation: u64,
-    proposal_timeout_ms: u64,
     image: MetadataImage,
     applied_index: u64,
     transfer: Option<SnapshotTransfer>,
     now_ms: u64,
-    next_proposal_id: u64,
     /// Proposals not yet sent, with their encoded size.
     unsent: VecDeque<(Proposal, usize)>,
     /// Proposals in the request awaiting its answer.
     in_flight: Vec<Proposal>,
-    /// Deadline (ms) of each proposal not yet answered.
-    pending: BTreeMap<u64, u64>,
+    /// Proposals not yet answered.
+    pending: PendingProposals,
     outcomes: Vec<ProposalOutcome>,
     leader: Option<Fetched>,
 }
@@ -195,15 +192,13 @@ impl Observer {
         Observer {
             broker_id,
             incarnation,
-            proposal_timeout_ms,
             image: MetadataImage::default(),
             applied_index: 0,
             transfer: None,
             now_ms: 0,
-            next_proposal_id: 0,
             unsent: VecDeque::new(),
             in_flight: Vec::new(),
-            pending: BTreeMap::new(),
+            pending: PendingProposals::new(proposal_timeout_ms),
             outcomes: Vec::new(),
             leader: None,
         }
@@ -231,44 +226,20 @@ impl Observer {
 
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
-        let timeout_ms = self.proposal_timeout_ms;
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, deadline_ms)| **deadline_ms <= now_ms)
-            .map(|(id, _)| *id)
-            .collect();
-        for proposal_id in expired {
-            self.pending.remove(&proposal_id);
+        for outcome in self.pending.expire(now_ms) {
             // Never sent: it can never apply, so it is dropped, not only answered.
-            self.unsent.retain(|(p, _)| p.proposal_id != proposal_id);
-            self.outcomes.push(ProposalOutcome {
-                proposal_id,
-                result: Err(ProposeError::RequestTimedOut { timeout_ms }),
-            });
+            self.unsent
+                .retain(|(p, _)| p.proposal_id != outcome.proposal_id);
+            self.outcomes.push(outcome);
         }
     }
 
     /// Queues `record` for the next request; its outcome comes out of `take_outcomes` once
     /// this observer applied it (or it timed out, or the leader refused it).
     pub fn propose(&mut self, record: MetadataRecord) -> Result<u64, ProposeError> {
-        if self.pending.len() >= PENDING_PROPOSALS_MAX {
-            return Err(ProposeError::TooManyPending);
-        }
-        let size_bytes = records::encode(&record).len();
-        if size_bytes > RECORD_MAX_BYTES {
-            return Err(ProposeError::RecordTooLarge { size_bytes });
-        }
-        let proposal_id = self.next_proposal_id;
-        self.next_proposal_id += 1;
-        self.pending
-            .insert(proposal_id, self.now_ms + self.proposal_timeout_ms);
-        let proposal = Proposal {
-            origin_node: self.broker_id as u64,
-            origin_incarnation: self.incarnation,
-            proposal_id,
-            record,
-        };
+        let origin = (self.broker_id as u64, self.incarnation);
+        let (proposal, size_bytes) = self.pending.admit(record, origin, self.now_ms)?;
+        let proposal_id = proposal.proposal_id;
         self.unsent.push_back((proposal, size_bytes));
         Ok(proposal_id)
     }
@@ -320,7 +291,7 @@ impl Observer {
         };
         self.in_flight.clear();
         for (proposal_id, refusal) in std::mem::take(&mut fetched.refused) {
-            if self.pending.remove(&proposal_id).is_some() {
+            if self.pending.settle(proposal_id) {
                 self.outcomes.push(ProposalOutcome {
                     proposal_id,
                     result: Err(refusal.into()),
@@ -348,7 +319,7 @@ impl Observer {
                 (self.broker_id as u64, self.incarnation),
             );
             for (proposal_id, result) in answered {
-                if self.pending.remove(&proposal_id).is_some() {
+                if self.pending.settle(proposal_id) {
                     self.outcomes.push(ProposalOutcome {
                         proposal_id,
                         result: result.map_err(ProposeError::Rejected),
