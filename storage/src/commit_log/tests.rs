@@ -236,3 +236,50 @@ fn concurrent_producers_records_are_replayed_in_order() {
         }
     });
 }
+
+#[test]
+fn the_next_file_is_made_in_the_background_before_the_active_one_is_full() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(3), checkpoint)
+            .await
+            .unwrap();
+        let next = file_path(&dir, 1);
+        let half = FILE_BYTES_MIN / 2;
+        let mut i = 0i64;
+        while log.state.borrow().end < half {
+            let round = log
+                .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
+                .await;
+            log.commit(round.unwrap()).await.unwrap();
+            i += 1;
+        }
+        // Past half of the first file, the second one is written with zeros in the
+        // background, while the first is still the one rounds go to.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while log.state.borrow().making || log.state.borrow().free.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no file was made ahead"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(log.state.borrow().slots.len(), 1, "still on the first file");
+        assert_eq!(std::fs::metadata(&next).unwrap().len(), FILE_BYTES_MIN);
+        // The switch takes that file (no third one is made) and replay sees every record.
+        while log.state.borrow().slots.len() < 2 {
+            let round = log
+                .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
+                .await;
+            log.commit(round.unwrap()).await.unwrap();
+            i += 1;
+        }
+        assert!(
+            !file_path(&dir, 2).exists(),
+            "the switch used the file made ahead"
+        );
+        log.close().await.unwrap();
+        let replayed = replay(&dir).await.unwrap();
+        assert_eq!(replayed.len() as i64, i);
+    });
+}
