@@ -142,6 +142,7 @@ impl CommitLog {
         let mut next_generation = 1;
         for path in existing.iter().rev() {
             let (file, generation) = open_existing(path).await?;
+            complete_file(&file, path, config.file_bytes).await?;
             next_generation = next_generation.max(generation + 1);
             opened.push((path.clone(), file));
         }
@@ -655,20 +656,42 @@ async fn open_existing(path: &Path) -> Result<(Rc<DmaFile>, u64), StorageError> 
 /// A new file of `bytes` zeros, synced with its directory entry.
 async fn make_file(dir: &Path, path: &Path, bytes: u64) -> Result<Rc<DmaFile>, StorageError> {
     let file = Rc::new(open_file(path).await?);
-    let mut pos = 0;
-    while pos < bytes {
-        let len = (ZERO_WRITE_BYTES as u64).min(bytes - pos) as usize;
-        let mut buf = glommio::allocate_dma_buffer(len);
-        buf.as_bytes_mut().fill(0);
-        write_all(&file, path, pos, buf).await?;
-        pos += len as u64;
-    }
+    write_zeros(&file, path, 0, bytes).await?;
     sync(&file, path).await?;
     crate::recovery::blocking("sync dir", dir.to_path_buf(), |d| {
         std::fs::File::open(d)?.sync_all()
     })
     .await?;
     Ok(file)
+}
+
+/// Writes zeros over `[from, to)` of `file` (`from` block-aligned).
+async fn write_zeros(file: &DmaFile, path: &Path, from: u64, to: u64) -> Result<(), StorageError> {
+    let mut pos = from;
+    while pos < to {
+        let len = (ZERO_WRITE_BYTES as u64).min(to - pos) as usize;
+        let mut buf = glommio::allocate_dma_buffer(len);
+        buf.as_bytes_mut().fill(0);
+        write_all(file, path, pos, buf).await?;
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+/// Zeros a file shorter than `bytes` up to that size, and syncs it: a crash while a file was
+/// being made (in the background, `make_ahead`) leaves it short, and rounds written past its
+/// end would each make fdatasync carry the file's new size.
+async fn complete_file(file: &Rc<DmaFile>, path: &Path, bytes: u64) -> Result<(), StorageError> {
+    let size = file
+        .file_size()
+        .await
+        .map_err(|e| StorageError::glommio("stat", path, e))?;
+    if size >= bytes {
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), size, "commit-log file short (made when the broker stopped): zeroing the rest");
+    write_zeros(file, path, crate::segment::align_down(size), bytes).await?;
+    sync(file, path).await
 }
 
 async fn write_all(

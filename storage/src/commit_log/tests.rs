@@ -283,3 +283,29 @@ fn the_next_file_is_made_in_the_background_before_the_active_one_is_full() {
         assert_eq!(replayed.len() as i64, i);
     });
 }
+
+#[test]
+fn a_file_left_short_by_a_crash_while_it_was_made_is_completed_at_start() {
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(3), checkpoint.clone())
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        drop(log);
+        // The second file, as a crash 1 MiB into making it leaves it.
+        std::fs::write(file_path(&dir, 1), vec![0u8; 1 << 20]).unwrap();
+        assert!(replay(&dir).await.unwrap().is_empty());
+        let log = CommitLog::create(&dir, config(3), checkpoint)
+            .await
+            .unwrap();
+        for slot in 0..2 {
+            let len = std::fs::metadata(file_path(&dir, slot)).unwrap().len();
+            assert_eq!(len, FILE_BYTES_MIN, "slot {slot}");
+        }
+        let round = log.append(0, 0, 9, &batch(0, 0, 4096)).await.unwrap();
+        log.commit(round).await.unwrap();
+        log.close().await.unwrap();
+        assert_eq!(replay(&dir).await.unwrap().len(), 1);
+    });
+}
