@@ -105,6 +105,9 @@ struct State {
     checkpointing: bool,
     /// A background task is writing the next new file's zeros (`make_ahead`).
     making: bool,
+    /// A file made ahead failed (a full disk, say): the switch makes the next one itself,
+    /// rather than a failing 64 MiB write and a warning after every round.
+    make_ahead_failed: bool,
     /// fdatasyncs issued, for statistics and tests.
     syncs: u64,
 }
@@ -171,6 +174,7 @@ impl CommitLog {
                 closed: false,
                 checkpointing: false,
                 making: false,
+                make_ahead_failed: false,
                 syncs: 0,
             }),
             checkpoint,
@@ -384,6 +388,7 @@ impl CommitLog {
                 && s.slots_made < s.config.files_max
                 && s.end >= s.config.file_bytes / 2
                 && !s.making
+                && !s.make_ahead_failed
                 && !s.closed;
             if !needed {
                 return;
@@ -405,6 +410,7 @@ impl CommitLog {
                     Err(e) => {
                         // The switch makes it instead (same slot: nothing else made one since).
                         s.slots_made -= 1;
+                        s.make_ahead_failed = true;
                         tracing::warn!(error = %e, "commit-log file made ahead failed");
                     }
                 }
@@ -655,6 +661,8 @@ async fn open_existing(path: &Path) -> Result<(Rc<DmaFile>, u64), StorageError> 
 
 /// A new file of `bytes` zeros, synced with its directory entry.
 async fn make_file(dir: &Path, path: &Path, bytes: u64) -> Result<Rc<DmaFile>, StorageError> {
+    crate::failpoints::inject("commit_log::make", path)
+        .map_err(|e| StorageError::io("make commit-log file", path, e))?;
     let file = Rc::new(open_file(path).await?);
     write_zeros(&file, path, 0, bytes).await?;
     sync(&file, path).await?;

@@ -309,3 +309,55 @@ fn a_file_left_short_by_a_crash_while_it_was_made_is_completed_at_start() {
         assert_eq!(replay(&dir).await.unwrap().len(), 1);
     });
 }
+
+/// A file made ahead that fails (here EIO; a full disk alike) is not tried again after every
+/// round: the switch makes it, and the log goes on.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_file_made_ahead_that_fails_is_made_by_the_switch_instead() {
+    let scenario = fail::FailScenario::setup();
+    run(|dir| async move {
+        let (checkpoint, _) = recording_checkpoint();
+        let log = CommitLog::create(&dir, config(3), checkpoint)
+            .await
+            .unwrap();
+        let next = file_path(&dir, 1);
+        fail::cfg("commit_log::make", &format!("return({})", next.display())).unwrap();
+        let mut i = 0i64;
+        let append = |i: i64| {
+            let log = log.clone();
+            async move {
+                let round = log
+                    .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
+                    .await;
+                log.commit(round.unwrap()).await.unwrap();
+            }
+        };
+        while log.state.borrow().end < FILE_BYTES_MIN / 2 {
+            append(i).await;
+            i += 1;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !log.state.borrow().make_ahead_failed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the make ahead never failed"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            log.state.borrow().slots_made,
+            1,
+            "the failed slot is free again"
+        );
+        fail::remove("commit_log::make");
+        while log.state.borrow().slots.len() < 2 {
+            append(i).await;
+            i += 1;
+        }
+        assert_eq!(std::fs::metadata(&next).unwrap().len(), FILE_BYTES_MIN);
+        log.close().await.unwrap();
+        assert_eq!(replay(&dir).await.unwrap().len() as i64, i);
+    });
+    scenario.teardown();
+}
