@@ -33,6 +33,14 @@ fn batch(partition: u32, offset: i64, len: usize) -> Vec<u8> {
     b
 }
 
+/// Appends batch `i` of partition 0 (1 MiB, offsets i*10..i*10+9) and waits for its round.
+async fn append_committed(log: &CommitLog, i: i64) {
+    let round = log
+        .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
+        .await;
+    log.commit(round.unwrap()).await.unwrap();
+}
+
 #[test]
 fn one_fdatasync_covers_a_round_of_64_partitions() {
     run(|dir| async move {
@@ -248,10 +256,7 @@ fn the_next_file_is_made_in_the_background_before_the_active_one_is_full() {
         let half = FILE_BYTES_MIN / 2;
         let mut i = 0i64;
         while log.state.borrow().end < half {
-            let round = log
-                .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
-                .await;
-            log.commit(round.unwrap()).await.unwrap();
+            append_committed(&log, i).await;
             i += 1;
         }
         // Past half of the first file, the second one is written with zeros in the
@@ -268,10 +273,7 @@ fn the_next_file_is_made_in_the_background_before_the_active_one_is_full() {
         assert_eq!(std::fs::metadata(&next).unwrap().len(), FILE_BYTES_MIN);
         // The switch takes that file (no third one is made) and replay sees every record.
         while log.state.borrow().slots.len() < 2 {
-            let round = log
-                .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
-                .await;
-            log.commit(round.unwrap()).await.unwrap();
+            append_committed(&log, i).await;
             i += 1;
         }
         assert!(
@@ -324,17 +326,8 @@ fn a_file_made_ahead_that_fails_is_made_by_the_switch_instead() {
         let next = file_path(&dir, 1);
         fail::cfg("commit_log::make", &format!("return({})", next.display())).unwrap();
         let mut i = 0i64;
-        let append = |i: i64| {
-            let log = log.clone();
-            async move {
-                let round = log
-                    .append(0, i * 10, i * 10 + 9, &batch(0, i, 1 << 20))
-                    .await;
-                log.commit(round.unwrap()).await.unwrap();
-            }
-        };
         while log.state.borrow().end < FILE_BYTES_MIN / 2 {
-            append(i).await;
+            append_committed(&log, i).await;
             i += 1;
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -352,7 +345,7 @@ fn a_file_made_ahead_that_fails_is_made_by_the_switch_instead() {
         );
         fail::remove("commit_log::make");
         while log.state.borrow().slots.len() < 2 {
-            append(i).await;
+            append_committed(&log, i).await;
             i += 1;
         }
         assert_eq!(std::fs::metadata(&next).unwrap().len(), FILE_BYTES_MIN);
