@@ -75,6 +75,31 @@ pub(crate) struct Record<'a> {
     pub batch: &'a [u8],
 }
 
+/// Where records are encoded: a `Vec` (tests, the file marker) or a round's DMA buffer
+/// (`RoundBuf`), which is then written as it is.
+pub(crate) trait Out {
+    fn len(&self) -> usize;
+    fn reserve(&mut self, additional: usize);
+    fn extend_from_slice(&mut self, bytes: &[u8]);
+    /// The bytes encoded so far.
+    fn bytes_mut(&mut self) -> &mut [u8];
+}
+
+impl Out for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional)
+    }
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes)
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
 /// Framed length of a record holding `batch_bytes`.
 pub(crate) fn framed_len(batch_bytes: usize) -> usize {
     RECORD_HEADER_BYTES + batch_bytes
@@ -82,13 +107,13 @@ pub(crate) fn framed_len(batch_bytes: usize) -> usize {
 
 /// Appends the framed record to `out`, with the generation and CRC left for
 /// `set_generation` (the file a record goes to is known only when its round is written).
-pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
+pub(crate) fn encode(record: &Record<'_>, out: &mut impl Out) {
     encode_chunks(record, &[record.batch], out);
 }
 
 /// As `encode`, with the batch bytes given in pieces (`record.batch` is not used): they are
 /// copied once, into `out`.
-pub(crate) fn encode_chunks(record: &Record<'_>, batch: &[&[u8]], out: &mut Vec<u8>) {
+pub(crate) fn encode_chunks(record: &Record<'_>, batch: &[&[u8]], out: &mut impl Out) {
     let batch_bytes: usize = batch.iter().map(|c| c.len()).sum();
     let len = framed_len(batch_bytes);
     assert!(len <= RECORD_BYTES_MAX, "record of {len} bytes");
@@ -96,7 +121,7 @@ pub(crate) fn encode_chunks(record: &Record<'_>, batch: &[&[u8]], out: &mut Vec<
     out.extend_from_slice(&(len as u32).to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&record.generation.to_be_bytes());
-    out.push(record.kind as u8);
+    out.extend_from_slice(&[record.kind as u8]);
     out.extend_from_slice(&record.partition.topic_id);
     out.extend_from_slice(&record.partition.index.to_be_bytes());
     out.extend_from_slice(&record.base_offset.to_be_bytes());
@@ -117,7 +142,7 @@ pub(crate) fn set_generation(record: &mut [u8], generation: u64) {
 /// Pads `out` (a round, from a block boundary) to whole blocks with a padding record,
 /// one block longer when the rest of the last block cannot hold a header: records stay
 /// contiguous, so a scan needs no rule of its own for a round's end.
-pub(crate) fn pad_to_block(out: &mut Vec<u8>, generation: u64) {
+pub(crate) fn pad_to_block(out: &mut impl Out, generation: u64) {
     let mut rest = out.len().next_multiple_of(BLOCK_BYTES) - out.len();
     if rest == 0 {
         return;
@@ -138,10 +163,10 @@ pub(crate) fn pad_to_block(out: &mut Vec<u8>, generation: u64) {
 }
 
 /// Encodes a complete record of `generation` (tests and the file marker).
-pub(crate) fn encode_with_generation(record: &Record<'_>, out: &mut Vec<u8>) {
+pub(crate) fn encode_with_generation(record: &Record<'_>, out: &mut impl Out) {
     let start = out.len();
     encode(record, out);
-    set_generation(&mut out[start..], record.generation);
+    set_generation(&mut out.bytes_mut()[start..], record.generation);
 }
 
 /// Why a scan stopped.

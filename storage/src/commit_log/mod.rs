@@ -7,6 +7,7 @@
 //! hold. Shard-local: one per shard, from start-up to shutdown.
 
 mod frame;
+mod round_buf;
 
 pub use frame::PartitionId;
 
@@ -14,7 +15,9 @@ use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::segment::{align_up, ALIGN};
 use bytes::Bytes;
+use frame::Out as _;
 use glommio::io::{DmaFile, OpenOptions};
+use round_buf::RoundBuf;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -75,10 +78,19 @@ struct Slot {
 }
 
 /// Records appended and not yet written, with the round they belong to.
-#[derive(Default)]
 struct Round {
-    bytes: Vec<u8>,
+    bytes: RoundBuf,
     last_offsets: Vec<(PartitionId, i64)>,
+}
+
+impl Round {
+    /// An empty round whose buffer, at its first record, takes `hint` bytes.
+    fn new(hint: usize) -> Round {
+        Round {
+            bytes: RoundBuf::new(hint),
+            last_offsets: Vec::new(),
+        }
+    }
 }
 
 struct State {
@@ -93,9 +105,8 @@ struct State {
     /// End of the records in the active file (block-aligned: rounds are padded).
     end: u64,
     pending: Round,
-    /// The buffer of the round last written, kept for its capacity (no reallocation and
-    /// page faults per round).
-    spare: Vec<u8>,
+    /// The size of the round last written: the next round's first allocation.
+    last_round_bytes: usize,
     /// Round numbers: the one collecting appends, and the last one made durable.
     round: u64,
     durable_round: u64,
@@ -166,8 +177,8 @@ impl CommitLog {
                 slots_made: existing.len(),
                 next_generation,
                 end: 0,
-                pending: Round::default(),
-                spare: Vec::new(),
+                pending: Round::new(0),
+                last_round_bytes: 0,
                 round: 1,
                 durable_round: 0,
                 failed: None,
@@ -341,10 +352,7 @@ impl CommitLog {
                     }
                     None
                 } else {
-                    let next = Round {
-                        bytes: std::mem::take(&mut s.spare),
-                        last_offsets: Vec::new(),
-                    };
+                    let next = Round::new(s.last_round_bytes);
                     let round = std::mem::replace(&mut s.pending, next);
                     s.round += 1;
                     Some(round)
@@ -356,10 +364,7 @@ impl CommitLog {
             };
             // Room opened for appenders waiting on a full round.
             self.progress.notify();
-            let mut round = round;
-            let written = self.write_round(&mut round).await;
-            round.bytes.clear();
-            self.state.borrow_mut().spare = round.bytes;
+            let written = self.write_round(round).await;
             if let Err(e) = written {
                 tracing::error!(error = %e, "commit log failed");
                 self.state.borrow_mut().failed = Some(Failure::from_error(&e));
@@ -464,7 +469,7 @@ impl CommitLog {
 
     /// Writes one round's records after the active file's end (or at the start of the next
     /// file), then one fdatasync.
-    async fn write_round(&self, round: &mut Round) -> Result<(), StorageError> {
+    async fn write_round(&self, mut round: Round) -> Result<(), StorageError> {
         let fits = {
             let s = self.state.borrow();
             s.end + align_up(round.bytes.len() as u64) <= s.config.file_bytes
@@ -472,26 +477,25 @@ impl CommitLog {
         if !fits {
             self.switch_file().await?;
         }
-        let (file, path, pos, buf) = {
+        let (file, path, pos) = {
             let mut s = self.state.borrow_mut();
             let generation = s.slots.back().expect("an active file").generation;
-            stamp_generation(&mut round.bytes, generation);
+            stamp_generation(round.bytes.bytes_mut(), generation);
             frame::pad_to_block(&mut round.bytes, generation);
-            let mut buf = glommio::allocate_dma_buffer(round.bytes.len());
-            buf.as_bytes_mut().copy_from_slice(&round.bytes);
             let pos = s.end;
             s.end += round.bytes.len() as u64;
+            s.last_round_bytes = round.bytes.len();
             debug_assert_eq!(s.end % ALIGN, 0, "rounds end on a block boundary");
             let slot = s.slots.back_mut().expect("an active file");
             for (partition, last) in round.last_offsets.drain(..) {
                 let e = slot.last_offsets.entry(partition).or_insert(last);
                 *e = (*e).max(last);
             }
-            let out = (slot.file.clone(), slot.path.clone(), pos, buf);
+            let out = (slot.file.clone(), slot.path.clone(), pos);
             s.syncs += 1;
             out
         };
-        write_all(&file, &path, pos, buf).await?;
+        write_all(&file, &path, pos, round.bytes.into_dma()).await?;
         sync(&file, &path).await
     }
 
