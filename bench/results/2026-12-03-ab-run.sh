@@ -1,6 +1,6 @@
 #!/bin/bash
 # One A/B run: a broker (given binary, optional TOML config) pinned to CPU 0, riffle-loadgen on CPU 1
-# at RATE msgs/s (0 = flat out), 4 producers, 1 KiB records; prints the loadgen line, the broker's CPU
+# at RATE msgs/s (0 = flat out), PRODUCERS (4) producers plus LOADGEN_EXTRA flags, 1 KiB records; prints the loadgen line, the broker's CPU
 # seconds over the run (/proc utime+stime, ticks/100) and its own Produce-duration and
 # segment-fdatasync histograms (share of requests at or under each bound). Alternate binaries.
 # usage: bench/results/2026-12-03-ab-run.sh NAME RATE PARTS [config.toml] [riffle bin]
@@ -11,7 +11,7 @@ extra=(); [[ -n "$cfg" ]] && extra=(--config $cfg)
 ${BROKER_PIN:-taskset -c 0} $bin serve --smp 1 --data-dir $d --listen 127.0.0.1:19092 --admin-listen 127.0.0.1:19093 --log-level warn "${extra[@]}" > ${OUT:-/tmp/riffle-ab}/$name.log 2>&1 &
 pid=$!; sleep 2
 t0=$(awk '{print $14+$15}' /proc/$pid/stat)
-taskset -c 1 ${LOADGEN:-target/release/riffle-loadgen} produce --bootstrap 127.0.0.1:19092 --create-partitions $parts --producers 4 --rate $rate --duration 10s --warmup 3s --quiet --out ${OUT:-/tmp/riffle-ab}/out-$name 2>&1 | grep -E 'produce|CPU' | sed "s/^/$name /"
+taskset -c 1 ${LOADGEN:-target/release/riffle-loadgen} produce --bootstrap 127.0.0.1:19092 --create-partitions $parts --producers ${PRODUCERS:-4} ${LOADGEN_EXTRA:-} --rate $rate --duration 10s --warmup 3s --quiet --out ${OUT:-/tmp/riffle-ab}/out-$name 2>&1 | grep -E 'produce|CPU' | sed "s/^/$name /"
 t1=$(awk '{print $14+$15}' /proc/$pid/stat)
 echo "$name broker cpu s: $(( (t1-t0) ))/100"
 curl -s 127.0.0.1:19093/metrics > ${OUT:-/tmp/riffle-ab}/$name.metrics

@@ -144,6 +144,11 @@ struct ProduceArgs {
     /// Largest record batch (one per Produce request).
     #[arg(long, default_value_t = 64 * 1024)]
     batch_bytes: usize,
+    /// Produce requests each connection keeps in flight (Kafka's
+    /// `max.in.flight.requests.per.connection`): flat out, the rate is this window over the
+    /// request latency, so raise it to load a broker to its limit.
+    #[arg(long, default_value_t = 5)]
+    in_flight: usize,
     /// How long a batch may wait for more messages before it is sent.
     #[arg(long, default_value_t = 1)]
     linger_ms: u64,
@@ -204,6 +209,9 @@ impl ProduceArgs {
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             bail!("--rate must be >= 0");
         }
+        if self.in_flight == 0 {
+            bail!("--in-flight must be at least 1");
+        }
         Ok(run::ProduceSpec {
             create_partitions: self.create_partitions,
             size_bytes: self.size,
@@ -215,6 +223,7 @@ impl ProduceArgs {
                 Acks::Zero => 0,
             },
             batch_bytes: self.batch_bytes.max(1),
+            in_flight: self.in_flight,
             linger_ms: self.linger_ms,
             compression: match self.compression {
                 Codec::None => Compression::None,
@@ -274,6 +283,22 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn produce_args(extra: &[&str]) -> Result<run::ProduceSpec> {
+        let argv = ["riffle-loadgen", "produce"].iter().chain(extra);
+        let Command::Produce { produce, .. } = Cli::try_parse_from(argv)?.command else {
+            unreachable!("parsed as produce");
+        };
+        produce.spec()
+    }
+
+    #[test]
+    fn in_flight_defaults_to_kafkas_five_and_zero_is_refused() {
+        assert_eq!(produce_args(&[]).unwrap().in_flight, 5);
+        assert_eq!(produce_args(&["--in-flight", "32"]).unwrap().in_flight, 32);
+        let refused = produce_args(&["--in-flight", "0"]).err().unwrap();
+        assert!(refused.to_string().contains("--in-flight"), "{refused}");
+    }
 
     #[test]
     fn cli_accepts_the_documented_flags() {

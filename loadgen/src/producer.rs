@@ -19,8 +19,6 @@ use crate::schedule::{record_latencies, IntendedTimes, OpenLoop};
 use crate::stats::{Interval, Kind};
 use crate::worker::{Agent, Clock};
 
-/// Produce requests one connection keeps in flight.
-pub(crate) const IN_FLIGHT_MAX: usize = 5;
 /// With acks=0 nothing is acknowledged: stop building batches while this much is unsent.
 const ACKS0_UNSENT_MAX_BYTES: usize = 4 << 20;
 /// A request not answered in this time breaks the connection.
@@ -35,6 +33,8 @@ pub(crate) struct ProducerConfig {
     pub acks: i16,
     pub size_bytes: usize,
     pub batch_bytes: usize,
+    /// Produce requests one connection keeps in flight (acks 1 and all).
+    pub in_flight_max: usize,
     pub linger_ns: u64,
     pub compression: Compression,
     pub produce_version: i16,
@@ -90,6 +90,7 @@ impl ProducerAgent {
         assert!(cfg.size_bytes >= 8, "payload carries an 8-byte timestamp");
         let mut value = vec![0u8; cfg.size_bytes];
         fill_payload(&mut value[8..], seed);
+        let in_flight = VecDeque::with_capacity(cfg.in_flight_max);
         ProducerAgent {
             cfg,
             addr,
@@ -99,7 +100,7 @@ impl ProducerAgent {
             next_partition: (seed as usize) % 7,
             schedule,
             batch: None,
-            in_flight: VecDeque::with_capacity(IN_FLIGHT_MAX),
+            in_flight,
             value,
             frames: Vec::new(),
             acked: 0,
@@ -198,7 +199,7 @@ impl ProducerAgent {
         match &self.conn {
             None => false,
             Some(c) if self.cfg.acks == 0 => c.pending_out_bytes() < ACKS0_UNSENT_MAX_BYTES,
-            Some(_) => self.in_flight.len() < IN_FLIGHT_MAX,
+            Some(_) => self.in_flight.len() < self.cfg.in_flight_max,
         }
     }
 

@@ -54,6 +54,7 @@ pub(crate) struct ProduceSpec {
     pub producers: usize,
     pub acks: i16,
     pub batch_bytes: usize,
+    pub in_flight: usize,
     pub linger_ms: u64,
     pub compression: Compression,
 }
@@ -221,6 +222,7 @@ impl Run<'_> {
             acks: p.acks,
             size_bytes: p.size_bytes,
             batch_bytes: p.batch_bytes,
+            in_flight_max: p.in_flight,
             linger_ns: p.linger_ms * 1_000_000,
             compression: p.compression,
             produce_version: setup.produce_version,
@@ -541,6 +543,7 @@ fn insert_produce_params(
     params.insert("producers".into(), json!(p.producers));
     params.insert("acks".into(), json!(p.acks));
     params.insert("batch_bytes".into(), json!(p.batch_bytes));
+    params.insert("in_flight".into(), json!(p.in_flight));
     params.insert("linger_ms".into(), json!(p.linger_ms));
     params.insert(
         "compression".into(),
