@@ -399,8 +399,7 @@ impl CommitLog {
                 return;
             }
             s.making = true;
-            s.slots_made += 1;
-            s.slots_made - 1
+            s.next_slot()
         };
         let log = self.clone();
         glommio::spawn_local(async move {
@@ -524,11 +523,7 @@ impl CommitLog {
         let (file, path) = if let Some((path, file)) = reuse {
             (file, path)
         } else if make {
-            let slot_no = {
-                let mut s = self.state.borrow_mut();
-                s.slots_made += 1;
-                s.slots_made - 1
-            };
+            let slot_no = self.state.borrow_mut().next_slot();
             let path = file_path(&self.dir, slot_no);
             let bytes = self.state.borrow().config.file_bytes;
             (make_file(&self.dir, &path, bytes).await?, path)
@@ -561,6 +556,12 @@ impl CommitLog {
 }
 
 impl State {
+    /// Takes the slot number (file name) of the next new file.
+    fn next_slot(&mut self) -> usize {
+        self.slots_made += 1;
+        self.slots_made - 1
+    }
+
     fn check_usable(&self) -> Result<(), StorageError> {
         if let Some(f) = &self.failed {
             return Err(f.to_error());
