@@ -10,6 +10,7 @@ pub mod stalled;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use broker::{Broker, BrokerOptions, ADMIN_LINE, START_TIMEOUT, STOP_TIMEOUT};
 pub use process::{python_ok, run_ok, run_with_timeout, Background};
@@ -149,8 +150,41 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .expect("create a temporary dir")
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port on 127.0.0.1 that was free a moment ago and that no other caller in this process
+/// has been given.
+///
+/// Ports come from below the kernel's ephemeral range, so neither an outgoing connection nor a
+/// listener bound to port 0 can take one, and each is handed out once per process: a node that
+/// is killed and restarted finds its port still unclaimed by the tests running beside it.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = test_port_range();
+    let span = u32::from(high - low);
+    // Start each process at its own offset, so test binaries run one after another (or a
+    // port still in TIME_WAIT from the previous one) do not collide.
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((offset + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port left in {low}..{high}");
+}
+
+/// The ports `free_port` hands out: the ports just below (or, when it starts low, above) the
+/// kernel's ephemeral range.
+fn test_port_range() -> (u16, u16) {
+    let ephemeral: Vec<u16> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    match ephemeral[..] {
+        [low, _] if low > 21000 => (20000, low),
+        [_, high] if high < 64000 => (high + 1, 65535),
+        [_, _] => (20000, 30000), // the ephemeral range is everything: overlap cannot be avoided
+        _ => (20000, 32768),
+    }
 }
