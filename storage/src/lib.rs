@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commit_log;
 mod config;
 mod descriptors;
+mod device_flush;
 mod error;
 mod event;
 mod failpoints;
@@ -43,6 +44,12 @@ pub use descriptors::{
     open_segment_files, set_max_open_segment_files, MAX_OPEN_SEGMENT_FILES_DEFAULT,
 };
 pub use error::StorageError;
+
+/// Cache flushes this shard has started on behalf of several logs at once (one per round when
+/// every log's writes were pure overwrites: see `PartitionLog::flush`).
+pub fn shard_device_flushes() -> u64 {
+    device_flush::DeviceFlush::shard_count()
+}
 pub use log::{AppendInfo, PartitionLog};
 pub use observer::LogObserver;
 pub use read::ReadResult;

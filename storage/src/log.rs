@@ -181,6 +181,12 @@ impl PartitionLog {
         self.shared.state.borrow().offsets.log_end()
     }
 
+    /// The device of the active segment, when its writes may share the shard's cache flushes
+    /// (ext4, XFS); None when each flush is an fdatasync of the log's own file.
+    pub fn segment_device(&self) -> Option<u64> {
+        self.shared.state.borrow().active().file.device()
+    }
+
     /// fdatasync calls issued so far by this log's writer (group-commit statistics).
     pub fn fdatasync_count(&self) -> u64 {
         self.shared.syncs.get()

@@ -13,6 +13,7 @@ use glommio::io::{DmaFile, OpenOptions};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Hard cap on a segment's size: index positions are u32 (Kafka caps segment.bytes at
 /// i32::MAX too).
@@ -103,6 +104,11 @@ pub(crate) struct SegFile {
     pub path: PathBuf,
     /// Bytes of the file written (data, or zeros ahead of it); the file may be longer.
     pub allocated: Cell<u64>,
+    /// Bytes of the file an fdatasync made durable with their metadata: a write below this
+    /// is a pure overwrite, durable after any cache flush of the device (`device_flush`).
+    synced: Cell<u64>,
+    /// The file's device, when its file system lets overwrites share one flush.
+    device: Option<u64>,
     /// The segment was deleted: a pending seal must not recreate its index files.
     pub deleted: Cell<bool>,
     prefill: Cell<Prefill>,
@@ -141,12 +147,15 @@ impl SegFile {
             .file_size()
             .await
             .map_err(|e| StorageError::glommio("stat", &path, e))?;
+        let device = crate::device_flush::device_of(&file);
         Ok(Rc::new(SegFile {
             id: descriptors::next_file_id(),
             handle: RefCell::new(Some(Rc::new(file))),
             sealed: Cell::new(false),
             path,
             allocated: Cell::new(size),
+            synced: Cell::new(0),
+            device,
             deleted: Cell::new(false),
             prefill: Cell::new(Prefill::Idle),
             prefill_failure: Default::default(),
@@ -364,6 +373,7 @@ impl SegFile {
             .await
             .map_err(|e| StorageError::glommio("truncate", &self.path, e))?;
         self.allocated.set(size);
+        self.synced.set(self.synced.get().min(size));
         Ok(())
     }
 
@@ -378,7 +388,33 @@ impl SegFile {
     pub async fn sync(&self) -> Result<(), StorageError> {
         crate::failpoints::inject("segment::fdatasync", &self.path)
             .map_err(|e| StorageError::io("fdatasync", &self.path, e))?;
-        fdatasync_on_pool(&self.dma().await?, &self.path).await
+        // Every write that completed before the call is covered, with its metadata.
+        let written = self.allocated.get();
+        fdatasync_on_pool(&self.dma().await?, &self.path).await?;
+        // (A truncate meanwhile lowered `allocated`: never claim more than is left.)
+        let synced = written.min(self.allocated.get());
+        self.synced.set(self.synced.get().max(synced));
+        Ok(())
+    }
+
+    /// The device whose cache flush makes this file's completed writes below `end` durable
+    /// (they overwrote blocks whose metadata is synced), or None if they need an fdatasync of
+    /// this file.
+    pub fn flush_device(&self, end: u64) -> Option<u64> {
+        self.device.filter(|_| end <= self.synced.get())
+    }
+
+    pub fn device(&self) -> Option<u64> {
+        self.device
+    }
+
+    /// Waits for a cache flush of the file's device that started after this call (see
+    /// `flush_device`); returns the flush's duration.
+    pub async fn flush_device_cache(&self, device: u64) -> Result<Duration, StorageError> {
+        let file = self.dma().await?;
+        crate::device_flush::DeviceFlush::of(device)
+            .flush(file, &self.path)
+            .await
     }
 
     /// Reads `[pos, pos + len)` (clipped at end of file) and copies it once into `Bytes`.

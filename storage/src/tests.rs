@@ -220,6 +220,57 @@ fn concurrent_durable_appends_share_fdatasyncs() {
 }
 
 #[test]
+fn acks_all_rounds_of_64_partitions_share_one_device_flush_and_survive_a_crash() {
+    run(|dir| async move {
+        let mut logs = Vec::new();
+        for p in 0..64 {
+            logs.push(open(&dir.join(format!("live/p{p}")), LogConfig::default()).await);
+        }
+        let Some(device) = logs[0].segment_device() else {
+            return; // not ext4 or XFS: each log keeps its own fdatasync
+        };
+        let mut expect = vec![Vec::new(); 64];
+        // The first round's writes land before the zeros ahead of them are synced.
+        let mut flushes_before = 0;
+        for round in 0..6 {
+            if round == 1 {
+                flushes_before = crate::shard_device_flushes();
+            }
+            let acks: Vec<_> = logs
+                .iter()
+                .map(|log| {
+                    let log = log.clone();
+                    let b = batch(3, round, 2000 + round as usize);
+                    glommio::spawn_local(async move {
+                        let info = append_and_flush(&log, b.clone()).await.unwrap();
+                        stored(&b, info.base_offset)
+                    })
+                })
+                .collect();
+            for (p, ack) in acks.into_iter().enumerate() {
+                expect[p].extend(ack.await);
+            }
+        }
+        let flushes = crate::shard_device_flushes() - flushes_before;
+        assert!(
+            (1..=10).contains(&flushes),
+            "5 rounds of 64 acks took {flushes} device flushes"
+        );
+        assert!(logs.iter().all(|l| l.segment_device() == Some(device)));
+        // The crash image: every file as it is now, nothing closed.
+        copy_dir(&dir.join("live"), &dir.join("crashed"));
+        for (p, expect) in expect.iter().enumerate() {
+            let log = open(&dir.join(format!("crashed/p{p}")), LogConfig::default()).await;
+            assert_eq!(&read_all(&log, 0).await, expect, "partition {p}");
+            log.close().await.unwrap();
+        }
+        for log in logs {
+            log.close().await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn recovery_keeps_every_whole_batch_before_a_cut_or_garbage() {
     run(|dir| async move {
         let config = LogConfig {

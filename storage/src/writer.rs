@@ -352,7 +352,8 @@ struct PendingSync {
 struct Writer {
     shared: Rc<Shared>,
     in_flight: InFlight,
-    dirty: Vec<Rc<SegFile>>,
+    /// Files written since their last sync, each with the end of its furthest write.
+    dirty: Vec<(Rc<SegFile>, u64)>,
     pending: VecDeque<PendingSync>,
 }
 
@@ -427,9 +428,11 @@ impl Writer {
                         state.config.write_behind_depth.max(1),
                     )
                 };
-                file.reserve(pos + buf.len() as u64, step).await?;
-                if !self.dirty.iter().any(|f| Rc::ptr_eq(f, &file)) {
-                    self.dirty.push(file.clone());
+                let end = pos + buf.len() as u64;
+                file.reserve(end, step).await?;
+                match self.dirty.iter_mut().find(|(f, _)| Rc::ptr_eq(f, &file)) {
+                    Some((_, dirty_end)) => *dirty_end = (*dirty_end).max(end),
+                    None => self.dirty.push((file.clone(), end)),
                 }
                 self.in_flight
                     .push(Box::pin(write_all(file, pos, buf)))
@@ -445,7 +448,7 @@ impl Writer {
                 indexes,
             } => {
                 self.complete_writes().await?;
-                self.dirty.retain(|f| !Rc::ptr_eq(f, &file));
+                self.dirty.retain(|(f, _)| !Rc::ptr_eq(f, &file));
                 seal(&file, size, *indexes).await
             }
         }
@@ -459,30 +462,24 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts one fdatasync of every file written since its last one, on the sync pool.
+    /// Starts what makes every write since the last sync durable: an fdatasync of each file
+    /// that needs one (on the sync pool), or, when every write was a pure overwrite, a share
+    /// of the shard's next cache flush of the device (`device_flush`).
     async fn issue_sync(&mut self, mark: DurableMark) -> Result<(), StorageError> {
         // io_uring completes out of order: every write must be done before the sync.
         self.complete_writes().await?;
         if self.pending.len() >= SYNCS_IN_FLIGHT_MAX {
             self.publish_completed(true).await?;
         }
-        let files: Vec<Rc<SegFile>> = std::mem::take(&mut self.dirty);
+        let plan = SyncPlan::of(std::mem::take(&mut self.dirty));
         let syncs = &self.shared.syncs;
-        syncs.set(syncs.get() + files.len() as u64);
+        syncs.set(syncs.get() + plan.fdatasyncs());
         let done = Rc::new(std::cell::Cell::new(false));
         let task = glommio::spawn_local({
             let done = done.clone();
             let shared = self.shared.clone();
             async move {
-                let mut result = Ok(());
-                for f in files {
-                    let started = std::time::Instant::now();
-                    result = f.sync().await;
-                    shared.observe(|o| o.fdatasync_completed(started.elapsed()));
-                    if result.is_err() {
-                        break;
-                    }
-                }
+                let result = plan.run(&shared).await;
                 done.set(true);
                 shared.work.notify();
                 result
@@ -506,6 +503,57 @@ impl Writer {
             let m = p.mark;
             self.shared
                 .publish_durable(m.offset, m.active_base, m.active_size);
+        }
+        Ok(())
+    }
+}
+
+/// How one group's writes become durable: an fdatasync of each file whose writes touched
+/// blocks without synced metadata, then, for the files whose writes were all pure overwrites
+/// (usually every one), one shared cache flush of their device, unless one of the fdatasyncs
+/// already flushed that device after the writes.
+struct SyncPlan {
+    own: Vec<Rc<SegFile>>,
+    shared: Option<(Rc<SegFile>, u64)>,
+}
+
+impl SyncPlan {
+    fn of(dirty: Vec<(Rc<SegFile>, u64)>) -> SyncPlan {
+        let mut plan = SyncPlan {
+            own: Vec::new(),
+            shared: None,
+        };
+        for (file, end) in dirty {
+            match file.flush_device(end) {
+                // A log's segments share one device; a second one is rare and syncs its own.
+                Some(device) if plan.shared.as_ref().is_none_or(|(_, d)| *d == device) => {
+                    plan.shared.get_or_insert((file, device));
+                }
+                _ => plan.own.push(file),
+            }
+        }
+        if let Some((_, device)) = &plan.shared {
+            if plan.own.iter().any(|f| f.device() == Some(*device)) {
+                plan.shared = None;
+            }
+        }
+        plan
+    }
+
+    fn fdatasyncs(&self) -> u64 {
+        (self.own.len() + usize::from(self.shared.is_some())) as u64
+    }
+
+    async fn run(self, shared: &Shared) -> Result<(), StorageError> {
+        for f in self.own {
+            let started = std::time::Instant::now();
+            let result = f.sync().await;
+            shared.observe(|o| o.fdatasync_completed(started.elapsed()));
+            result?;
+        }
+        if let Some((file, device)) = self.shared {
+            let elapsed = file.flush_device_cache(device).await?;
+            shared.observe(|o| o.fdatasync_completed(elapsed));
         }
         Ok(())
     }

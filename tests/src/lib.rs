@@ -131,14 +131,22 @@ fn scratch_base() -> PathBuf {
 }
 
 fn is_tmpfs(path: &Path) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
+    file_system_type(path) == Some(0x0102_1994)
+}
+
+/// Whether `path` is on ext4 or XFS, where a broker's partitions share device flushes.
+pub fn is_ext4_or_xfs(path: &Path) -> bool {
+    matches!(file_system_type(path), Some(0xEF53 | 0x5846_5342))
+}
+
+/// `statfs`'s `f_type` of the file system holding `path`.
+fn file_system_type(path: &Path) -> Option<i64> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statfs only writes into the zeroed struct we pass; c_path is a valid C string.
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c_path.as_ptr(), &mut st) == 0 && st.f_type as i64 == TMPFS_MAGIC
+        #[allow(clippy::unnecessary_cast)] // `f_type`'s width differs between targets
+        (libc::statfs(c_path.as_ptr(), &mut st) == 0).then_some(st.f_type as i64)
     }
 }
 

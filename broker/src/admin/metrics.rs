@@ -179,6 +179,8 @@ pub(crate) struct MetricsSnapshot {
     pub requests: Vec<(&'static str, HistogramSnapshot)>,
     pub append: HistogramSnapshot,
     pub fdatasync: HistogramSnapshot,
+    /// Device cache flushes the shard ran for all its logs at once (storage's shared flush).
+    pub device_flushes: u64,
 }
 
 impl MetricsSnapshot {
@@ -206,6 +208,7 @@ pub(crate) fn snapshot() -> MetricsSnapshot {
             .collect(),
         append: m.append.snapshot(),
         fdatasync: m.fdatasync.snapshot(),
+        device_flushes: riffle_storage::shard_device_flushes(),
     })
 }
 

@@ -84,7 +84,7 @@ pub(crate) fn render(status: &Status, reports: &[ShardStats]) -> String {
 
 fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
     type Read = fn(&ShardStats) -> u64;
-    let families: [(&str, &str, &str, Read); 12] = [
+    let families: [(&str, &str, &str, Read); 13] = [
         (
             "riffle_shard_bytes_in_total",
             "counter",
@@ -108,6 +108,12 @@ fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
             "counter",
             "Records handed to fetch requests",
             |r| r.metrics.records_out,
+        ),
+        (
+            "riffle_device_flushes_total",
+            "counter",
+            "Device cache flushes that made the writes of all the shard's logs durable at once",
+            |r| r.metrics.device_flushes,
         ),
         (
             "riffle_connections",
@@ -224,7 +230,11 @@ fn latencies(out: &mut Exposition, reports: &[ShardStats]) {
         out.histogram(name, &[("shard", &r.shard.to_string())], &r.metrics.append);
     }
     let name = "riffle_log_fdatasync_duration_seconds";
-    out.family(name, "histogram", "Time of one fdatasync of a segment file");
+    out.family(
+        name,
+        "histogram",
+        "Time a log waited for its writes to be durable: its own fdatasync, or its share of the shard's device flush",
+    );
     for r in reports {
         out.histogram(
             name,

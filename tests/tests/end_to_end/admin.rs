@@ -35,10 +35,10 @@ fn get(addr: &str, path: &str) -> HttpResponse {
 }
 
 /// One scrape: `name{labels}` -> value, every sample line of the exposition.
-struct Scrape(HashMap<String, f64>);
+pub(crate) struct Scrape(HashMap<String, f64>);
 
 impl Scrape {
-    fn of(broker: &Broker) -> Scrape {
+    pub(crate) fn of(broker: &Broker) -> Scrape {
         let response = get(&broker.admin_addr(), "/metrics");
         assert_eq!(response.status, 200, "{}", response.body);
         assert!(
@@ -66,7 +66,7 @@ impl Scrape {
         first
     }
 
-    fn sum(&self, name: &str) -> f64 {
+    pub(crate) fn sum(&self, name: &str) -> f64 {
         self.0
             .iter()
             .filter(|(series, _)| series.split('{').next() == Some(name))

@@ -15,6 +15,7 @@ mod confluent;
 mod connections;
 mod consumer_protocol;
 mod descriptors;
+mod device_flush;
 mod disk_full;
 mod fetch;
 mod group_offsets;
