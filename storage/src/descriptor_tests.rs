@@ -21,7 +21,11 @@ fn descriptors_under(dir: &Path) -> (usize, usize) {
         };
         if target.starts_with(dir) {
             all += 1;
-            deleted += usize::from(target.to_string_lossy().ends_with(" (deleted)"));
+            // The device-flush carrier is an unnamed file, shown as "#inode (deleted)".
+            let carrier = target
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('#'));
+            deleted += usize::from(target.to_string_lossy().ends_with(" (deleted)") && !carrier);
         }
     }
     (all, deleted)
@@ -34,9 +38,10 @@ async fn settle() {
 
 fn assert_bounded(dir: &Path, when: &str) {
     let (open, _) = descriptors_under(dir);
+    // Plus one: the shard's device-flush carrier, an unnamed file in the first log's directory.
     assert!(
-        open <= LOGS + CAP,
-        "{when}: {open} descriptors on segment files, want at most {LOGS} active + {CAP} cached"
+        open <= LOGS + CAP + 1,
+        "{when}: {open} descriptors on segment files, want at most {LOGS} active + {CAP} cached + 1 flush carrier"
     );
     assert!(open_segment_files() <= CAP, "{when}: cache over its cap");
 }

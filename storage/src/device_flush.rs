@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 const EXT4_SUPER_MAGIC: i64 = 0xEF53;
@@ -105,10 +106,23 @@ pub(crate) struct DeviceFlush {
     started: Cell<u64>,
     completed: Cell<u64>,
     running: Cell<bool>,
-    /// The file the next flush fdatasyncs: the first requester's since the last flush started.
+    /// The first requester's file since the last flush began: it carries the next flush when
+    /// the device has no carrier of its own.
     next_file: RefCell<Option<(Rc<DmaFile>, PathBuf)>>,
+    carrier: RefCell<Carrier>,
     failure: RefCell<Option<Failure>>,
     done: Event,
+}
+
+/// What a flush fdatasyncs. A requester's segment file may have metadata of its own to commit
+/// (the extents its zeros-ahead just converted), and then every log sharing the flush would wait
+/// for that journal commit; an unnamed file (O_TMPFILE) on the device, never written, has none,
+/// so its fdatasync is the cache flush alone.
+enum Carrier {
+    Untried,
+    Own(Arc<std::fs::File>, PathBuf),
+    /// No unnamed file could be made here: each flush borrows a requester's file.
+    Unavailable,
 }
 
 thread_local! {
@@ -127,6 +141,7 @@ impl DeviceFlush {
                         completed: Cell::new(0),
                         running: Cell::new(false),
                         next_file: RefCell::new(None),
+                        carrier: RefCell::new(Carrier::Untried),
                         failure: RefCell::new(None),
                         done: Event::default(),
                     })
@@ -181,7 +196,7 @@ impl DeviceFlush {
             let number = this.started.get() + 1;
             this.started.set(number);
             let (file, path) = this.next_file.borrow_mut().take().expect("checked at start");
-            if let Err(e) = crate::segment::fdatasync_on_pool(&file, &path).await {
+            if let Err(e) = this.flush_once(&file, &path).await {
                 tracing::error!(error = %e, "device cache flush failed; logs that share it go offline");
                 this.failure.borrow_mut().get_or_insert(Failure::from_error(&e));
             }
@@ -192,6 +207,41 @@ impl DeviceFlush {
             this.done.notify();
         })
         .detach();
+    }
+
+    /// One fdatasync that flushes the device: of the carrier, made at the first flush in the
+    /// requester's directory, else of the requester's `file`.
+    async fn flush_once(&self, file: &Rc<DmaFile>, path: &Path) -> Result<(), StorageError> {
+        if matches!(*self.carrier.borrow(), Carrier::Untried) {
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let made = crate::recovery::blocking("create flush carrier", dir.clone(), |d| {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_TMPFILE)
+                    .open(d)
+            })
+            .await;
+            *self.carrier.borrow_mut() = match made {
+                Ok(carrier) => Carrier::Own(Arc::new(carrier), dir),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no unnamed file for device flushes; they borrow a segment file");
+                    Carrier::Unavailable
+                }
+            };
+        }
+        let carrier = match &*self.carrier.borrow() {
+            Carrier::Own(file, dir) => Some((file.clone(), dir.clone())),
+            _ => None,
+        };
+        match carrier {
+            Some((carrier, dir)) => {
+                crate::recovery::blocking("fdatasync", dir, move |_| carrier.sync_data()).await
+            }
+            None => crate::segment::fdatasync_on_pool(file, path).await,
+        }
     }
 }
 
