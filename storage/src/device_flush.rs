@@ -212,6 +212,8 @@ impl DeviceFlush {
     /// One fdatasync that flushes the device: of the carrier, made at the first flush in the
     /// requester's directory, else of the requester's `file`.
     async fn flush_once(&self, file: &Rc<DmaFile>, path: &Path) -> Result<(), StorageError> {
+        crate::failpoints::inject("device_flush::fdatasync", path)
+            .map_err(|e| StorageError::io("fdatasync", path, e))?;
         if matches!(*self.carrier.borrow(), Carrier::Untried) {
             let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             let made = crate::recovery::blocking("create flush carrier", dir.clone(), |d| {

@@ -3,7 +3,8 @@
 //! enables; without it `inject` is an empty inline function.
 //!
 //! Points: `segment::write` (data and the zeros written ahead), `segment::read`,
-//! `segment::fdatasync`, `segment::open` (reopening a sealed segment's file),
+//! `segment::fdatasync`, `device_flush::fdatasync` (the shard's flush shared by its logs),
+//! `segment::open` (reopening a sealed segment's file),
 //! `segment::create` (opening a segment's file to write: a new one at a roll, or at recovery) and `index::write` (a sealed segment's index
 //! files). A point configured as `return(TEXT)` fails with EIO every operation on a file whose
 //! path contains `TEXT` (a test names its own directory, so tests running beside it are not

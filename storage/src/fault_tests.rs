@@ -110,6 +110,101 @@ fn eio_on_fdatasync_loses_nothing_acknowledged_and_the_reopened_log_takes_writes
     scenario.teardown();
 }
 
+/// Acknowledges batches on `log` until one was made durable by the shard's shared device flush
+/// (the first ones land before the zeros ahead of them are synced, and sync their own file).
+async fn acknowledge_until_shared(log: &PartitionLog, ts: i64) -> Vec<u8> {
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let before = crate::shard_device_flushes();
+        acked.extend(acknowledge(log, 1, ts + i).await);
+        if crate::shard_device_flushes() > before {
+            return acked;
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("200 acknowledgements and no shared device flush");
+}
+
+/// EIO on the shard's shared device flush fails every log that waits for it, and every later
+/// shared flush of that device on the shard: the device may have dropped writes of logs that
+/// ask later, and a later flush that succeeds says nothing of them (the device is offline for
+/// the shard until a restart, as Kafka takes a failed log dir offline). Nothing acknowledged is
+/// lost, nothing unacknowledged becomes durable.
+#[test]
+fn eio_on_the_shared_device_flush_fails_every_log_that_shares_it_and_loses_nothing() {
+    let scenario = fail::FailScenario::setup();
+    run(|dir| async move {
+        let config = LogConfig {
+            tail_cache_bytes: 4 << 10,
+            ..LogConfig::default()
+        };
+        let dirs = [dir.join("a"), dir.join("b"), dir.join("c")];
+        let logs = [
+            open(&dirs[0], config.clone()).await,
+            open(&dirs[1], config.clone()).await,
+        ];
+        if logs[0].segment_device().is_none() {
+            return; // not ext4 or XFS: no shared flush
+        }
+        let mut acked = Vec::new();
+        for log in &logs {
+            acked.push(acknowledge_until_shared(log, 0).await);
+        }
+        let ends: Vec<i64> = logs.iter().map(|l| l.log_end_offset()).collect();
+
+        fail::cfg(
+            "device_flush::fdatasync",
+            &format!("return({})", dir.display()),
+        )
+        .unwrap();
+        let flushes = logs.iter().map(|log| {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                log.append(batch(2, 1000, 3000)).await?;
+                log.flush().await
+            })
+        });
+        for (log, flushed) in logs.iter().zip(flushes.collect::<Vec<_>>()) {
+            let err = flushed
+                .await
+                .expect_err("acknowledged through a failed device flush");
+            assert!(is_eio(&err), "{err}");
+            assert!(log.failure().is_some(), "the log did not go offline");
+        }
+        fail::remove("device_flush::fdatasync");
+
+        // A log that starts later still meets the failure at its first shared flush.
+        let late = open(&dirs[2], config.clone()).await;
+        let mut late_result = Ok(());
+        for i in 0..200 {
+            if let Err(e) = append_and_flush(&late, batch(1, i, 100)).await {
+                late_result = Err(e);
+                break;
+            }
+        }
+        let err = late_result.expect_err("a shared flush after a failed one succeeded");
+        assert!(is_eio(&err), "{err}");
+
+        for ((log, d), (acked, end)) in logs.iter().zip(&dirs).zip(acked.iter().zip(&ends)) {
+            assert_eq!(
+                log.durable_offset(),
+                *end,
+                "an unacknowledged batch is durable"
+            );
+            let _ = log.close().await;
+            let reopened = reopen_from_durable(d, *end).await;
+            assert_eq!(
+                &read_all(&reopened, 0).await,
+                acked,
+                "acknowledged data changed"
+            );
+            let _ = reopened.close().await;
+        }
+        let _ = late.close().await;
+    });
+    scenario.teardown();
+}
+
 #[test]
 fn eio_on_read_fails_that_read_only_and_loses_nothing() {
     let scenario = fail::FailScenario::setup();
