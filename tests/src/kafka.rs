@@ -264,6 +264,25 @@ pub fn fetch(
     )
 }
 
+/// The high watermark of each of `partitions` partitions of `topic`, as a consumer's Fetch sees it.
+pub fn high_watermarks(addr: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let mut conn = Connection::connect(addr).expect("connect");
+    (0..partitions)
+        .map(|p| fetch_with_limits(&mut conn, topic, p, 0, 0, 1, 1).high_watermark)
+        .collect()
+}
+
+/// Asserts that no partition's high watermark is below the one a client saw before the broker
+/// was interrupted: what was visible as committed was durable.
+pub fn assert_high_watermarks_kept(seen: &[i64], after: &[i64]) {
+    for (p, (seen, after)) in seen.iter().zip(after).enumerate() {
+        assert!(
+            after >= seen,
+            "partition {p}: high watermark {after} after the restart, {seen} seen before"
+        );
+    }
+}
+
 /// Like `fetch`, with the response's `max_bytes` and the partition's `partition_max_bytes`.
 pub fn fetch_with_limits(
     conn: &mut Connection,

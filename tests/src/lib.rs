@@ -2,6 +2,7 @@
 //! port with its own data dir on a real disk, finds the third-party clients (kcat, the pinned
 //! Python virtualenv, KafkaJS), and bounds every child process in time.
 
+mod acked_load;
 mod broker;
 pub mod http;
 pub mod kafka;
@@ -12,6 +13,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use acked_load::AckedLoad;
 pub use broker::{Broker, BrokerOptions, ADMIN_LINE, START_TIMEOUT, STOP_TIMEOUT};
 pub use process::{python_ok, run_ok, run_with_timeout, Background};
 

@@ -5,33 +5,15 @@
 //! appends again. The segments lag behind the commit log, so this exercises its replay. Also: a
 //! restart with fewer shards, and a topic re-created while its old records are in the log.
 
-use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use riffle_tests::kafka::{self, Connection};
-use riffle_tests::{
-    python_bin, python_ok, python_script, scratch_dir, Background, Broker, BrokerOptions,
-};
+use riffle_tests::kafka::{self, high_watermarks, Connection};
+use riffle_tests::{python_ok, scratch_dir, AckedLoad, Broker, BrokerOptions};
 
 const PARTITIONS: i32 = 64;
 /// Acknowledged messages before the kill.
 const ACKED_BEFORE_KILL: usize = 20_000;
-
-fn acked_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.matches('\n').count())
-        .unwrap_or(0)
-}
-
-/// Every partition's high watermark, as a consumer's Fetch sees it.
-fn high_watermarks(addr: &str, topic: &str) -> Vec<i64> {
-    let mut conn = Connection::connect(addr).expect("connect");
-    (0..PARTITIONS)
-        .map(|p| kafka::fetch_with_limits(&mut conn, topic, p, 0, 0, 1, 1).high_watermark)
-        .collect()
-}
 
 fn commit_log_broker() -> Broker {
     Broker::start_with(BrokerOptions {
@@ -54,44 +36,25 @@ fn kill9_under_acks_all_load_on_64_partitions_of_one_shard_loses_no_acknowledged
     let partitions = PARTITIONS.to_string();
     let mut broker = commit_log_broker();
     kafka::create_topic(&broker.addr(), topic, PARTITIONS);
-    let producer = Background::spawn(
-        Command::new(python_bin())
-            .arg("-u")
-            .arg(python_script("confluent_produce.py"))
-            .args([&broker.addr(), topic, &partitions, "0"])
-            .arg(&acked)
-            .arg("--tolerate-errors"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let load = AckedLoad::start(&broker, topic, PARTITIONS, &acked);
     // Killed once the load recycled a commit-log file (the smallest log holds 32 MiB).
-    while acked_lines(&acked) < ACKED_BEFORE_KILL
-        || !broker.stderr_log().contains("commit log file reused")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} acknowledged messages after 40 s, no commit-log file recycled\n{}",
-            acked_lines(&acked),
-            broker.log_tail()
-        );
-        assert!(
-            broker.is_running(),
-            "the broker died\n{}",
-            broker.log_tail()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-    let seen = high_watermarks(&broker.addr(), topic);
+    load.wait_for(
+        &mut broker,
+        ACKED_BEFORE_KILL,
+        Duration::from_secs(40),
+        |b| b.stderr_log().contains("commit log file reused"),
+    );
+    let seen = high_watermarks(&broker.addr(), topic, PARTITIONS);
     assert!(
         broker.stderr_log().contains("commit log started"),
         "acks=all did not go through the commit log\n{}",
         broker.log_tail()
     );
     broker.kill9();
-    thread::sleep(Duration::from_millis(300));
-    drop(producer);
+    load.stop();
     broker.restart();
     // A Fetch of a partition not opened yet opens it, applying its commit-log records first.
-    let after = high_watermarks(&broker.addr(), topic);
+    let after = high_watermarks(&broker.addr(), topic, PARTITIONS);
     assert!(
         broker
             .stderr_log()
@@ -99,14 +62,7 @@ fn kill9_under_acks_all_load_on_64_partitions_of_one_shard_loses_no_acknowledged
         "the restart applied nothing from the commit log\n{}",
         broker.log_tail()
     );
-    for p in 0..PARTITIONS as usize {
-        assert!(
-            after[p] >= seen[p],
-            "partition {p}: high watermark {} after the restart, {} seen before the kill",
-            after[p],
-            seen[p]
-        );
-    }
+    kafka::assert_high_watermarks_kept(&seen, &after);
     python_ok(
         "confluent_verify.py",
         &[

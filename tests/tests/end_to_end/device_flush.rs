@@ -7,32 +7,15 @@
 //! A kill -9 keeps what reached the device's cache; what only a power loss would drop is argued
 //! in `storage/src/device_flush.rs`, not tested here.
 
-use std::path::Path;
-use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::admin::Scrape;
-use riffle_tests::kafka::{self, Connection};
-use riffle_tests::{python_bin, python_ok, python_script, scratch_dir, Background, Broker};
+use riffle_tests::kafka::{self, high_watermarks};
+use riffle_tests::{python_ok, scratch_dir, AckedLoad, Broker};
 
 const PARTITIONS: i32 = 64;
 /// Acknowledged messages before the kill.
 const ACKED_BEFORE_KILL: usize = 20_000;
-
-fn acked_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.matches('\n').count())
-        .unwrap_or(0)
-}
-
-/// Every partition's high watermark, as a consumer's Fetch sees it.
-fn high_watermarks(addr: &str, topic: &str) -> Vec<i64> {
-    let mut conn = Connection::connect(addr).expect("connect");
-    (0..PARTITIONS)
-        .map(|p| kafka::fetch_with_limits(&mut conn, topic, p, 0, 0, 1, 1).high_watermark)
-        .collect()
-}
 
 #[test]
 fn kill9_under_acks_all_load_on_64_partitions_sharing_device_flushes_loses_nothing_acknowledged() {
@@ -42,29 +25,13 @@ fn kill9_under_acks_all_load_on_64_partitions_sharing_device_flushes_loses_nothi
     let partitions = PARTITIONS.to_string();
     let mut broker = Broker::start();
     kafka::create_topic(&broker.addr(), topic, PARTITIONS);
-    let producer = Background::spawn(
-        Command::new(python_bin())
-            .arg("-u")
-            .arg(python_script("confluent_produce.py"))
-            .args([&broker.addr(), topic, &partitions, "0"])
-            .arg(&acked)
-            .arg("--tolerate-errors"),
+    let load = AckedLoad::start(&broker, topic, PARTITIONS, &acked);
+    load.wait_for(
+        &mut broker,
+        ACKED_BEFORE_KILL,
+        Duration::from_secs(40),
+        |_| true,
     );
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while acked_lines(&acked) < ACKED_BEFORE_KILL {
-        assert!(
-            Instant::now() < deadline,
-            "{} acknowledged messages after 40 s\n{}",
-            acked_lines(&acked),
-            broker.log_tail()
-        );
-        assert!(
-            broker.is_running(),
-            "the broker died\n{}",
-            broker.log_tail()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
     let metrics = Scrape::of(&broker);
     let flushes = metrics.sum("riffle_device_flushes_total");
     let waits = metrics.sum("riffle_log_fdatasync_duration_seconds_count");
@@ -75,20 +42,12 @@ fn kill9_under_acks_all_load_on_64_partitions_sharing_device_flushes_loses_nothi
             "{flushes} device flushes for {waits} log flushes: the logs do not share them"
         );
     }
-    let seen = high_watermarks(&broker.addr(), topic);
+    let seen = high_watermarks(&broker.addr(), topic, PARTITIONS);
     broker.kill9();
-    thread::sleep(Duration::from_millis(300));
-    drop(producer);
+    load.stop();
     broker.restart();
-    let after = high_watermarks(&broker.addr(), topic);
-    for p in 0..PARTITIONS as usize {
-        assert!(
-            after[p] >= seen[p],
-            "partition {p}: high watermark {} after the restart, {} seen before the kill",
-            after[p],
-            seen[p]
-        );
-    }
+    let after = high_watermarks(&broker.addr(), topic, PARTITIONS);
+    kafka::assert_high_watermarks_kept(&seen, &after);
     python_ok(
         "confluent_verify.py",
         &[

@@ -1,20 +1,12 @@
 //! Durability across restarts: a graceful SIGTERM stop keeps every acknowledged message, and so
 //! does a kill -9 in the middle of an acks=all produce load (acks=all means fdatasync'd).
 
-use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use riffle_tests::{kafka, python_bin, python_ok, python_script, scratch_dir, Background, Broker};
+use riffle_tests::{kafka, python_ok, scratch_dir, AckedLoad, Broker};
 
 const PARTITIONS: &str = "4";
-
-fn acked_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.matches('\n').count())
-        .unwrap_or(0)
-}
 
 #[test]
 fn sigterm_restart_keeps_every_acknowledged_message() {
@@ -63,33 +55,10 @@ fn interrupt_under_load_keeps_acknowledged_messages(topic: &str, interrupt: fn(&
     let acked = scratch.path().join("acked.txt");
     let mut broker = Broker::start();
     kafka::create_topic(&broker.addr(), topic, 4);
-    let producer = Background::spawn(
-        Command::new(python_bin())
-            .arg("-u")
-            .arg(python_script("confluent_produce.py"))
-            .args([&broker.addr(), topic, PARTITIONS, "0"])
-            .arg(&acked)
-            .arg("--tolerate-errors"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_lines(&acked) < 30_000 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} acknowledged messages after 60 s\n{}",
-            acked_lines(&acked),
-            broker.log_tail()
-        );
-        assert!(
-            broker.is_running(),
-            "the broker died\n{}",
-            broker.log_tail()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    let load = AckedLoad::start(&broker, topic, 4, &acked);
+    load.wait_for(&mut broker, 30_000, Duration::from_secs(60), |_| true);
     interrupt(&mut broker);
-    // Let the producer see the dead connection, then stop it; its file holds what was acknowledged.
-    thread::sleep(Duration::from_millis(300));
-    drop(producer);
+    load.stop();
     broker.restart();
     python_ok(
         "confluent_verify.py",

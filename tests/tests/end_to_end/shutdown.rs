@@ -2,24 +2,13 @@
 //! stopped reading its responses, ends within `shutdown_timeout_ms` (plus the time to close the
 //! logs), cleanly, and a restart serves every acknowledged record.
 
-use std::path::Path;
-use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use riffle_tests::kafka;
 use riffle_tests::stalled::NonReadingProducer;
-use riffle_tests::{
-    python_bin, python_ok, python_script, scratch_dir, Background, Broker, BrokerOptions,
-};
+use riffle_tests::{python_ok, scratch_dir, AckedLoad, Broker, BrokerOptions};
 
 const PARTITIONS: &str = "4";
-
-fn acked_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
 
 #[test]
 fn sigterm_with_two_shards_under_load_and_a_non_reading_client_ends_in_time_and_loses_nothing() {
@@ -40,26 +29,10 @@ fn sigterm_with_two_shards_under_load_and_a_non_reading_client_ends_in_time_and_
     let stalled_topic = format!("shutdown-never-reads-{}", "x".repeat(200));
     kafka::create_topic(&broker.addr(), &stalled_topic, 1);
 
-    let producer = Background::spawn(
-        Command::new(python_bin())
-            .arg("-u")
-            .arg(python_script("confluent_produce.py"))
-            .args([&broker.addr(), topic, PARTITIONS, "0"])
-            .arg(&acked)
-            .arg("--tolerate-errors"),
-    );
+    let load = AckedLoad::start(&broker, topic, 4, &acked);
     let stalled = NonReadingProducer::start(&broker.addr(), &stalled_topic);
     stalled.wait_until_stalled(Duration::from_millis(300), Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_lines(&acked) < 5_000 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} acknowledged messages after 60 s\n{}",
-            acked_lines(&acked),
-            broker.log_tail()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    load.wait_for(&mut broker, 5_000, Duration::from_secs(60), |_| true);
 
     let started = Instant::now();
     let status = broker.stop();
@@ -82,9 +55,7 @@ fn sigterm_with_two_shards_under_load_and_a_non_reading_client_ends_in_time_and_
     let cut = stalled.wait_until_cut(Duration::from_secs(10));
     assert!(cut.requests_sent > 0);
 
-    // Let the producer see the closed connections, then stop it; its file lists what was acked.
-    thread::sleep(Duration::from_millis(300));
-    drop(producer);
+    load.stop();
     broker.restart();
     python_ok(
         "confluent_verify.py",
