@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 const EXT4_SUPER_MAGIC: i64 = 0xEF53;
@@ -118,9 +117,12 @@ pub(crate) struct DeviceFlush {
 /// (the extents its zeros-ahead just converted), and then every log sharing the flush would wait
 /// for that journal commit; an unnamed file (O_TMPFILE) on the device, never written, has none,
 /// so its fdatasync is the cache flush alone.
+/// Its fdatasync is an io_uring op of the shard (run by the kernel's io-wq worker, as every
+/// fsync): one flush runs at a time, so it needs none of the blocking pool's parallelism, and it
+/// costs no wake-up of a pool thread and of the shard behind it.
 enum Carrier {
     Untried,
-    Own(Arc<std::fs::File>, PathBuf),
+    Own(Rc<DmaFile>, PathBuf),
     /// No unnamed file could be made here: each flush borrows a requester's file.
     Unavailable,
 }
@@ -216,18 +218,15 @@ impl DeviceFlush {
             .map_err(|e| StorageError::io("fdatasync", path, e))?;
         if matches!(*self.carrier.borrow(), Carrier::Untried) {
             let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-            let made = crate::recovery::blocking("create flush carrier", dir.clone(), |d| {
-                use std::os::unix::fs::OpenOptionsExt;
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_TMPFILE)
-                    .open(d)
-            })
-            .await;
+            let made = glommio::io::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_TMPFILE)
+                .dma_open(&dir)
+                .await;
             *self.carrier.borrow_mut() = match made {
-                Ok(carrier) => Carrier::Own(Arc::new(carrier), dir),
+                Ok(carrier) => Carrier::Own(Rc::new(carrier), dir),
                 Err(e) => {
                     tracing::warn!(error = %e, "no unnamed file for device flushes; they borrow a segment file");
                     Carrier::Unavailable
@@ -239,9 +238,10 @@ impl DeviceFlush {
             _ => None,
         };
         match carrier {
-            Some((carrier, dir)) => {
-                crate::recovery::blocking("fdatasync", dir, move |_| carrier.sync_data()).await
-            }
+            Some((carrier, dir)) => carrier
+                .fdatasync()
+                .await
+                .map_err(|e| StorageError::glommio("fdatasync", &dir, e)),
             None => crate::segment::fdatasync_on_pool(file, path).await,
         }
     }
@@ -355,6 +355,28 @@ mod tests {
                 t.await.unwrap();
             }
             assert_eq!(flush.started.get() - before, 2);
+        });
+    }
+
+    #[test]
+    fn flushes_are_carried_by_an_unnamed_file_of_their_own() {
+        run(|dir| async move {
+            let path = dir.join("a.log");
+            let file = open(&path).await;
+            let Some(device) = device_of(&file) else {
+                return;
+            };
+            let flush = DeviceFlush::of(device);
+            flush.flush(file.clone(), &path).await.unwrap();
+            let carrier = match &*flush.carrier.borrow() {
+                Carrier::Own(carrier, _) => carrier.clone(),
+                _ => panic!("no unnamed carrier file was made"),
+            };
+            assert_ne!(carrier.as_raw_fd(), file.as_raw_fd());
+            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+            assert_eq!(names.len(), 1, "the carrier has no name: {names:?}");
+            flush.flush(file, &path).await.unwrap();
+            assert_eq!(flush.completed.get(), flush.started.get());
         });
     }
 

@@ -252,8 +252,11 @@ fn acks_all_rounds_of_64_partitions_share_one_device_flush_and_survive_a_crash()
             }
         }
         let flushes = crate::shard_device_flushes() - flushes_before;
+        // Flushes are pipelined: the writes of a round complete one after another, and each
+        // flush covers those completed before it began, so a round takes one to three of them
+        // (not 64, one per log).
         assert!(
-            (1..=10).contains(&flushes),
+            (1..=15).contains(&flushes),
             "5 rounds of 64 acks took {flushes} device flushes"
         );
         assert!(logs.iter().all(|l| l.segment_device() == Some(device)));
