@@ -5,7 +5,7 @@
 //! (`RUSAGE_SELF`: the shard thread and its io_uring workers).
 //!
 //! Run: cargo bench -p riffle-bench --bench round_commit -- [--mib N] [--repeat R]
-//! [--only NAME-SUBSTRING]
+//! [--only NAME-SUBSTRING[,NAME-SUBSTRING...]] (cases whose name contains any of them)
 
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
@@ -543,10 +543,10 @@ fn main() {
     );
     for _ in 0..repeat {
         let mut raw_per_round = 0.0;
-        for case in cases()
-            .into_iter()
-            .filter(|c| only.as_ref().is_none_or(|o| c.name().contains(o.as_str())))
-        {
+        for case in cases().into_iter().filter(|c| {
+            only.as_ref()
+                .is_none_or(|o| o.split(',').any(|part| c.name().contains(part)))
+        }) {
             let dir = base.join("run");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("segs")).unwrap();
