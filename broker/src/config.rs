@@ -123,7 +123,11 @@ pub struct BrokerConfig {
     /// A partition whose bytes durable only in the commit log reach this flushes its segments in
     /// the background (a checkpoint): it bounds the tail-cache memory such bytes hold.
     pub commit_log_checkpoint_bytes: u64,
-    /// glommio io memory per ring; 3 rings per shard are locked in memory (`ulimit -l`).
+    /// glommio's registered I/O memory per shard. The segments' head buffers (256 KiB per
+    /// partition being written) come from it, and O_DIRECT writes from it need no page pinning;
+    /// past it buffers come from the heap. It is registered with each of the shard's 3 io_uring
+    /// rings, so `ulimit -l` must allow 3 times this per shard; below that glommio logs a warning
+    /// and runs without registered buffers.
     pub io_memory_bytes: usize,
     /// Threads per shard that run fdatasync (and file truncates, renames, deletes), so the
     /// partitions of a shard sync side by side.
@@ -218,7 +222,7 @@ impl Default for BrokerConfig {
             commit_log_file_bytes: 64 * 1024 * 1024,
             commit_log_files_per_shard: 4,
             commit_log_checkpoint_bytes: 4 * 1024 * 1024,
-            io_memory_bytes: 1024 * 1024,
+            io_memory_bytes: 16 * 1024 * 1024,
             sync_threads_per_shard: 4,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,

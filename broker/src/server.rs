@@ -119,6 +119,7 @@ pub fn run(mut config: BrokerConfig) -> anyhow::Result<()> {
     // Finishes any topic deletion a crash interrupted, before a shard can open a partition.
     crate::partition::sweep_orphaned_partition_dirs(&config.data_dir, &image)?;
 
+    check_locked_memory(shards, config.io_memory_bytes);
     let limits = ConnectionLimits::new(config.max_connections, config.max_connections_per_ip);
     let shutdown_timeout = Duration::from_millis(config.shutdown_timeout_ms);
     let cluster_view = Arc::new(ClusterView::default());
@@ -220,6 +221,46 @@ fn install_fail_stop() {
         default_hook(info);
         std::process::abort();
     }));
+}
+
+/// io_uring rings per shard that register the shard's `io_memory_bytes` (each charges it to
+/// the locked-memory limit).
+const RINGS_PER_SHARD: u64 = 3;
+
+/// Raises the soft RLIMIT_MEMLOCK to the hard limit, and says plainly when it is still below what
+/// the shards' registered I/O memory needs: glommio then only logs a terse warning per shard and
+/// runs without registered buffers (every O_DIRECT write pins its pages).
+fn check_locked_memory(shards: usize, io_memory_bytes: usize) {
+    let need = shards as u64 * RINGS_PER_SHARD * io_memory_bytes as u64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur < need && limit.rlim_max > limit.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    // SAFETY: geteuid has no preconditions. Root (CAP_IPC_LOCK) is not held to the limit.
+    let privileged = unsafe { libc::geteuid() } == 0;
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < need && !privileged {
+        tracing::warn!(
+            locked_memory_limit_bytes = limit.rlim_cur,
+            needed_bytes = need,
+            "the locked-memory limit (ulimit -l) is below {RINGS_PER_SHARD} x io_memory_bytes x \
+             {shards} shard(s): I/O runs without registered buffers (more CPU per write); raise \
+             memlock or lower io_memory_bytes (README, \"What a server needs\")"
+        );
+    }
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (every connection and every segment file holds

@@ -82,7 +82,7 @@ struct MachineArgs {
     /// Shards the broker will run [default: every core this process may run on].
     #[arg(long, value_name = "N")]
     smp: Option<usize>,
-    /// glommio io memory per ring [default: 1048576].
+    /// glommio io memory per ring [default: 16777216].
     #[arg(long, value_name = "BYTES")]
     io_memory_bytes: Option<u64>,
     /// Partitions the broker will hold (for the open-files limit).
@@ -103,7 +103,7 @@ struct BrokerFile {
 
 /// `riffle serve`'s defaults (broker/src/config.rs).
 const BROKER_DATA_DIR_DEFAULT: &str = "riffle-data";
-const BROKER_IO_MEMORY_BYTES_DEFAULT: u64 = 1024 * 1024;
+const BROKER_IO_MEMORY_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 
 impl MachineArgs {
     fn resolve(&self, allowed_cpus: usize) -> anyhow::Result<(PathBuf, BrokerNeeds)> {
