@@ -264,6 +264,15 @@ mod tests {
         )
     }
 
+    /// A log file in `dir` and the shard's flushes of its device, or None where files do not
+    /// share flushes (not ext4 or XFS).
+    async fn log_and_its_flushes(dir: &Path) -> Option<(PathBuf, Rc<DmaFile>, Rc<DeviceFlush>)> {
+        let path = dir.join("a.log");
+        let file = open(&path).await;
+        let device = device_of(&file)?;
+        Some((path, file, DeviceFlush::of(device)))
+    }
+
     #[test]
     fn data_journalled_mounts_are_found_by_device_number() {
         let mountinfo = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n\
@@ -333,12 +342,9 @@ mod tests {
     #[test]
     fn requests_made_in_one_turn_share_one_flush_and_those_made_while_it_runs_the_next() {
         run(|dir| async move {
-            let path = dir.join("a.log");
-            let file = open(&path).await;
-            let Some(device) = device_of(&file) else {
+            let Some((path, file, flush)) = log_and_its_flushes(&dir).await else {
                 return; // not ext4 or XFS: nothing shares a flush here
             };
-            let flush = DeviceFlush::of(device);
             let before = flush.started.get();
             let request = || {
                 let (flush, file, path) = (flush.clone(), file.clone(), path.clone());
@@ -361,12 +367,9 @@ mod tests {
     #[test]
     fn flushes_are_carried_by_an_unnamed_file_of_their_own() {
         run(|dir| async move {
-            let path = dir.join("a.log");
-            let file = open(&path).await;
-            let Some(device) = device_of(&file) else {
-                return;
+            let Some((path, file, flush)) = log_and_its_flushes(&dir).await else {
+                return; // not ext4 or XFS: nothing shares a flush here
             };
-            let flush = DeviceFlush::of(device);
             flush.flush(file.clone(), &path).await.unwrap();
             let carrier = match &*flush.carrier.borrow() {
                 Carrier::Own(carrier, _) => carrier.clone(),
@@ -383,12 +386,9 @@ mod tests {
     #[test]
     fn a_request_never_takes_a_flush_that_started_before_it() {
         run(|dir| async move {
-            let path = dir.join("a.log");
-            let file = open(&path).await;
-            let Some(device) = device_of(&file) else {
-                return;
+            let Some((path, file, flush)) = log_and_its_flushes(&dir).await else {
+                return; // not ext4 or XFS: nothing shares a flush here
             };
-            let flush = DeviceFlush::of(device);
             let first = glommio::spawn_local({
                 let (flush, file, path) = (flush.clone(), file.clone(), path.clone());
                 async move { flush.flush(file, &path).await }
