@@ -7,9 +7,11 @@
 //! not each need an fdatasync of their own file: one flush, started after all their writes
 //! completed, covers every one of them, whatever the partition count.
 //!
-//! What carries the flush is an fdatasync of one of those files (a clean file: the call costs the
-//! flush alone). That relies on the file system sending a cache flush on every fdatasync, also
-//! of a file with nothing to write, when its device has a volatile cache. ext4 and XFS do:
+//! What carries the flush is an io_uring fdatasync of an unnamed file (O_TMPFILE) the shard makes
+//! on the device and never writes, so the call costs the flush alone (where no such file can be
+//! made, a requester's file). That relies on the file system sending a cache flush on every
+//! fdatasync, also of a file with nothing to write, when its device has a volatile cache. ext4
+//! and XFS do:
 //! - ext4 (`ext4_sync_file`): with a journal, either the journal commit the call waits for
 //!   sends the flush (`jbd2_trans_will_send_data_barrier`), or the call sends it itself
 //!   (`needs_barrier`, then `blkdev_issue_flush`); without one, `ext4_fsync_nojournal` sets
