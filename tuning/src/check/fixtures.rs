@@ -307,7 +307,8 @@ fn memlock_grows_with_shards_and_io_memory() {
     assert_eq!(get(&r, "memlock").status, Status::Ok);
     let r = rows(VM, probes((254, 0), "/"), 4);
     let m = get(&r, "memlock");
-    assert_eq!(m.status, Status::Fail);
+    // The broker still runs below it, without registered buffers.
+    assert_eq!(m.status, Status::Warn);
     assert!(m.recommended.starts_with(">= 12 MiB"), "{}", m.recommended);
 }
 
