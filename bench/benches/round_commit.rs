@@ -369,13 +369,15 @@ async fn open_logs(dir: &Path, partitions: usize) -> Vec<Rc<PartitionLog>> {
 }
 
 /// Partition logs, one producer each: append, then `flush` (no commit log) or
-/// `commit_to`, `rounds` times. Returns the fdatasyncs of the logs and the commit log.
+/// `commit_to`, `rounds` times. Returns the fdatasyncs and device cache flushes made: the logs'
+/// own, the device flushes they shared, and the commit log's.
 async fn partition_logs(
     logs: Vec<Rc<PartitionLog>>,
     commit_log: Option<Rc<CommitLog>>,
     rounds: u64,
 ) -> u64 {
     let commit_syncs_before = commit_log.as_ref().map_or(0, |c| c.fdatasync_count());
+    let device_flushes_before = riffle_storage::shard_device_flushes();
     let batch = record_batch();
     let tasks: Vec<_> = logs
         .iter()
@@ -396,7 +398,9 @@ async fn partition_logs(
     for t in tasks {
         t.await;
     }
-    let mut syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum();
+    // Each log's own fdatasyncs, and the device flushes the logs shared (not their shares).
+    let mut syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum::<u64>()
+        + (riffle_storage::shard_device_flushes() - device_flushes_before);
     if let Some(c) = &commit_log {
         syncs += c.fdatasync_count() - commit_syncs_before;
         c.close().await.unwrap();

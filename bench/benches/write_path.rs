@@ -326,6 +326,7 @@ async fn log(
                 .unwrap(),
         );
     }
+    let device_flushes_before = riffle_storage::shard_device_flushes();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for log in &logs {
@@ -344,7 +345,9 @@ async fn log(
         t.await;
     }
     let elapsed = start.elapsed();
-    let syncs = logs.iter().map(|l| l.fdatasync_count()).sum();
+    // The logs' own fdatasyncs and the device flushes they shared.
+    let syncs = logs.iter().map(|l| l.fdatasync_count()).sum::<u64>()
+        + (riffle_storage::shard_device_flushes() - device_flushes_before);
     for l in &logs {
         l.close().await.unwrap();
     }

@@ -27,6 +27,7 @@ use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::Task;
 use riffle_protocol::{decode_request, frame_size, RequestError};
+use riffle_storage::ReceiveBuffer;
 use tracing::Instrument;
 
 pub(crate) use limits::{ConnectionLimits, ConnectionSlot};
@@ -36,8 +37,10 @@ use crate::handlers;
 use crate::shard::Shard;
 use crate::Shutdown;
 
-/// The smallest read from the socket; bigger frames are read whole into their own buffer.
+/// The size of a connection's receive buffer; a bigger frame is read whole into one of its own.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A read with less room than this left in the receive buffer starts a new buffer instead.
+const READ_MIN_ROOM_BYTES: usize = 16 * 1024;
 /// Chunks smaller than this are copied into one write with their neighbours.
 const COALESCE_BELOW_BYTES: usize = 16 * 1024;
 
@@ -198,7 +201,12 @@ enum Closed {
 struct Reader {
     shard: Rc<Shard>,
     socket: ReadHalf<TcpStream>,
+    /// The rest of the current receive buffer, zeroed once when it was allocated: `filled`
+    /// bytes read and not yet framed, then room for more. Frames are split off its front, so
+    /// each is a slice of the allocation that `buffer` names.
     buf: BytesMut,
+    filled: usize,
+    buffer: ReceiveBuffer,
     peer: SocketAddr,
     shutdown: Shutdown,
     activity: Rc<Activity>,
@@ -224,7 +232,9 @@ impl Reader {
         Reader {
             shard: shard.clone(),
             socket,
-            buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            buf: BytesMut::new(),
+            filled: 0,
+            buffer: ReceiveBuffer::new(0),
             peer,
             shutdown,
             activity,
@@ -254,6 +264,7 @@ impl Reader {
             let budget = self.reserve_budget(frame_bytes).await?;
             self.fill(frame_bytes, self.frame_deadline()).await?;
             let mut frame = self.buf.split_to(frame_bytes);
+            self.filled -= frame_bytes;
             frame.advance(4);
             // A queue slot first, so that no handler starts unless its response has a place.
             future::poll_fn(|cx| queue.poll_ready(cx))
@@ -268,10 +279,6 @@ impl Reader {
                     _budget: budget,
                 })
                 .map_err(|_| Closed::Io(std::io::ErrorKind::BrokenPipe.into()))?;
-            // keep the buffer from growing without bound: start a fresh one when it is drained
-            if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK_BYTES {
-                self.buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-            }
         }
     }
 
@@ -283,7 +290,7 @@ impl Reader {
     /// response pending for `connections_max_idle_ms` is closed.
     async fn wait_for_request(&mut self) -> Result<(), Closed> {
         let idle = Duration::from_millis(self.idle_ms);
-        while self.buf.is_empty() {
+        while self.filled == 0 {
             let idle_deadline = self.activity.last_active.get() + idle;
             if Instant::now() >= idle_deadline {
                 if self.activity.awaiting_response.get() == 0 {
@@ -304,7 +311,7 @@ impl Reader {
     async fn read_size(&mut self) -> Result<usize, Closed> {
         let deadline = self.frame_deadline();
         loop {
-            match frame_size(&self.buf, self.max_frame_bytes) {
+            match frame_size(&self.buf[..self.filled], self.max_frame_bytes) {
                 Ok(Some(size)) => return Ok(size),
                 Ok(None) => self.fill(4, deadline).await?,
                 Err(_) => {
@@ -333,7 +340,7 @@ impl Reader {
 
     /// Reads until the buffer holds `want` bytes, or fails once `deadline` passes.
     async fn fill(&mut self, want: usize, deadline: Instant) -> Result<(), Closed> {
-        while self.buf.len() < want {
+        while self.filled < want {
             if !self.read_some(want, deadline).await? {
                 return Err(Closed::FrameTimeout {
                     timeout_ms: self.frame_timeout_ms,
@@ -345,43 +352,45 @@ impl Reader {
 
     /// One read toward `want` buffered bytes: Ok(false) if `deadline` passed first.
     async fn read_some(&mut self, want: usize, deadline: Instant) -> Result<bool, Closed> {
-        let start = self.buf.len();
-        let room = want.saturating_sub(start).max(READ_CHUNK_BYTES);
-        self.buf.resize(start + room, 0);
+        self.make_room(want);
         let wait = deadline.saturating_duration_since(Instant::now());
+        let start = self.filled;
         let read = futures::select_biased! {
             r = self.socket.read(&mut self.buf[start..]).fuse() => Some(r),
-            _ = self.shutdown.clone().fuse() => {
-                self.buf.truncate(start);
-                return Err(Closed::Shutdown);
-            }
+            _ = self.shutdown.clone().fuse() => return Err(Closed::Shutdown),
             _ = glommio::timer::sleep(wait).fuse() => None,
         };
         match read {
-            None => {
-                self.buf.truncate(start);
-                Ok(false)
-            }
-            Some(Ok(0)) => {
-                self.buf.truncate(start);
-                Err(Closed::Eof)
-            }
+            None => Ok(false),
+            Some(Ok(0)) => Err(Closed::Eof),
             Some(Ok(n)) => {
-                self.buf.truncate(start + n);
+                self.filled += n;
                 self.activity.touch();
                 Ok(true)
             }
-            Some(Err(e)) => {
-                self.buf.truncate(start);
-                Err(Closed::Io(e))
-            }
+            Some(Err(e)) => Err(Closed::Io(e)),
         }
+    }
+
+    /// Starts a new receive buffer, with what is read and not yet framed moved to its front,
+    /// when the current one cannot take the rest of a `want`-byte frame or has little room left.
+    /// A new buffer is a new allocation, named by a new `ReceiveBuffer`.
+    fn make_room(&mut self, want: usize) {
+        let room = self.buf.len() - self.filled;
+        if room >= want.saturating_sub(self.filled) && room >= READ_MIN_ROOM_BYTES {
+            return;
+        }
+        let capacity = want.max(READ_CHUNK_BYTES);
+        let mut fresh = BytesMut::zeroed(capacity);
+        fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+        self.buf = fresh;
+        self.buffer = ReceiveBuffer::new(capacity);
     }
 
     /// Decodes the frame and starts its handler; a frame that cannot be answered closes.
     fn start_handler(&mut self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
         let (shard, peer) = (self.shard.clone(), self.peer);
-        let frame_bytes = frame.len();
+        let received_in = self.buffer.clone();
         match decode_request(frame.clone()) {
             Ok(request) => {
                 if !self.client_id_recorded {
@@ -393,7 +402,7 @@ impl Reader {
                 let api_key = request.header.request_api_key;
                 let handled = async move {
                     let started = Instant::now();
-                    let outcome = handlers::handle(shard, request, peer, frame_bytes).await;
+                    let outcome = handlers::handle(shard, request, peer, received_in).await;
                     metrics::request_served(api_key, started.elapsed());
                     outcome
                 };

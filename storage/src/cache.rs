@@ -2,12 +2,17 @@
 //! assigned base offset in a separate 16-byte prefix. Bounded by bytes per log, and the
 //! caches of all logs of a shard share one cap (`ShardCache`); a batch is only evicted once
 //! it is durable, so everything not yet on disk is always readable here.
+//!
+//! A batch may be a slice of a larger receive buffer (`ReceiveBuffer`): the slice keeps the
+//! whole buffer alive, so the shard's cap charges the buffer, once, at its capacity, for as long
+//! as any cached batch holds a slice of it.
 
 use crate::state::Shared;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 /// `set_shard_tail_cache_bytes` when never called.
 pub const SHARD_TAIL_CACHE_BYTES_DEFAULT: usize = 64 << 20;
@@ -38,6 +43,30 @@ pub(crate) fn shard_cache() -> Rc<ShardCache> {
     SHARD_CACHE.with(Rc::clone)
 }
 
+/// The allocation a batch was received into, when the batch is a slice of it (a connection's
+/// read buffer holds several requests). Every slice keeps the whole allocation alive, so the
+/// shard's cap counts the allocation, not the slices. Clones name the same allocation; it is
+/// `Send`, so a batch forwarded to another shard names it too (each shard that caches a slice
+/// charges it in full: an over-count, never an under-count).
+#[derive(Clone, Debug)]
+pub struct ReceiveBuffer(Arc<usize>);
+
+impl ReceiveBuffer {
+    /// One per allocation, made when the allocation is: `capacity` is what it holds in memory.
+    pub fn new(capacity: usize) -> ReceiveBuffer {
+        ReceiveBuffer(Arc::new(capacity))
+    }
+
+    pub fn capacity(&self) -> usize {
+        *self.0
+    }
+
+    /// Stable while any clone lives, so it names the allocation in `ShardCache::buffers`.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
 pub(crate) struct CachedBatch {
     pub base_offset: i64,
     pub next_offset: i64,
@@ -46,6 +75,8 @@ pub(crate) struct CachedBatch {
     pub prefix: Bytes,
     /// The batch from byte 16 on, as received.
     pub body: Bytes,
+    /// The allocation `body` is a slice of, when it does not own one of its own size.
+    pub buffer: Option<ReceiveBuffer>,
 }
 
 impl CachedBatch {
@@ -53,9 +84,17 @@ impl CachedBatch {
         self.prefix.len() + self.body.len()
     }
 
-    /// What the batch costs against the caps: its bytes and its bookkeeping.
+    /// What the batch costs against its log's cap: its bytes and its bookkeeping.
     fn charge(&self) -> usize {
         self.size() + BATCH_OVERHEAD_BYTES
+    }
+
+    /// What it costs against the shard's cap besides its receive buffer (charged apart).
+    fn own_charge(&self) -> usize {
+        match self.buffer {
+            Some(_) => self.prefix.len() + BATCH_OVERHEAD_BYTES,
+            None => self.charge(),
+        }
     }
 }
 
@@ -104,14 +143,14 @@ impl TailCache {
             .back()
             .is_none_or(|last| last.next_offset == b.base_offset));
         self.size_bytes += b.charge();
-        self.shard.added(b.charge());
+        self.shard.added(&b);
         self.batches.push_back(b);
     }
 
     fn pop_front(&mut self) {
         if let Some(b) = self.batches.pop_front() {
             self.size_bytes -= b.charge();
-            self.shard.removed(b.charge());
+            self.shard.removed(&b);
         }
     }
 
@@ -176,14 +215,10 @@ impl TailCache {
 
     /// Drops batches at or after `end_offset` (the new log end, a batch boundary).
     pub fn truncate(&mut self, end_offset: i64) {
-        while let Some(b) = self.batches.back() {
-            if b.base_offset < end_offset {
-                break;
-            }
-            let charge = b.charge();
-            self.size_bytes -= charge;
-            self.shard.removed(charge);
-            self.batches.pop_back();
+        let keep = self.batches.partition_point(|b| b.base_offset < end_offset);
+        for b in self.batches.drain(keep..) {
+            self.size_bytes -= b.charge();
+            self.shard.removed(&b);
         }
     }
 
@@ -196,8 +231,9 @@ impl TailCache {
     }
 
     pub fn clear(&mut self) {
-        self.shard.removed_many(self.size_bytes, self.batches.len());
-        self.batches.clear();
+        for b in self.batches.drain(..) {
+            self.shard.removed(&b);
+        }
         self.size_bytes = 0;
     }
 }
@@ -216,6 +252,9 @@ pub(crate) struct ShardCache {
     size_bytes: Cell<usize>,
     /// Batches held by the logs' caches now.
     batches: Cell<usize>,
+    /// The receive buffers cached batches are slices of, by `ReceiveBuffer::key`: how many
+    /// cached batches hold each. A buffer is charged while it is here.
+    buffers: RefCell<HashMap<usize, usize>>,
     /// Oldest append first. An entry whose batch already left its cache is skipped when it
     /// comes first, and swept out once there are too many of them.
     order: RefCell<VecDeque<Entry>>,
@@ -227,24 +266,41 @@ impl ShardCache {
             cap_bytes: Cell::new(cap_bytes),
             size_bytes: Cell::new(0),
             batches: Cell::new(0),
+            buffers: RefCell::new(HashMap::new()),
             order: RefCell::new(VecDeque::new()),
         }
     }
 
-    fn added(&self, charge: usize) {
+    fn added(&self, b: &CachedBatch) {
+        let mut charge = b.own_charge();
+        if let Some(buffer) = &b.buffer {
+            let mut buffers = self.buffers.borrow_mut();
+            let holders = buffers.entry(buffer.key()).or_insert(0);
+            if *holders == 0 {
+                charge += buffer.capacity();
+            }
+            *holders += 1;
+        }
         self.size_bytes.set(self.size_bytes.get() + charge);
         self.batches.set(self.batches.get() + 1);
     }
 
-    fn removed(&self, charge: usize) {
-        self.removed_many(charge, 1);
-    }
-
-    fn removed_many(&self, charge: usize, batches: usize) {
-        debug_assert!(self.size_bytes.get() >= charge && self.batches.get() >= batches);
+    fn removed(&self, b: &CachedBatch) {
+        let mut charge = b.own_charge();
+        if let Some(buffer) = &b.buffer {
+            let mut buffers = self.buffers.borrow_mut();
+            if let Some(holders) = buffers.get_mut(&buffer.key()) {
+                *holders -= 1;
+                if *holders == 0 {
+                    buffers.remove(&buffer.key());
+                    charge += buffer.capacity();
+                }
+            }
+        }
+        debug_assert!(self.size_bytes.get() >= charge && self.batches.get() >= 1);
         self.size_bytes
             .set(self.size_bytes.get().saturating_sub(charge));
-        self.batches.set(self.batches.get().saturating_sub(batches));
+        self.batches.set(self.batches.get().saturating_sub(1));
     }
 
     /// Records the batch just pushed to `log`'s cache (ending at `next_offset`), then evicts.
@@ -429,6 +485,48 @@ mod tests {
                 shard.entries()
             );
             log.close().await.unwrap();
+        });
+    }
+
+    #[test]
+    fn slices_of_one_receive_buffer_are_charged_once_at_its_capacity_until_the_last_leaves() {
+        run(|dir| async move {
+            set_shard_tail_cache_bytes(usize::MAX);
+            let a = PartitionLog::open(dir.join("a-0"), config()).await.unwrap();
+            let b = PartitionLog::open(dir.join("b-0"), config()).await.unwrap();
+            // Four batches read in one 64 KiB receive buffer, two for each log.
+            const CAPACITY: usize = 64 << 10;
+            let batches: Vec<Bytes> = (0..4).map(|i| batch(1000, i)).collect();
+            let frame = Bytes::from(batches.concat());
+            let buffer = ReceiveBuffer::new(CAPACITY);
+            let mut at = 0;
+            for (i, sent) in batches.iter().enumerate() {
+                let log = if i % 2 == 0 { &a } else { &b };
+                let slice = frame.slice(at..at + sent.len());
+                log.append_received(slice, Some(buffer.clone()))
+                    .await
+                    .unwrap();
+                at += sent.len();
+            }
+            let own = crate::batch::PATCHED_PREFIX + BATCH_OVERHEAD_BYTES;
+            assert_eq!(shard_tail_cache_bytes(), CAPACITY + 4 * own);
+            // Each log's own cap still counts the bytes it serves.
+            assert_eq!(cached(&a).1, 2 * (batches[0].len() + BATCH_OVERHEAD_BYTES));
+            // A's slices leave; B's still keep the whole buffer alive.
+            a.close().await.unwrap();
+            drop(a);
+            assert_eq!(shard_tail_cache_bytes(), CAPACITY + 2 * own);
+            // Reads are served from the slices, unchanged.
+            let r = b.read(1, 1).await.unwrap();
+            let bytes: Vec<u8> = r.chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(bytes[16..], batches[3][16..]);
+            b.close().await.unwrap();
+            drop(b);
+            assert_eq!(
+                shard_tail_cache_bytes(),
+                0,
+                "the last slice gave the buffer back"
+            );
         });
     }
 }

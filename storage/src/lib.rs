@@ -37,7 +37,8 @@ mod test_util;
 mod tests;
 
 pub use cache::{
-    set_shard_tail_cache_bytes, shard_tail_cache_bytes, SHARD_TAIL_CACHE_BYTES_DEFAULT,
+    set_shard_tail_cache_bytes, shard_tail_cache_bytes, ReceiveBuffer,
+    SHARD_TAIL_CACHE_BYTES_DEFAULT,
 };
 pub use config::LogConfig;
 pub use descriptors::{

@@ -5,7 +5,7 @@
 //! Reads are in `read.rs`, truncation in `truncate.rs`.
 
 use crate::batch::{self, BatchHeader, PATCHED_PREFIX};
-use crate::cache::CachedBatch;
+use crate::cache::{CachedBatch, ReceiveBuffer};
 use crate::clock::now_ms;
 use crate::commit_log::{CommitLog, PartitionId, ReplayedRecord};
 use crate::error::StorageError;
@@ -105,12 +105,22 @@ impl PartitionLog {
     /// so appends are ordered by first poll. Returns once the batch is readable, not
     /// necessarily durable: `flush` makes it so.
     pub async fn append(&self, batch: Bytes) -> Result<AppendInfo, StorageError> {
+        self.append_received(batch, None).await
+    }
+
+    /// `append` of a batch that is a slice of `buffer` (a connection's receive buffer): the
+    /// tail cache keeps the slice, and charges the shard's cap for the whole buffer once.
+    pub async fn append_received(
+        &self,
+        batch: Bytes,
+        buffer: Option<ReceiveBuffer>,
+    ) -> Result<AppendInfo, StorageError> {
         let header = batch::validate_for_append(&batch)
             .map_err(|reason| StorageError::InvalidBatch { reason })?;
         let (info, wake_writer) = {
             let mut s = self.shared.state.borrow_mut();
             s.check_usable()?;
-            let info = append_now(&mut s, batch, header);
+            let info = append_now(&mut s, batch, buffer, header);
             let wake = !s.write.is_empty()
                 || !s.staged.is_empty()
                 || s.offsets.flush_target() > s.offsets.durable();
@@ -187,9 +197,17 @@ impl PartitionLog {
         self.shared.state.borrow().active().file.device()
     }
 
-    /// fdatasync calls issued so far by this log's writer (group-commit statistics).
+    /// fdatasync calls of this log's own files issued so far by its writer (group-commit
+    /// statistics). Syncs that shared a device cache flush are `device_flush_shares`.
     pub fn fdatasync_count(&self) -> u64 {
         self.shared.syncs.get()
+    }
+
+    /// Syncs of this log that took a share of the shard's next device cache flush instead of an
+    /// fdatasync of its own. Logs share flushes, so these add up to more than the flushes made:
+    /// `shard_device_flushes` counts those.
+    pub fn device_flush_shares(&self) -> u64 {
+        self.shared.flush_shares.get()
     }
 
     /// Bytes of batches in the log's segments (pre-allocated space not counted).
@@ -541,7 +559,12 @@ impl PartitionLog {
 /// Assigns the batch its offsets, makes it readable (tail cache) and places it in the
 /// active segment, or stages it when a roll or truncation is in the way (or batches are
 /// already staged: placement stays in offset order).
-fn append_now(s: &mut LogState, batch: Bytes, header: BatchHeader) -> AppendInfo {
+fn append_now(
+    s: &mut LogState,
+    batch: Bytes,
+    buffer: Option<ReceiveBuffer>,
+    header: BatchHeader,
+) -> AppendInfo {
     let base_offset = s.offsets.log_end();
     let prefix = batch::patched_prefix(&batch, base_offset);
     let stored = BatchHeader {
@@ -556,6 +579,7 @@ fn append_now(s: &mut LogState, batch: Bytes, header: BatchHeader) -> AppendInfo
         max_timestamp: stored.max_timestamp,
         prefix: Bytes::copy_from_slice(&prefix),
         body: body.clone(),
+        buffer,
     });
     let limit = s.config.tail_cache_bytes;
     s.cache.evict(limit, s.offsets.durable());

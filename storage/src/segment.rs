@@ -62,9 +62,11 @@ const PREFILL_WRITES_IN_FLIGHT: u64 = 1;
 
 thread_local! {
     /// One buffer of zeros per shard for every prefill (filled once: zeroing a fresh buffer
-    /// per prefill run cost the shard a memset of PREFILL_WRITE_BYTES each time).
+    /// per prefill run cost the shard a memset of PREFILL_WRITE_BYTES each time). Taken from the
+    /// shard's registered I/O memory when it has room (the first prefill comes before most head
+    /// buffers), so that zero writes, half of the bytes written, pin no pages.
     static ZEROS: Rc<glommio::io::DmaBuffer> = Rc::new({
-        let mut b = glommio::allocate_dma_buffer_global(PREFILL_WRITE_BYTES);
+        let mut b = glommio::allocate_dma_buffer(PREFILL_WRITE_BYTES);
         b.as_bytes_mut().fill(0);
         b
     });

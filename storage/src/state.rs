@@ -462,8 +462,11 @@ pub(crate) struct Shared {
     /// Queue space and end of maintenance: waiting appenders.
     pub space: Event,
     pub writer_done: Event,
-    /// fdatasync calls issued by the writer (for benchmarks and tests).
+    /// fdatasync calls of the log's own files issued by the writer (benchmarks and tests).
     pub syncs: Cell<u64>,
+    /// Syncs that shared the shard's next cache flush of the device instead (`device_flush`):
+    /// several logs may share one flush, so these are shares, not flushes.
+    pub flush_shares: Cell<u64>,
     /// Told of fdatasyncs and reads (metrics); none by default.
     pub observer: RefCell<Option<Rc<dyn LogObserver>>>,
 }
@@ -479,6 +482,7 @@ impl Shared {
             space: Event::default(),
             writer_done: Event::default(),
             syncs: Cell::new(0),
+            flush_shares: Cell::new(0),
             observer: RefCell::new(None),
         }
     }

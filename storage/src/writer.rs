@@ -472,8 +472,9 @@ impl Writer {
             self.publish_completed(true).await?;
         }
         let plan = SyncPlan::of(std::mem::take(&mut self.dirty));
-        let syncs = &self.shared.syncs;
-        syncs.set(syncs.get() + plan.fdatasyncs());
+        let (syncs, shares) = (&self.shared.syncs, &self.shared.flush_shares);
+        syncs.set(syncs.get() + plan.own.len() as u64);
+        shares.set(shares.get() + u64::from(plan.shared.is_some()));
         let done = Rc::new(std::cell::Cell::new(false));
         let task = glommio::spawn_local({
             let done = done.clone();
@@ -538,10 +539,6 @@ impl SyncPlan {
             }
         }
         plan
-    }
-
-    fn fdatasyncs(&self) -> u64 {
-        (self.own.len() + usize::from(self.shared.is_some())) as u64
     }
 
     async fn run(self, shared: &Shared) -> Result<(), StorageError> {

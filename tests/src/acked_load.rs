@@ -1,14 +1,43 @@
 //! A load that records what it was promised: a confluent-kafka producer (idempotent, acks=all)
 //! that sends until it is dropped and appends every acknowledged message to a file, so a test
 //! can interrupt the broker under it (kill -9, SIGTERM) and then check that every acknowledged
-//! message is there (`confluent_verify.py`).
+//! message is there (`assert_acked_readable`).
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{python_bin, python_script, Background, Broker};
+use crate::{python_bin, python_ok, python_script, Background, Broker};
+
+/// Whether a topic read back may hold records besides the acknowledged ones (a producer stopped
+/// mid-flight may have had records written and not acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unacked {
+    Allowed,
+    None,
+}
+
+/// Reads partitions 0..`partitions` of `topic` with confluent-kafka, from offset 0 to their end,
+/// and fails unless every message listed in `acked` (lines "partition offset i", as
+/// `confluent_produce.py` and `AckedLoad` write them) is there at its offset with its key, value
+/// and headers; with `Unacked::None`, unless the partitions hold nothing else.
+pub fn assert_acked_readable(
+    addr: &str,
+    topic: &str,
+    partitions: impl Display,
+    acked: impl AsRef<Path>,
+    unacked: Unacked,
+) {
+    let partitions = partitions.to_string();
+    let acked = acked.as_ref().to_str().expect("a UTF-8 path");
+    let mut args = vec![addr, topic, &partitions, acked];
+    if unacked == Unacked::None {
+        args.push("--exact");
+    }
+    python_ok("confluent_verify.py", &args, Duration::from_secs(120));
+}
 
 pub struct AckedLoad {
     /// Killed when dropped; the file keeps what was acknowledged.

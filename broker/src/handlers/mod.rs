@@ -48,6 +48,7 @@ use bytes::Bytes;
 use riffle_protocol::{
     encode_response, error_code, ApiKey, Message, Request, RequestBody, RequestHeader,
 };
+use riffle_storage::ReceiveBuffer;
 
 use crate::connection::HeldBudget;
 use crate::errors;
@@ -84,20 +85,20 @@ fn respond_holding<M: Message>(
         })
 }
 
-/// `frame_bytes`: the size of the request frame the request was decoded from (what a slice of
-/// it keeps alive).
+/// `received_in`: the receive buffer the request's frame is a slice of (what a slice of the
+/// request keeps alive).
 pub async fn handle(
     shard: Rc<Shard>,
     request: Request,
     peer: SocketAddr,
-    frame_bytes: usize,
+    received_in: ReceiveBuffer,
 ) -> Outcome {
     let h = &request.header;
     let s = &shard;
     match request.body {
         RequestBody::ApiVersions(_) => respond(h, &api_versions::handle(h)),
         RequestBody::Metadata(r) => respond(h, &metadata::handle(s, h, r).await),
-        RequestBody::Produce(r) => produce::handle(s, h, r, frame_bytes).await,
+        RequestBody::Produce(r) => produce::handle(s, h, r, &received_in).await,
         RequestBody::Fetch(r) => {
             let (response, held) = fetch::handle(s, h, r).await;
             respond_holding(h, &response, held)

@@ -12,30 +12,34 @@ use riffle_protocol::messages::produce_response::{
 };
 use riffle_protocol::messages::{ProduceRequest, ProduceResponse};
 use riffle_protocol::{error_code, Message, RequestHeader};
+use riffle_storage::ReceiveBuffer;
 
 use super::{leader_endpoints, respond, topic_or_create, Outcome};
 use crate::errors;
 use crate::metadata::image::TopicMeta;
 use crate::partition::error::{PartitionError, PartitionErrorKind};
-use crate::partition::{request, Produced};
+use crate::partition::{request, ProduceRecords, Produced};
 use crate::shard::Shard;
 
 /// A partition's records smaller than this are copied out of the request frame before they are
-/// appended: the tail cache keeps what it is given, and a slice keeps the whole receive buffer
-/// alive (a connection reads small frames into a shared 64 KiB buffer), so one-message requests
-/// would each pin 64 KiB while the cache counts 100 bytes (issue 14, item 5).
-const RETAIN_SLICE_MIN_BYTES: usize = 64 * 1024;
+/// appended. Larger ones are kept as slices of the connection's receive buffer: the tail cache
+/// charges that whole buffer while it holds any slice of it, so a few bytes would take a share of
+/// the cache out of all proportion to what they serve.
+const RETAIN_SLICE_MIN_BYTES: usize = 1024;
 
 /// The first version that names topics by id.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
-/// The partition's records as the log will keep them: a slice of the frame when they are most of
-/// it (at most twice their size pinned), else a copy of their own.
-fn retained(records: Bytes, frame_bytes: usize) -> Bytes {
-    if records.len() < RETAIN_SLICE_MIN_BYTES || records.len() * 2 < frame_bytes {
-        Bytes::copy_from_slice(&records)
+/// The partition's records as the log will keep them: a slice of the frame, naming the receive
+/// buffer it is in, unless they are small enough to copy.
+fn retained(records: Bytes, received_in: &ReceiveBuffer) -> ProduceRecords {
+    if records.len() < RETAIN_SLICE_MIN_BYTES {
+        Bytes::copy_from_slice(&records).into()
     } else {
-        records
+        ProduceRecords {
+            bytes: records,
+            buffer: Some(received_in.clone()),
+        }
     }
 }
 
@@ -43,7 +47,7 @@ pub async fn handle(
     shard: &Rc<Shard>,
     header: &RequestHeader,
     request: ProduceRequest,
-    frame_bytes: usize,
+    received_in: &ReceiveBuffer,
 ) -> Outcome {
     let acks = request.acks;
     if !matches!(acks, -1..=1) {
@@ -72,7 +76,7 @@ pub async fn handle(
             let name = (topic_data.name.clone(), topic_data.topic_id);
             let topic = topic.clone();
             work.push(async move {
-                let records = part.records.map(|r| retained(r.to_bytes(), frame_bytes));
+                let records = part.records.map(|r| retained(r.to_bytes(), received_in));
                 let answer = produce_partition(shard, topic, part.index, records, acks).await;
                 (name, part.index, answer)
             });
@@ -167,7 +171,7 @@ async fn produce_partition(
     shard: &Rc<Shard>,
     topic: Result<Arc<TopicMeta>, i16>,
     index: i32,
-    records: Option<Bytes>,
+    records: Option<ProduceRecords>,
     acks: i16,
 ) -> Answer {
     let topic = topic.map_err(|code| Refused::code(code, None))?;
@@ -250,23 +254,28 @@ mod tests {
     }
 
     #[test]
-    fn records_are_copied_out_unless_they_are_large_and_most_of_the_frame() {
-        let frame = Bytes::from(vec![7u8; 4 * RETAIN_SLICE_MIN_BYTES]);
+    fn records_are_kept_as_slices_naming_their_receive_buffer_unless_they_are_small() {
+        let frame = Bytes::from(vec![7u8; 64 << 10]);
+        let received_in = ReceiveBuffer::new(frame.len());
         let cases = [
-            // A one-message request: small records always go to their own buffer.
+            // A one-message request: small records go to their own allocation.
             (0..200, false),
             (0..RETAIN_SLICE_MIN_BYTES - 1, false),
-            // Large but under half the frame: the rest of the frame would be pinned for it.
-            (0..2 * RETAIN_SLICE_MIN_BYTES - 1, false),
-            // At least half the frame: kept as a slice, at most twice its size pinned.
-            (0..2 * RETAIN_SLICE_MIN_BYTES, true),
-            (16..4 * RETAIN_SLICE_MIN_BYTES, true),
+            // Larger ones stay in the frame, however much of it they are: the tail cache
+            // charges the whole buffer they name.
+            (0..RETAIN_SLICE_MIN_BYTES, true),
+            (100..100 + 16 * 1024, true),
+            (16..64 << 10, true),
         ];
         for (range, sliced) in cases {
             let records = frame.slice(range.clone());
-            let kept = retained(records.clone(), frame.len());
-            assert_eq!(kept, records, "same bytes for {range:?}");
-            assert_eq!(is_slice_of(&kept, &frame), sliced, "{range:?}");
+            let kept = retained(records.clone(), &received_in);
+            assert_eq!(kept.bytes, records, "same bytes for {range:?}");
+            assert_eq!(is_slice_of(&kept.bytes, &frame), sliced, "{range:?}");
+            assert_eq!(kept.buffer.is_some(), sliced, "{range:?}");
+            if let Some(buffer) = kept.buffer {
+                assert_eq!(buffer.capacity(), frame.len());
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{
     decode_request, decode_response, encode_request, error_code, Message, Records, RequestHeader,
 };
+use riffle_storage::ReceiveBuffer;
 
 use super::handle;
 use crate::config::BrokerConfig;
@@ -106,11 +107,16 @@ async fn call<Req: Message, Resp: Message>(shard: &Rc<Shard>, version: i16, body
     let frame = join(encode_request(&header, &body).expect("request encodes"));
     let request = decode_request(frame.slice(4..)).expect("request decodes");
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
-    let chunks = handle(shard.clone(), request, peer, frame.len() - 4)
-        .await
-        .expect("handler answers")
-        .expect("a response (acks != 0)")
-        .chunks;
+    let chunks = handle(
+        shard.clone(),
+        request,
+        peer,
+        ReceiveBuffer::new(frame.len()),
+    )
+    .await
+    .expect("handler answers")
+    .expect("a response (acks != 0)")
+    .chunks;
     let (correlation_id, response) =
         decode_response::<Resp>(join(chunks).slice(4..), version).expect("response decodes");
     assert_eq!(correlation_id, 7);

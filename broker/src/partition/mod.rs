@@ -32,7 +32,7 @@ use error::{PartitionError, PartitionErrorKind};
 use producer_state::{ActiveProducer, ProducerStateTable};
 
 pub use on_disk::{partition_dir, remove_partition_dir, sweep_orphaned_partition_dirs};
-pub use produce::Produced;
+pub use produce::{ProduceRecords, Produced};
 pub use reads::{EpochEnd, ListedOffset, PartitionRead};
 
 /// Identifies a partition across renames and re-creations: topic id + index.
@@ -487,7 +487,7 @@ mod tests {
 
     async fn produce(p: &Rc<Partition>, sequence: i32) -> Result<i64, PartitionError> {
         let request = PartitionRequest::Produce {
-            records: idempotent_batch(sequence),
+            records: idempotent_batch(sequence).into(),
             acks: -1,
         };
         match p.clone().serve(request).await? {

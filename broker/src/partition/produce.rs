@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use riffle_protocol::record_batch::{self, BatchError, Compression, RecordBatchView};
-use riffle_storage::{AppendInfo, StorageError};
+use riffle_storage::{AppendInfo, ReceiveBuffer, StorageError};
 
 use super::error::{PartitionError, PartitionErrorKind};
 use super::producer_state::Admission;
@@ -21,6 +21,24 @@ pub struct Produced {
     pub base_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+}
+
+/// One partition's records in a Produce request: bytes of their own, or a slice of the
+/// connection's receive buffer, named so that the tail cache charges that whole buffer once
+/// rather than the slice (a slice keeps all of it alive).
+#[derive(Debug, Clone)]
+pub struct ProduceRecords {
+    pub bytes: Bytes,
+    pub buffer: Option<ReceiveBuffer>,
+}
+
+impl From<Bytes> for ProduceRecords {
+    fn from(bytes: Bytes) -> Self {
+        ProduceRecords {
+            bytes,
+            buffer: None,
+        }
+    }
 }
 
 /// The idempotence fields of a batch header.
@@ -110,23 +128,27 @@ impl Partition {
     /// With `acks == -1` it returns once the batches are durable.
     pub async fn produce(
         self: Rc<Self>,
-        records: Bytes,
+        records: ProduceRecords,
         acks: i16,
     ) -> Result<Produced, PartitionError> {
+        let ProduceRecords {
+            bytes: records,
+            buffer,
+        } = records;
         let batches = self.validate(&records)?;
         self.check_min_insync(acks)?;
         let (to_append, duplicate) = self.admit(&batches)?;
         let log_append_time = self.settings.borrow().log_append_time;
         let append_time_ms = if log_append_time { now_ms() } else { -1 };
         let appends = to_append.iter().map(|(range, _)| {
-            let batch = if log_append_time {
+            if log_append_time {
                 let mut copy = BytesMut::from(&records[range.clone()]);
                 record_batch::set_log_append_time(&mut copy, append_time_ms);
-                copy.freeze()
+                self.log.append_received(copy.freeze(), None)
             } else {
-                records.slice(range.clone())
-            };
-            self.log.append(batch)
+                self.log
+                    .append_received(records.slice(range.clone()), buffer.clone())
+            }
         });
         let started = Instant::now();
         let results = futures::future::join_all(appends).await;

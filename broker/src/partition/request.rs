@@ -5,11 +5,10 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::error::{PartitionError, PartitionErrorKind};
 use super::{
-    EpochEnd, ListedOffset, Partition, PartitionDescription, PartitionKey, PartitionRead, Produced,
+    EpochEnd, ListedOffset, Partition, PartitionDescription, PartitionKey, PartitionRead,
+    ProduceRecords, Produced,
 };
 use crate::metadata::image::{PartitionMeta, TopicMeta};
 use crate::shard::{Shard, ShardRequest, ShardResponse};
@@ -18,7 +17,7 @@ use crate::shard::{Shard, ShardRequest, ShardResponse};
 #[derive(Debug)]
 pub enum PartitionRequest {
     Produce {
-        records: Bytes,
+        records: ProduceRecords,
         acks: i16,
     },
     Read {
@@ -163,7 +162,7 @@ pub async fn produce(
     shard: &Rc<Shard>,
     topic: &TopicMeta,
     index: i32,
-    records: Bytes,
+    records: ProduceRecords,
     acks: i16,
 ) -> Result<Produced, PartitionError> {
     let request = PartitionRequest::Produce { records, acks };

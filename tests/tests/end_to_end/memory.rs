@@ -1,7 +1,7 @@
 //! Memory one client can make the broker hold (issue 14, item 5): the tail cache must count what
 //! it really keeps. Low-rate producers send one message per request; each such request must not
-//! pin the connection's 64 KiB receive buffer, and the tail caches of all partitions of a shard
-//! share one cap (`shard_tail_cache_bytes`). RSS is read from /proc/PID/status, outside the broker.
+//! pin the connection's 64 KiB receive buffer unless the cache counts it, and the tail caches of
+//! all partitions of a shard share one cap (`shard_tail_cache_bytes`). RSS is read from /proc/PID/status, outside the broker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,32 @@ fn one_record(value: &[u8]) -> Bytes {
     let mut builder = RecordBatchBuilder::new(Compression::None, now_ms);
     builder.append(now_ms, None, Some(value), &[]);
     builder.finish()
+}
+
+/// One Produce request, acks=all, with a batch for each (partition, batch) given.
+fn produce_acks_all(
+    conn: &mut Connection,
+    topic: &str,
+    batches: Vec<(i32, Bytes)>,
+) -> ProduceResponse {
+    let request = ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 30_000,
+        topic_data: vec![TopicProduceData {
+            topic_id: Default::default(),
+            name: topic.to_string(),
+            partition_data: batches
+                .into_iter()
+                .map(|(index, batch)| PartitionProduceData {
+                    index,
+                    records: Some(Records::from_bytes(batch)),
+                })
+                .collect(),
+        }],
+    };
+    conn.request(kafka::PRODUCE_VERSION, &request)
+        .expect("Produce round trip")
 }
 
 /// Produces `count` one-record requests in lockstep (each waits for its answer, as a client with
@@ -94,6 +120,61 @@ fn one_message_produce_requests_do_not_pin_receive_buffers() {
 }
 
 #[test]
+fn cached_slices_are_charged_for_the_receive_buffer_they_keep_alive() {
+    // Each request carries 2 KiB of records for the topic's partition 0, cached as a slice of
+    // the connection's receive buffer, and 30 KiB for a partition that does not exist (refused,
+    // not cached): two such frames fill a 64 KiB buffer, so each cached slice keeps 32 KiB
+    // alive. Charged by its own length, an 8 MiB cap would hold about 4,000 slices, pinning all
+    // 125 MiB of receive buffers sent; charged by buffer, it holds about 128 buffers.
+    const REQUESTS: usize = 4_000;
+    let broker = Broker::start_with(BrokerOptions {
+        config_toml: Some("shard_tail_cache_bytes = 8388608\n".to_string()),
+        ..Default::default()
+    });
+    let addr = broker.addr();
+    kafka::create_topic(&addr, "sliced", 1);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    let value_of = |i: usize| vec![(i % 251) as u8; 2048];
+    let padding = one_record(&[0u8; 30 * 1024]);
+    let mut send = |i: usize| {
+        let batches = vec![(0, one_record(&value_of(i))), (7, padding.clone())];
+        let response = produce_acks_all(&mut conn, "sliced", batches);
+        let answers = &response.responses[0].partition_responses;
+        assert_eq!(answers[0].error_code, error_code::NONE, "request {i}");
+        assert_eq!(answers[0].base_offset, i as i64, "request {i}");
+        assert_eq!(
+            answers[1].error_code,
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            "request {i}"
+        );
+    };
+    for i in 0..100 {
+        send(i);
+    }
+    let before = rss_bytes(broker.pid());
+    for i in 100..REQUESTS {
+        send(i);
+    }
+    let grown = rss_bytes(broker.pid()).saturating_sub(before);
+    eprintln!("RSS grew by {} MiB over {REQUESTS} requests", grown / MIB);
+    assert!(
+        grown < 40 * MIB,
+        "RSS grew by {} MiB over {REQUESTS} requests of 32 KiB with 2 KiB cached of each",
+        grown / MIB
+    );
+    // What was evicted is read from disk, what is cached from memory, both unchanged.
+    for offset in [0, REQUESTS as i64 - 1] {
+        let data = kafka::fetch(&mut conn, "sliced", 0, offset, 0);
+        let records = data.records.map(|r| r.to_bytes()).unwrap_or_default();
+        let batch = batches(&records).next().expect("a batch").expect("valid");
+        assert_eq!(batch.base_offset(), offset);
+        let mut records = batch.records().expect("records");
+        let record = records.next().expect("a record").expect("valid record");
+        assert_eq!(record.value, Some(&value_of(offset as usize)[..]));
+    }
+}
+
+#[test]
 fn tail_caches_of_a_shard_share_one_cap() {
     // 32 partitions each take 4 MiB of ~100 KiB batches (their own cap, log_tail_cache_bytes, is
     // 4 MiB): 124 MiB cached without a shared cap (RSS grew by 109 MiB with 24 partitions);
@@ -118,24 +199,10 @@ fn tail_caches_of_a_shard_share_one_cap() {
     for i in 1..BATCHES_PER_PARTITION {
         // One request for all partitions, acks=all: each batch is durable, so evictable, once
         // answered (batches not yet on disk stay cached whatever the cap).
-        let request = ProduceRequest {
-            transactional_id: None,
-            acks: -1,
-            timeout_ms: 30_000,
-            topic_data: vec![TopicProduceData {
-                topic_id: Default::default(),
-                name: "wide".to_string(),
-                partition_data: (0..PARTITIONS)
-                    .map(|p| PartitionProduceData {
-                        index: p,
-                        records: Some(Records::from_bytes(one_record(&value_of(p, i)))),
-                    })
-                    .collect(),
-            }],
-        };
-        let response: ProduceResponse = conn
-            .request(kafka::PRODUCE_VERSION, &request)
-            .expect("Produce round trip");
+        let batches = (0..PARTITIONS)
+            .map(|p| (p, one_record(&value_of(p, i))))
+            .collect();
+        let response = produce_acks_all(&mut conn, "wide", batches);
         for p in &response.responses[0].partition_responses {
             assert_eq!(
                 p.error_code,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use riffle_tests::kafka;
 use riffle_tests::stalled::NonReadingProducer;
-use riffle_tests::{python_ok, scratch_dir, AckedLoad, Broker, BrokerOptions};
+use riffle_tests::{assert_acked_readable, scratch_dir, AckedLoad, Broker, BrokerOptions, Unacked};
 
 const PARTITIONS: &str = "4";
 
@@ -57,14 +57,5 @@ fn sigterm_with_two_shards_under_load_and_a_non_reading_client_ends_in_time_and_
 
     load.stop();
     broker.restart();
-    python_ok(
-        "confluent_verify.py",
-        &[
-            &broker.addr(),
-            topic,
-            PARTITIONS,
-            acked.to_str().expect("UTF-8 path"),
-        ],
-        Duration::from_secs(120),
-    );
+    assert_acked_readable(&broker.addr(), topic, PARTITIONS, acked, Unacked::Allowed);
 }
