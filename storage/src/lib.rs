@@ -19,6 +19,7 @@ mod read;
 mod recovery;
 mod retention;
 mod segment;
+mod spare;
 mod state;
 mod truncate;
 mod writer;
@@ -50,6 +51,11 @@ pub use error::StorageError;
 /// every log's writes were pure overwrites: see `PartitionLog::flush`).
 pub fn shard_device_flushes() -> u64 {
     device_flush::DeviceFlush::shard_count()
+}
+/// New segments this shard's logs made by reusing one that retention deleted, with no zeros
+/// written ahead of their data (`spare`).
+pub fn shard_recycled_segments() -> u64 {
+    spare::shard_recycled()
 }
 pub use log::{AppendInfo, PartitionLog};
 pub use observer::LogObserver;

@@ -10,13 +10,22 @@ use crate::clock::now_ms;
 use crate::commit_log::{CommitLog, PartitionId, ReplayedRecord};
 use crate::error::StorageError;
 use crate::recovery::{self, remove_files, write_start_checkpoint};
-use crate::segment::{align_down, create_segment, segment_paths};
+use crate::segment::{align_down, create_segment, segment_paths, Segment};
+use crate::spare;
 use crate::state::{LogState, Offsets, Shared, Staged};
 use crate::writer::{self, Head, WriteQueue, QUEUED_BYTES_MAX};
 use crate::LogConfig;
 use bytes::Bytes;
 use std::path::Path;
 use std::rc::Rc;
+
+/// Which retention limits a deletion enforces.
+enum RetentionBy {
+    /// Both, at this time (ms since the epoch): the periodic housekeeping.
+    SizeAndTime(i64),
+    /// retention.bytes alone: after a roll.
+    Size,
+}
 
 /// Offsets assigned to an appended batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +74,7 @@ impl PartitionLog {
         let mut segments = recovered.segments;
         if segments.is_empty() {
             let base = recovered.log_start_offset;
-            segments.push_back(create_segment(&dir, base, &config, now).await?);
+            segments.push_back(create_segment(&dir, base, &config, now, false).await?.0);
         }
         let active = segments.back().expect("just ensured");
         let tail_pos = align_down(active.size);
@@ -79,7 +88,8 @@ impl PartitionLog {
         };
         let head = Head::new(active.file.clone(), active.size, &tail_block);
         let offsets = Offsets::recovered(recovered.log_start_offset, active.next_offset);
-        let state = LogState::new(config, segments, offsets, WriteQueue::new(head));
+        let mut state = LogState::new(config, segments, offsets, WriteQueue::new(head));
+        state.spare = recovered.spare.then(spare::Spare::found_at_open);
         let shared = Rc::new(Shared::new(dir, state));
         glommio::spawn_local(writer::run(shared.clone())).detach();
         Ok(Rc::new(PartitionLog { shared }))
@@ -208,6 +218,12 @@ impl PartitionLog {
     /// `shard_device_flushes` counts those.
     pub fn device_flush_shares(&self) -> u64 {
         self.shared.flush_shares.get()
+    }
+
+    /// New segments that reused a segment retention had deleted, rather than new blocks with
+    /// zeros written ahead of the data (`spare`).
+    pub fn recycled_segments(&self) -> u64 {
+        self.shared.recycled.get()
     }
 
     /// Bytes of batches in the log's segments (pre-allocated space not counted).
@@ -382,57 +398,57 @@ impl PartitionLog {
             }
         }
         write_start_checkpoint(&self.shared.dir, offset).await?;
-        let victims = {
-            let mut s = self.shared.state.borrow_mut();
-            s.offsets.advance_start(offset);
-            s.segments
-                .iter()
-                .take(s.segments.len() - 1)
-                .take_while(|seg| seg.next_offset <= offset)
-                .count()
-        };
-        self.delete_oldest_segments(victims).await?;
+        self.shared.state.borrow_mut().offsets.advance_start(offset);
+        self.delete_segments_below(offset).await?;
         Ok(self.log_start_offset())
     }
 
-    /// Removes the `count` oldest segments (never the active one). Their records are
-    /// made durable first: a log start past the durable offset would let a crash bring
-    /// them back.
-    async fn delete_oldest_segments(&self, count: usize) -> Result<(), StorageError> {
-        let victims_end = {
-            let s = self.shared.state.borrow();
-            let count = count.min(s.segments.len() - 1);
-            match count.checked_sub(1) {
-                Some(last) => s.segments[last].next_offset,
-                None => return Ok(()),
-            }
-        };
-        self.flush_until(victims_end).await?;
-        let bases: Vec<i64> = {
+    /// Removes the sealed segments that end at or below `end` (never the active one). Their
+    /// records are made durable first: a log start past the durable offset would let a crash
+    /// bring them back. An offset rather than a count, so that deletions running side by side
+    /// (retention, DeleteRecords) never remove more than each asked for.
+    async fn delete_segments_below(&self, end: i64) -> Result<(), StorageError> {
+        self.flush_until(end).await?;
+        let (victims, spare) = {
             let mut s = self.shared.state.borrow_mut();
-            // Counted again: a truncation may have cut the log while the flush ran.
-            let durable = s.offsets.durable();
+            s.check_usable()?;
+            // A truncation may have cut the log while the flush ran.
+            let end = end.min(s.offsets.durable());
             let count = s
                 .segments
                 .iter()
-                .take(count.min(s.segments.len() - 1))
-                .take_while(|seg| seg.next_offset <= durable)
+                .take(s.segments.len() - 1)
+                .take_while(|seg| seg.next_offset <= end)
                 .count();
             if count == 0 {
                 return Ok(());
             }
-            let bases: Vec<i64> = s.segments.drain(..count).map(|seg| seg.retire()).collect();
+            let victims: Vec<Segment> = s.segments.drain(..count).collect();
             let first = s.segments.front().expect("active kept").base_offset;
             s.offsets.advance_start(first);
             s.read_ahead = None;
             s.assert_invariants();
-            bases
+            let spare = match s.spare {
+                Some(_) => None,
+                None => spare::choose(&victims).map(|i| victims[i].file.clone()),
+            };
+            if let Some(file) = &spare {
+                // Held (a clone) until the rename is done: no roll takes it before.
+                s.spare = Some(spare::Spare::retired(file.clone()));
+            }
+            (victims, spare)
         };
-        let paths = bases
-            .iter()
-            .flat_map(|b| segment_paths(&self.shared.dir, *b))
-            .collect();
-        remove_files(&self.shared.dir, paths).await
+        let dir = &self.shared.dir;
+        let bases: Vec<i64> = victims.iter().map(Segment::retire).collect();
+        if let Some(file) = spare {
+            // Its index files go below, with the directory sync that makes the rename durable.
+            if let Err(e) = spare::keep(dir, &file).await {
+                tracing::warn!(error = %e, "a retired segment is removed, not kept for reuse");
+                self.shared.state.borrow_mut().spare = None;
+            }
+        }
+        let paths = bases.iter().flat_map(|b| segment_paths(dir, *b)).collect();
+        remove_files(dir, paths).await
     }
 
     /// Rolls by age (segment.ms) and deletes whole segments past retention.ms /
@@ -454,15 +470,36 @@ impl PartitionLog {
         if let Some(rolls) = roll {
             self.wait_for_roll(rolls).await?;
         }
-        let victims = {
+        self.enforce_retention(RetentionBy::SizeAndTime(now_ms))
+            .await
+    }
+
+    /// Deletes the oldest segments past retention.ms (with `RetentionBy::SizeAndTime`) and
+    /// retention.bytes.
+    async fn enforce_retention(&self, by: RetentionBy) -> Result<(), StorageError> {
+        let end = {
             let s = self.shared.state.borrow();
-            crate::retention::segments_to_delete(
-                &s.config,
+            let (config, now_ms) = match by {
+                RetentionBy::SizeAndTime(now_ms) => (s.config.clone(), now_ms),
+                RetentionBy::Size => {
+                    let config = LogConfig {
+                        retention_ms: None,
+                        ..s.config.clone()
+                    };
+                    (config, 0)
+                }
+            };
+            let count = crate::retention::segments_to_delete(
+                &config,
                 &crate::retention::stats(&s.segments),
                 now_ms,
-            )
+            );
+            match count.checked_sub(1) {
+                Some(last) => s.segments[last].next_offset,
+                None => return Ok(()),
+            }
         };
-        self.delete_oldest_segments(victims).await
+        self.delete_segments_below(end).await
     }
 
     /// The writer rolls (it owns segment creation); waits until it has rolled past `rolls`.
@@ -503,7 +540,11 @@ impl PartitionLog {
         self.shared.work.notify();
         loop {
             let listener = self.shared.writer_done.listen();
-            if !self.shared.state.borrow().writer_running {
+            let done = {
+                let s = self.shared.state.borrow();
+                !s.writer_running && !s.retention_running
+            };
+            if done {
                 break;
             }
             listener.await;
@@ -554,6 +595,38 @@ impl PartitionLog {
         })
         .await
     }
+}
+
+/// Retention by size (retention.bytes) checked at each roll too, not only by the shard's
+/// periodic housekeeping: a segment it deletes becomes the spare the next roll reuses
+/// (`spare`), so a partition that rolls faster than the housekeeping period still writes each
+/// byte once, and holds no more than its retention between two housekeeping runs. Retention
+/// by time stays with the housekeeping, as in Kafka.
+pub(crate) fn enforce_retention_after_roll(shared: &Rc<Shared>) {
+    {
+        let mut s = shared.state.borrow_mut();
+        if s.retention_running || s.config.retention_bytes.is_none() {
+            return;
+        }
+        s.retention_running = true;
+    }
+    let log = PartitionLog {
+        shared: shared.clone(),
+    };
+    glommio::spawn_local(async move {
+        let result = log.enforce_retention(RetentionBy::Size).await;
+        let mut s = log.shared.state.borrow_mut();
+        s.retention_running = false;
+        match result {
+            Err(e) if !s.closed => {
+                tracing::warn!(dir = %log.shared.dir.display(), error = %e, "retention after a roll failed");
+            }
+            _ => {}
+        }
+        drop(s);
+        log.shared.writer_done.notify();
+    })
+    .detach();
 }
 
 /// Assigns the batch its offsets, makes it readable (tail cache) and places it in the

@@ -9,6 +9,7 @@ use crate::segment::{
     index_path, log_path, scan_segment, segment_paths, time_index_path, ScanOutcome, SegFile,
     Segment,
 };
+use crate::spare::SPARE_FILE;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -115,6 +116,8 @@ fn is_segment_file(name: &str) -> Option<i64> {
 pub(crate) struct Recovered {
     pub segments: VecDeque<Segment>,
     pub log_start_offset: i64,
+    /// The directory holds a spare segment file (`spare`).
+    pub spare: bool,
 }
 
 /// One segment file as the recovery scan found it.
@@ -134,7 +137,11 @@ pub(crate) async fn recover(
     index_interval_bytes: u32,
     now_ms: i64,
 ) -> Result<Recovered, StorageError> {
-    let (bases, checkpoint) = list_segments(dir).await?;
+    let Listing {
+        bases,
+        checkpoint,
+        spare,
+    } = list_segments(dir).await?;
     let mut scanned = Vec::with_capacity(bases.len());
     let last_listed = bases.len().saturating_sub(1);
     for (i, base) in bases.into_iter().enumerate() {
@@ -172,28 +179,43 @@ pub(crate) async fn recover(
     Ok(Recovered {
         segments,
         log_start_offset,
+        spare,
     })
 }
 
-/// The segment files' base offsets, sorted, and the saved log start offset if any.
-async fn list_segments(dir: &Path) -> Result<(Vec<i64>, Option<i64>), StorageError> {
-    let (mut bases, checkpoint) = blocking("open dir", dir.to_path_buf(), |d| {
+/// What a log directory holds.
+struct Listing {
+    /// The segment files' base offsets, sorted.
+    bases: Vec<i64>,
+    /// The saved log start offset, if any.
+    checkpoint: Option<i64>,
+    spare: bool,
+}
+
+async fn list_segments(dir: &Path) -> Result<Listing, StorageError> {
+    let mut listing = blocking("open dir", dir.to_path_buf(), |d| {
         std::fs::create_dir_all(d)?;
         let mut bases = Vec::new();
+        let mut spare = false;
         for entry in std::fs::read_dir(d)? {
             let name = entry?.file_name();
             if let Some(base) = name.to_str().and_then(is_segment_file) {
                 bases.push(base);
             }
+            spare |= name == SPARE_FILE;
         }
         let checkpoint = std::fs::read_to_string(d.join(START_CHECKPOINT))
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok());
-        Ok((bases, checkpoint))
+        Ok(Listing {
+            bases,
+            checkpoint,
+            spare,
+        })
     })
     .await?;
-    bases.sort_unstable();
-    Ok((bases, checkpoint))
+    listing.bases.sort_unstable();
+    Ok(listing)
 }
 
 /// How many segments to keep: up to and including the first one that is damaged or does

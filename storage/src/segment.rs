@@ -215,6 +215,19 @@ impl SegFile {
         }
     }
 
+    /// Its seal finished (synced, trimmed, indexes written), or recovery found it whole.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.get()
+    }
+
+    /// The file is a recycled segment (`spare`): every block below its size was written and
+    /// synced by its earlier use, so writes there are pure overwrites, as over zeros ahead.
+    fn adopt_written_blocks(&self) {
+        let written = align_down(self.allocated.get());
+        self.allocated.set(written);
+        self.synced.set(written);
+    }
+
     /// The segment is written again (a truncation made it active): it keeps its descriptor.
     pub fn unseal(&self) {
         self.sealed.set(false);
@@ -476,23 +489,28 @@ impl Segment {
 }
 
 /// Creates (or reuses, emptied) the segment file for `base` and makes its directory entry
-/// durable before anything in it can be acknowledged.
+/// durable before anything in it can be acknowledged. With `recycle`, the log's spare segment
+/// becomes the file, its blocks already written (`spare`); returns whether it did.
 pub(crate) async fn create_segment(
     dir: &Path,
     base: i64,
     config: &LogConfig,
     now_ms: i64,
-) -> Result<Segment, StorageError> {
+    recycle: bool,
+) -> Result<(Segment, bool), StorageError> {
+    let recycled = recycle && crate::spare::take(dir, base).await?;
     let file = SegFile::open(log_path(dir, base)).await?;
-    if file.allocated.get() > 0 {
+    if recycled {
+        file.adopt_written_blocks();
+    } else if file.allocated.get() > 0 {
         file.truncate(0).await?;
     }
     // No zeros yet: the first write reserves them, so a partition that is opened and never
     // written costs no disk (issue 14: an idle partition must cost almost nothing).
     // Index files left by an earlier segment of the same base would be stale; removing
-    // them also syncs the directory, making the new file's entry durable.
+    // them also syncs the directory, making the new file's entry (or the rename) durable.
     remove_files(dir, vec![index_path(dir, base), time_index_path(dir, base)]).await?;
-    Ok(Segment {
+    let segment = Segment {
         base_offset: base,
         next_offset: base,
         size: 0,
@@ -500,7 +518,8 @@ pub(crate) async fn create_segment(
         file,
         index: SegmentIndex::new(base, config.index_interval_bytes),
         created_ms: now_ms,
-    })
+    };
+    Ok((segment, recycled))
 }
 
 /// What a recovery scan of one segment file found.

@@ -9,6 +9,7 @@ use crate::cache::TailCache;
 use crate::error::{Failure, StorageError};
 use crate::event::Event;
 use crate::segment::{SegFile, Segment, SEGMENT_BYTES_MAX};
+use crate::spare::Spare;
 use crate::writer::WriteQueue;
 use crate::{LogConfig, LogObserver};
 use bytes::Bytes;
@@ -272,6 +273,11 @@ pub(crate) struct LogState {
     pub closed: bool,
     pub writer_running: bool,
     pub failed: Option<Failure>,
+    /// A retired segment the next roll reuses (`spare`).
+    pub spare: Option<Spare>,
+    /// Retention started by a roll is running: close waits for it (it renames and removes
+    /// the log's files).
+    pub retention_running: bool,
 }
 
 impl LogState {
@@ -296,6 +302,8 @@ impl LogState {
             closed: false,
             writer_running: true,
             failed: None,
+            spare: None,
+            retention_running: false,
         };
         s.assert_invariants();
         s
@@ -467,6 +475,8 @@ pub(crate) struct Shared {
     /// Syncs that shared the shard's next cache flush of the device instead (`device_flush`):
     /// several logs may share one flush, so these are shares, not flushes.
     pub flush_shares: Cell<u64>,
+    /// Rolls that reused a retired segment's file (`spare`) instead of writing zeros ahead.
+    pub recycled: Cell<u64>,
     /// Told of fdatasyncs and reads (metrics); none by default.
     pub observer: RefCell<Option<Rc<dyn LogObserver>>>,
 }
@@ -483,6 +493,7 @@ impl Shared {
             writer_done: Event::default(),
             syncs: Cell::new(0),
             flush_shares: Cell::new(0),
+            recycled: Cell::new(0),
             observer: RefCell::new(None),
         }
     }

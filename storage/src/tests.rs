@@ -918,3 +918,121 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Retention with segments large enough to keep one for reuse (`spare`).
+fn recycling_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 2 << 20,
+        preallocate_bytes: 2 << 20,
+        retention_bytes: Some(4 << 20),
+        retention_ms: None,
+        segment_ms: None,
+        ..small_config()
+    }
+}
+
+/// The stored batches from `start` on, as `read_all` returns them.
+fn from_offset(all: &[(i64, Vec<u8>)], start: i64) -> Vec<u8> {
+    all.iter()
+        .filter(|(o, _)| *o >= start)
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect()
+}
+
+fn active_segment_file(dir: &Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().expect("an active segment")
+}
+
+#[test]
+fn retention_recycles_a_deleted_segment_so_its_blocks_get_no_zeros_and_a_crash_loses_nothing() {
+    run(|dir| async move {
+        let live = dir.join("live");
+        let log = open(&live, recycling_config()).await;
+        let mut all = Vec::new();
+        // Each roll deletes what is past retention (4 MiB of 2 MiB segments) and keeps one
+        // deleted segment as the spare the next roll reuses.
+        let mut i = 0;
+        while log.recycled_segments() < 2 {
+            assert!(i < 400, "no segment recycled after {i} batches");
+            let b = batch(2, i, 60_000);
+            let info = append_and_flush(&log, b.clone()).await.unwrap();
+            all.push((info.base_offset, stored(&b, info.base_offset)));
+            i += 1;
+        }
+        let own_syncs = log.fdatasync_count();
+        let b = batch(2, i, 60_000);
+        let info = append_and_flush(&log, b.clone()).await.unwrap();
+        all.push((info.base_offset, stored(&b, info.base_offset)));
+        if log.segment_device().is_some() {
+            // An overwrite of blocks synced in their earlier use: the device's cache flush
+            // makes it durable, with no fdatasync of the file (and no journal commit).
+            assert_eq!(log.fdatasync_count(), own_syncs);
+        }
+        let start = log.log_start_offset();
+        assert!(start > 0, "retention deleted nothing");
+        assert_eq!(read_all(&log, start).await, from_offset(&all, start));
+
+        // The active segment is a recycled file: past its data lie the old segment's bytes,
+        // where a new file would have zeros written ahead (at least 1 MiB of them).
+        let path = active_segment_file(&live);
+        let base: i64 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        let active = std::fs::read(&path).unwrap();
+        let data = from_offset(&all, base).len();
+        let tail = &active[data..(data + 4096).min(active.len())];
+        assert!(
+            tail.len() == 4096,
+            "recycled file only {} bytes",
+            active.len()
+        );
+        assert!(tail.iter().any(|&b| b != 0), "zeros were written ahead");
+
+        // A crash image: the recycled segment's old batches (offsets below the log start) end
+        // the recovery scan; every acknowledged batch is there.
+        copy_dir(&live, &dir.join("crashed"));
+        let crashed = open(&dir.join("crashed"), recycling_config()).await;
+        assert_eq!(crashed.log_end_offset(), log.log_end_offset());
+        assert_eq!(read_all(&crashed, start).await, from_offset(&all, start));
+        // It goes on from there, and keeps what it wrote over the old bytes.
+        let b = batch(2, i + 1, 60_000);
+        let info = append_and_flush(&crashed, b.clone()).await.unwrap();
+        all.push((info.base_offset, stored(&b, info.base_offset)));
+        crashed.close().await.unwrap();
+        let reopened = open(&dir.join("crashed"), recycling_config()).await;
+        assert_eq!(read_all(&reopened, start).await, from_offset(&all, start));
+        reopened.close().await.unwrap();
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_reset_to_an_earlier_offset_removes_the_spare_segment() {
+    run(|dir| async move {
+        let log = open(&dir, recycling_config()).await;
+        let mut i = 0;
+        while !dir.join(crate::spare::SPARE_FILE).exists() {
+            assert!(i < 400, "no spare segment after {i} batches");
+            append_and_flush(&log, batch(2, i, 60_000)).await.unwrap();
+            i += 1;
+        }
+        // A follower told to start over below what the spare holds (Kafka's truncate fully).
+        let guard = log.maintenance().await.unwrap();
+        log.reset_to(0, &guard).await.unwrap();
+        guard.finish();
+        assert!(!dir.join(crate::spare::SPARE_FILE).exists());
+        for j in 0..80 {
+            append_and_flush(&log, batch(2, j, 60_000)).await.unwrap();
+        }
+        log.close().await.unwrap();
+        let log = open(&dir, recycling_config()).await;
+        let start = log.log_start_offset();
+        assert_eq!(log.log_end_offset(), 160);
+        assert!(!read_all(&log, start).await.is_empty());
+        log.close().await.unwrap();
+    });
+}

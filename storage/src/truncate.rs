@@ -8,6 +8,7 @@ use crate::error::StorageError;
 use crate::log::{Maintenance, PartitionLog};
 use crate::recovery::{remove_files, write_start_checkpoint};
 use crate::segment::{align_down, create_segment, segment_paths, walk_headers, SegFile};
+use crate::spare::spare_path;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -176,14 +177,17 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         let dir = &self.shared.dir;
         let (config, old) = {
-            let s = self.shared.state.borrow();
+            let mut s = self.shared.state.borrow_mut();
             let old: Vec<i64> = s.segments.iter().map(|seg| seg.retire()).collect();
+            // The spare's old batches may hold offsets at or past `offset`: it goes too.
+            s.spare = None;
             (s.config.clone(), old)
         };
-        let paths = old.iter().flat_map(|b| segment_paths(dir, *b)).collect();
+        let mut paths: Vec<_> = old.iter().flat_map(|b| segment_paths(dir, *b)).collect();
+        paths.push(spare_path(dir));
         remove_files(dir, paths).await?;
         write_start_checkpoint(dir, offset).await?;
-        let seg = create_segment(dir, offset, &config, now_ms()).await?;
+        let (seg, _) = create_segment(dir, offset, &config, now_ms(), false).await?;
         let mut s = self.shared.state.borrow_mut();
         s.write.restart(seg.file.clone(), 0, &[]);
         s.segments.clear();

@@ -5,6 +5,7 @@
 
 use crate::error::{Failure, StorageError};
 use crate::segment::{align_down, align_up, create_segment, SegFile, Segment};
+use crate::spare::Spare;
 use crate::state::Shared;
 use glommio::io::DmaBuffer;
 use std::collections::VecDeque;
@@ -402,6 +403,7 @@ impl Writer {
                         r => {
                             r?;
                             roll_retry = RollRetry::default();
+                            crate::log::enforce_retention_after_roll(&shared);
                         }
                     }
                 }
@@ -655,17 +657,25 @@ fn next_job(shared: &Shared) -> Job {
 /// Creates the next segment and makes it active; the old one gets its last write and a
 /// Seal (sync, trim, indexes) queued ahead of any write to the new one.
 async fn roll(shared: &Shared) -> Result<(), StorageError> {
-    let (base, config) = {
+    let (base, config, recycle) = {
         let s = shared.state.borrow();
-        (s.placed_end_offset(), s.config.clone())
+        let recycle = s.spare.as_ref().is_some_and(Spare::is_free);
+        (s.placed_end_offset(), s.config.clone(), recycle)
     };
-    let create = || create_segment(&shared.dir, base, &config, crate::clock::now_ms());
-    let seg: Segment = match create().await {
+    let create = || create_segment(&shared.dir, base, &config, crate::clock::now_ms(), recycle);
+    let (seg, recycled): (Segment, bool) = match create().await {
         // The shard's cached descriptors of sealed segments are the ones it can give back.
         Err(e) if e.is_out_of_descriptors() && crate::descriptors::shed() > 0 => create().await?,
         r => r?,
     };
+    if recycled {
+        shared.recycled.set(shared.recycled.get() + 1);
+        crate::spare::count_recycled();
+    }
     let mut s = shared.state.borrow_mut();
+    if recycle {
+        s.spare = None;
+    }
     let old = s.active();
     let seal = WriteOp::Seal {
         file: old.file.clone(),

@@ -1,8 +1,10 @@
 """Reads every partition from offset 0 to its end and checks that each message listed in
 ACKED_FILE ("partition offset i" lines, as confluent_produce.py writes them) is there at its
-offset with its key, value and headers. With --exact, the partitions hold nothing else.
+offset with its key, value and headers. With --exact, the partitions hold nothing else. With
+--from-log-start, each partition is read from its log start offset (retention deleted what is
+below it), and only the messages acknowledged at or past it are checked.
 
-usage: confluent_verify.py BOOTSTRAP TOPIC PARTITIONS ACKED_FILE [--exact]"""
+usage: confluent_verify.py BOOTSTRAP TOPIC PARTITIONS ACKED_FILE [--exact] [--from-log-start]"""
 
 import sys
 
@@ -13,6 +15,7 @@ from common import Deadline, check, fail, headers, key, value
 bootstrap, topic = sys.argv[1], sys.argv[2]
 partitions, acked_path = int(sys.argv[3]), sys.argv[4]
 exact = "--exact" in sys.argv[5:]
+from_log_start = "--from-log-start" in sys.argv[5:]
 
 acked = {}  # (partition, offset) -> i
 with open(acked_path) as f:
@@ -31,17 +34,20 @@ consumer = Consumer({
     "enable.auto.commit": False,
     "enable.partition.eof": True,
 })
-ends = {}
+starts, ends = {}, {}
 for p in range(partitions):
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-    check(low == 0, f"partition {p}: log start offset {low}, want 0")
-    ends[p] = high
+    check(from_log_start or low == 0, f"partition {p}: log start offset {low}, want 0")
+    starts[p], ends[p] = low, high
+if from_log_start:
+    acked = {(p, o): i for (p, o), i in acked.items() if o >= starts[p]}
+    check(acked, "no acknowledged message left at or past the log starts")
 for (p, o), i in acked.items():
     check(o < ends[p], f"partition {p}: acknowledged offset {o} (message {i}) is past the end {ends[p]}")
-consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+consumer.assign([TopicPartition(topic, p, starts[p]) for p in range(partitions)])
 found = 0
-next_offset = {p: 0 for p in range(partitions)}
-done = {p for p in range(partitions) if ends[p] == 0}
+next_offset = dict(starts)
+done = {p for p in range(partitions) if ends[p] == starts[p]}
 deadline = Deadline(120, "reading back")
 while len(done) < partitions:
     deadline.check()

@@ -19,6 +19,14 @@ pub enum Unacked {
     None,
 }
 
+/// Whether retention may have deleted the start of the partitions (then each is read from its log
+/// start, and only what was acknowledged at or past it is checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    Zero,
+    LogStart,
+}
+
 /// Reads partitions 0..`partitions` of `topic` with confluent-kafka, from offset 0 to their end,
 /// and fails unless every message listed in `acked` (lines "partition offset i", as
 /// `confluent_produce.py` and `AckedLoad` write them) is there at its offset with its key, value
@@ -30,11 +38,26 @@ pub fn assert_acked_readable(
     acked: impl AsRef<Path>,
     unacked: Unacked,
 ) {
+    assert_acked_readable_from(addr, topic, partitions, acked, unacked, ReadFrom::Zero);
+}
+
+/// `assert_acked_readable`, from offset 0 or from each partition's log start.
+pub fn assert_acked_readable_from(
+    addr: &str,
+    topic: &str,
+    partitions: impl Display,
+    acked: impl AsRef<Path>,
+    unacked: Unacked,
+    from: ReadFrom,
+) {
     let partitions = partitions.to_string();
     let acked = acked.as_ref().to_str().expect("a UTF-8 path");
     let mut args = vec![addr, topic, &partitions, acked];
     if unacked == Unacked::None {
         args.push("--exact");
+    }
+    if from == ReadFrom::LogStart {
+        args.push("--from-log-start");
     }
     python_ok("confluent_verify.py", &args, Duration::from_secs(120));
 }

@@ -13,7 +13,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use acked_load::{assert_acked_readable, AckedLoad, Unacked};
+pub use acked_load::{
+    assert_acked_readable, assert_acked_readable_from, AckedLoad, ReadFrom, Unacked,
+};
 pub use broker::{Broker, BrokerOptions, ADMIN_LINE, START_TIMEOUT, STOP_TIMEOUT};
 pub use process::{python_ok, run_ok, run_with_timeout, Background};
 

@@ -181,6 +181,8 @@ pub(crate) struct MetricsSnapshot {
     pub fdatasync: HistogramSnapshot,
     /// Device cache flushes the shard ran for all its logs at once (storage's shared flush).
     pub device_flushes: u64,
+    /// New segments that reused one retention deleted (no zeros written ahead).
+    pub recycled_segments: u64,
 }
 
 impl MetricsSnapshot {
@@ -209,6 +211,7 @@ pub(crate) fn snapshot() -> MetricsSnapshot {
         append: m.append.snapshot(),
         fdatasync: m.fdatasync.snapshot(),
         device_flushes: riffle_storage::shard_device_flushes(),
+        recycled_segments: riffle_storage::shard_recycled_segments(),
     })
 }
 

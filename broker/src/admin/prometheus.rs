@@ -84,7 +84,7 @@ pub(crate) fn render(status: &Status, reports: &[ShardStats]) -> String {
 
 fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
     type Read = fn(&ShardStats) -> u64;
-    let families: [(&str, &str, &str, Read); 13] = [
+    let families: [(&str, &str, &str, Read); 14] = [
         (
             "riffle_shard_bytes_in_total",
             "counter",
@@ -114,6 +114,12 @@ fn shard_counters(out: &mut Exposition, reports: &[ShardStats]) {
             "counter",
             "Device cache flushes that made the writes of all the shard's logs durable at once",
             |r| r.metrics.device_flushes,
+        ),
+        (
+            "riffle_segments_recycled_total",
+            "counter",
+            "New segments that reused one retention deleted, so no zeros were written ahead of their data",
+            |r| r.metrics.recycled_segments,
         ),
         (
             "riffle_connections",

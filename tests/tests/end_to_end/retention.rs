@@ -1,15 +1,18 @@
 //! Retention seen from a client: with small segments, housekeeping deletes whole old segments
 //! past retention.bytes, the log start offset moves, Fetch below it is OFFSET_OUT_OF_RANGE and
-//! the rest is still served.
+//! the rest is still served. A deleted segment is recycled as the next one (no zeros written
+//! ahead of its data), and a kill -9 while new data lies over the old bytes loses nothing
+//! acknowledged.
 
 use std::time::{Duration, Instant};
 
+use crate::admin::Scrape;
 use riffle_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use riffle_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use riffle_protocol::record_batch::{Compression, RecordBatchBuilder};
 use riffle_protocol::{error_code, Bytes};
 use riffle_tests::kafka::{self, Connection};
-use riffle_tests::Broker;
+use riffle_tests::{assert_acked_readable_from, scratch_dir, AckedLoad, Broker, ReadFrom, Unacked};
 
 const BATCH_RECORDS: i64 = 16;
 const VALUE_BYTES: usize = 4096;
@@ -110,4 +113,44 @@ fn retention_bytes_deletes_old_segments_and_moves_the_log_start() {
     assert_eq!(data.error_code, error_code::NONE);
     assert_eq!(data.log_start_offset, start);
     assert_eq!(data.high_watermark, log_end);
+}
+
+#[test]
+fn kill9_while_recycled_segments_are_written_loses_nothing_acknowledged() {
+    let scratch = scratch_dir("riffle-recycle-");
+    let acked = scratch.path().join("acked.txt");
+    let topic = "recycled-segments";
+    let partitions = 4;
+    let mut broker = Broker::start();
+    let segment_bytes = (1024 * 1024).to_string();
+    // Retention by size is checked at each roll: from the third roll on, every new segment of a
+    // partition is the one its retention deleted just before.
+    kafka::create_topic_with_configs(
+        &broker.addr(),
+        topic,
+        partitions,
+        &[
+            ("segment.bytes", &segment_bytes),
+            ("retention.bytes", &segment_bytes),
+        ],
+    );
+    let load = AckedLoad::start(&broker, topic, partitions, &acked);
+    let recycled = |b: &Broker| Scrape::of(b).sum("riffle_segments_recycled_total") >= 8.0;
+    load.wait_for(&mut broker, 1000, Duration::from_secs(60), recycled);
+    let seen = kafka::high_watermarks(&broker.addr(), topic, partitions);
+    broker.kill9();
+    load.stop();
+    broker.restart();
+    let after = kafka::high_watermarks(&broker.addr(), topic, partitions);
+    kafka::assert_high_watermarks_kept(&seen, &after);
+    let mut conn = Connection::connect(&broker.addr()).expect("connect");
+    assert!(earliest(&mut conn, topic) > 0, "retention deleted nothing");
+    assert_acked_readable_from(
+        &broker.addr(),
+        topic,
+        partitions,
+        &acked,
+        Unacked::Allowed,
+        ReadFrom::LogStart,
+    );
 }
