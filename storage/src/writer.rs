@@ -14,6 +14,9 @@ use std::time::Duration;
 
 /// Size of a head buffer chunk: the unit of write-behind.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;
+/// The smallest chunk: a log flushed in small rounds (acks=all) takes chunks sized to its rounds,
+/// so that the head buffers of many partitions fit the shard's registered I/O memory.
+const CHUNK_BYTES_MIN: usize = 16 << 10;
 /// fdatasyncs in flight per log: the next group's writes overlap the previous sync.
 const SYNCS_IN_FLIGHT_MAX: usize = 2;
 /// Queued (not yet issued) write bytes per log before appenders wait.
@@ -44,13 +47,17 @@ impl WriteOp {
     }
 }
 
-/// The partially filled chunk at the end of the active segment. It grows to a full
-/// 256 KiB chunk while appends arrive; a flush writes the buffer itself out and keeps
-/// only a copy of its partial last block, so an idle partition holds 4 KiB, not a chunk.
+/// The partially filled chunk at the end of the active segment. It fills up while appends
+/// arrive; a flush writes the buffer itself out and keeps only a copy of its partial last
+/// block, so an idle partition holds 4 KiB, not a chunk.
+///
+/// A chunk is 256 KiB, or, after a flush, twice what that flush's round appended (at least
+/// 16 KiB): acks=all rounds of many partitions hold a few KiB each, and 256 KiB chunks for 64 of
+/// them (two per log: one being written, one filling) would take twice the shard's registered
+/// I/O memory, so that the rest came from the heap and each write pinned its pages.
 pub(crate) struct Head {
     file: Rc<SegFile>,
-    /// Bytes for `[pos, pos + buf.len())`: ALIGN long after a flush, CHUNK_BYTES once
-    /// appended to.
+    /// Bytes for `[pos, pos + buf.len())`: ALIGN long after a flush, a chunk once appended to.
     buf: Option<DmaBuffer>,
     /// File position of the buffer (aligned).
     pos: u64,
@@ -58,6 +65,10 @@ pub(crate) struct Head {
     len: usize,
     /// `len` when the buffer was last written as it is: nothing to write while unchanged.
     flushed_len: usize,
+    /// Size of the next chunk.
+    chunk_bytes: usize,
+    /// Bytes appended since the last flush (`take_tail`).
+    round_bytes: usize,
 }
 
 fn copy_padded(src: &[u8], aligned_len: usize) -> DmaBuffer {
@@ -86,26 +97,37 @@ impl Head {
             pos,
             len: tail_block.len(),
             flushed_len: tail_block.len(),
+            chunk_bytes: CHUNK_BYTES,
+            round_bytes: 0,
         }
+    }
+
+    /// Whether the buffer is a chunk being filled rather than a kept partial block.
+    fn has_chunk(&self) -> bool {
+        self.buf
+            .as_ref()
+            .is_some_and(|b| b.len() >= CHUNK_BYTES_MIN)
     }
 
     /// Copies `data` in, queueing every chunk that fills up.
     fn push(&mut self, mut data: &[u8], queue: &mut VecDeque<WriteOp>) -> usize {
         let mut queued = 0;
+        self.round_bytes += data.len();
         while !data.is_empty() {
-            if self.buf.as_ref().is_none_or(|b| b.len() < CHUNK_BYTES) {
-                let mut chunk = glommio::allocate_dma_buffer(CHUNK_BYTES);
+            if !self.has_chunk() {
+                let mut chunk = glommio::allocate_dma_buffer(self.chunk_bytes);
                 if let Some(block) = &self.buf {
                     chunk.as_bytes_mut()[..self.len].copy_from_slice(&block.as_bytes()[..self.len]);
                 }
                 self.buf = Some(chunk);
             }
             let buf = self.buf.as_mut().expect("just ensured");
-            let n = (CHUNK_BYTES - self.len).min(data.len());
+            let chunk_len = buf.len();
+            let n = (chunk_len - self.len).min(data.len());
             buf.as_bytes_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
             self.len += n;
             data = &data[n..];
-            if self.len == CHUNK_BYTES {
+            if self.len == chunk_len {
                 let op = self.take_full();
                 queued += op.len();
                 queue.push_back(op);
@@ -116,12 +138,14 @@ impl Head {
 
     fn take_full(&mut self) -> WriteOp {
         let buf = self.buf.take().expect("a full chunk has a buffer");
+        self.pos += buf.len() as u64;
+        // Appends fill chunks faster than flushes come: full-size chunks from now on.
+        self.chunk_bytes = CHUNK_BYTES;
         let op = WriteOp::Write {
             file: self.file.clone(),
-            pos: self.pos,
+            pos: self.pos - buf.len() as u64,
             buf,
         };
-        self.pos += CHUNK_BYTES as u64;
         self.len = 0;
         self.flushed_len = 0;
         op
@@ -134,6 +158,10 @@ impl Head {
         if self.len == self.flushed_len {
             return None;
         }
+        let round = std::mem::take(&mut self.round_bytes);
+        self.chunk_bytes = (2 * round)
+            .next_power_of_two()
+            .clamp(CHUNK_BYTES_MIN, CHUNK_BYTES);
         let mut buf = self.buf.take().expect("unwritten bytes live in the buffer");
         let block = align_down(self.len as u64) as usize;
         let end = align_up(self.len as u64) as usize;
@@ -690,4 +718,84 @@ async fn roll(shared: &Shared) -> Result<(), StorageError> {
     s.rolls += 1;
     s.assert_invariants();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::run;
+
+    /// A stream of bytes appended as 16-byte prefix + body, and the file image the ops make.
+    struct Feed {
+        data: Vec<u8>,
+        at: usize,
+        image: Vec<u8>,
+    }
+
+    impl Feed {
+        fn append(&mut self, queue: &mut WriteQueue, n: usize) {
+            let (at, data) = (self.at, &self.data);
+            queue.push_batch(&data[at..at + 16], &data[at + 16..at + n]);
+            self.at += n;
+        }
+
+        /// Writes the ops into the image; returns their sizes.
+        fn write(&mut self, ops: Vec<WriteOp>) -> Vec<usize> {
+            ops.iter()
+                .map(|op| {
+                    let WriteOp::Write { pos, buf, .. } = op else {
+                        panic!("only writes")
+                    };
+                    let (pos, len) = (*pos as usize, buf.len());
+                    if self.image.len() < pos + len {
+                        self.image.resize(pos + len, 0);
+                    }
+                    self.image[pos..pos + len].copy_from_slice(buf.as_bytes());
+                    len
+                })
+                .collect()
+        }
+
+        /// One acks=all round: `n` bytes appended, then everything written.
+        fn round(&mut self, queue: &mut WriteQueue, n: usize) -> Vec<usize> {
+            self.append(queue, n);
+            let mut ops = queue.take_ops();
+            ops.extend(queue.take_tail());
+            self.write(ops)
+        }
+    }
+
+    #[test]
+    fn chunks_follow_the_flush_rounds_and_grow_back_when_appends_outrun_flushes() {
+        run(|dir| async move {
+            let file = SegFile::open(dir.join("0.log")).await.unwrap();
+            let mut queue = WriteQueue::new(Head::new(file, 0, &[]));
+            let mut feed = Feed {
+                data: (0..600_000u32).map(|i| (i % 251 + 1) as u8).collect(),
+                at: 0,
+                image: Vec::new(),
+            };
+            // The first chunk is a full one; the rounds after it get twice their size.
+            assert_eq!(feed.round(&mut queue, 5000), [8192]);
+            let kept = queue.head.buf.as_ref().map(|b| b.len());
+            assert_eq!(kept, Some(crate::segment::ALIGN as usize));
+            feed.round(&mut queue, 5000);
+            assert_eq!(queue.head.chunk_bytes, 16 << 10);
+            // A round larger than its chunk fills it (one full write), and the next chunk is
+            // sized to that round.
+            let sizes = feed.round(&mut queue, 40_000);
+            assert_eq!(sizes[0], 16 << 10, "{sizes:?}");
+            assert_eq!(queue.head.chunk_bytes, 128 << 10);
+            // Appends with no flush between them: full chunks again.
+            feed.append(&mut queue, 400_000);
+            let sizes = feed.write(queue.take_ops());
+            assert_eq!(sizes, [128 << 10, CHUNK_BYTES]);
+            assert_eq!(queue.head.chunk_bytes, CHUNK_BYTES);
+            feed.round(&mut queue, 30_000);
+            // Every byte at its place, whatever the chunk sizes.
+            let at = feed.at;
+            assert_eq!(&feed.image[..at], &feed.data[..at]);
+            assert!(feed.image[at..].iter().all(|&b| b == 0));
+        });
+    }
 }
