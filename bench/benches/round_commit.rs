@@ -53,6 +53,9 @@ enum Case {
     /// `n` riffle-storage `PartitionLog`s, one producer each appending a 16 KiB RecordBatch
     /// and waiting for `flush` (today's acks=all: one fdatasync per partition per round).
     LogFlush(usize),
+    /// `LogFlush` in a steady state with retention: each log's new segments reuse the ones its
+    /// retention deleted (storage's `spare`), so no zeros are written ahead of the data.
+    LogFlushRecycled(usize),
     /// The same logs made durable with `commit_to` through one shard `CommitLog`.
     LogCommit(usize),
     /// The commit log plus the segments written behind it without a per-round fdatasync,
@@ -76,6 +79,7 @@ impl Case {
             | Case::StorageCommitLog(n)
             | Case::StorageCommitLogProducers(n)
             | Case::LogFlush(n)
+            | Case::LogFlushRecycled(n)
             | Case::LogCommit(n)
             | Case::CommitLogWithSegments(n)
             | Case::RawSyncPerRound(n) => n,
@@ -94,6 +98,7 @@ impl Case {
                 format!("storage CommitLog, 2 producers x {n} partition(s)")
             }
             Case::LogFlush(n) => format!("PartitionLog flush, {n} partition(s)"),
+            Case::LogFlushRecycled(n) => format!("PartitionLog flush, recycled, {n} partition(s)"),
             Case::LogCommit(n) => format!("PartitionLog commit_to, {n} partition(s)"),
             Case::CommitLogWithSegments(n) => format!("commit log + segments, {n} partition(s)"),
             Case::RawSyncPerRound(n) => format!("raw, 1 fdatasync per {n}x16k"),
@@ -359,13 +364,46 @@ fn record_batch() -> Bytes {
     b.finish()
 }
 
-async fn open_logs(dir: &Path, partitions: usize) -> Vec<Rc<PartitionLog>> {
+async fn open_logs(dir: &Path, partitions: usize, config: &LogConfig) -> Vec<Rc<PartitionLog>> {
     let mut logs = Vec::new();
     for p in 0..partitions {
-        let log = PartitionLog::open(dir.join(format!("p{p}")), LogConfig::default());
+        let log = PartitionLog::open(dir.join(format!("p{p}")), config.clone());
         logs.push(log.await.unwrap());
     }
     logs
+}
+
+/// Segments of 1 MiB and retention of 2 MiB: from the third roll on, each new segment is one its
+/// retention deleted.
+fn recycling_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: RECYCLED_SEGMENT_BYTES,
+        retention_bytes: Some(2 * RECYCLED_SEGMENT_BYTES),
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+const RECYCLED_SEGMENT_BYTES: u64 = 1 << 20;
+
+/// Appends and flushes batches on every log, untimed, until each has recycled a segment.
+async fn warm_up(logs: &[Rc<PartitionLog>]) {
+    let batch = record_batch();
+    let tasks: Vec<_> = logs
+        .iter()
+        .map(|log| {
+            let (log, batch) = (log.clone(), batch.clone());
+            glommio::spawn_local(async move {
+                while log.recycled_segments() == 0 {
+                    log.append(batch.clone()).await.unwrap();
+                    log.flush().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
 }
 
 /// Partition logs, one producer each: append, then `flush` (no commit log) or
@@ -378,6 +416,7 @@ async fn partition_logs(
 ) -> u64 {
     let commit_syncs_before = commit_log.as_ref().map_or(0, |c| c.fdatasync_count());
     let device_flushes_before = riffle_storage::shard_device_flushes();
+    let own_syncs_before: u64 = logs.iter().map(|l| l.fdatasync_count()).sum();
     let batch = record_batch();
     let tasks: Vec<_> = logs
         .iter()
@@ -399,7 +438,7 @@ async fn partition_logs(
         t.await;
     }
     // Each log's own fdatasyncs, and the device flushes the logs shared (not their shares).
-    let mut syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum::<u64>()
+    let mut syncs: u64 = logs.iter().map(|l| l.fdatasync_count()).sum::<u64>() - own_syncs_before
         + (riffle_storage::shard_device_flushes() - device_flushes_before);
     if let Some(c) = &commit_log {
         syncs += c.fdatasync_count() - commit_syncs_before;
@@ -440,6 +479,7 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         Case::StorageCommitLog(_)
         | Case::StorageCommitLogProducers(_)
         | Case::LogFlush(_)
+        | Case::LogFlushRecycled(_)
         | Case::LogCommit(_) => Vec::new(),
     };
     // Segments behind the commit log get no zeros ahead: fresh files, extended by the data.
@@ -457,7 +497,12 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
         _ => None,
     };
     let logs = match case {
-        Case::LogFlush(_) | Case::LogCommit(_) => open_logs(&dir, n).await,
+        Case::LogFlush(_) | Case::LogCommit(_) => open_logs(&dir, n, &LogConfig::default()).await,
+        Case::LogFlushRecycled(_) => {
+            let logs = open_logs(&dir, n, &recycling_config()).await;
+            warm_up(&logs).await;
+            logs
+        }
         _ => Vec::new(),
     };
     let cpu_before = cpu_s();
@@ -471,7 +516,7 @@ async fn run_case(dir: PathBuf, case: Case, bytes: u64) -> Row {
             let log = storage_log.as_ref().expect("made above");
             storage_producers(log, rounds, n).await
         }
-        Case::LogFlush(_) => partition_logs(logs, None, rounds).await,
+        Case::LogFlush(_) | Case::LogFlushRecycled(_) => partition_logs(logs, None, rounds).await,
         Case::LogCommit(_) => partition_logs(logs, storage_log.clone(), rounds).await,
         Case::PerFileZerosAhead(_) => per_file(&files, rounds, true, RoundSync::PerFile).await,
         Case::PerFileOverwrite(_) => per_file(&files, rounds, false, RoundSync::PerFile).await,
@@ -515,6 +560,7 @@ fn cases() -> Vec<Case> {
             Case::StorageCommitLog(n),
             Case::StorageCommitLogProducers(n),
             Case::LogFlush(n),
+            Case::LogFlushRecycled(n),
             Case::LogCommit(n),
             Case::CommitLogWithSegments(n),
         ]);

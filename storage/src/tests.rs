@@ -958,7 +958,8 @@ fn retention_recycles_a_deleted_segment_so_its_blocks_get_no_zeros_and_a_crash_l
         // Each roll deletes what is past retention (4 MiB of 2 MiB segments) and keeps one
         // deleted segment as the spare the next roll reuses.
         let mut i = 0;
-        while log.recycled_segments() < 2 {
+        let spare = live.join(crate::spare::SPARE_FILE);
+        while log.recycled_segments() < 2 || !spare.exists() {
             assert!(i < 400, "no segment recycled after {i} batches");
             let b = batch(2, i, 60_000);
             let info = append_and_flush(&log, b.clone()).await.unwrap();
@@ -1004,6 +1005,15 @@ fn retention_recycles_a_deleted_segment_so_its_blocks_get_no_zeros_and_a_crash_l
         all.push((info.base_offset, stored(&b, info.base_offset)));
         crashed.close().await.unwrap();
         let reopened = open(&dir.join("crashed"), recycling_config()).await;
+        assert_eq!(read_all(&reopened, start).await, from_offset(&all, start));
+        // The spare found at open serves the next roll (2.4 MB of 2 MiB segments: one roll).
+        for j in 0..40 {
+            let b = batch(2, i + 2 + j, 60_000);
+            let info = append_and_flush(&reopened, b.clone()).await.unwrap();
+            all.push((info.base_offset, stored(&b, info.base_offset)));
+        }
+        assert!(reopened.recycled_segments() >= 1);
+        let start = reopened.log_start_offset();
         assert_eq!(read_all(&reopened, start).await, from_offset(&all, start));
         reopened.close().await.unwrap();
         log.close().await.unwrap();
