@@ -21,6 +21,7 @@ mod retention;
 mod segment;
 mod spare;
 mod state;
+mod stream_copy;
 mod truncate;
 mod writer;
 

@@ -124,7 +124,10 @@ impl Head {
             let buf = self.buf.as_mut().expect("just ensured");
             let chunk_len = buf.len();
             let n = (chunk_len - self.len).min(data.len());
-            buf.as_bytes_mut()[self.len..self.len + n].copy_from_slice(&data[..n]);
+            crate::stream_copy::copy_to_dma(
+                &mut buf.as_bytes_mut()[self.len..self.len + n],
+                &data[..n],
+            );
             self.len += n;
             data = &data[n..];
             if self.len == chunk_len {
