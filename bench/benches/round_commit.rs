@@ -5,7 +5,8 @@
 //! (`RUSAGE_SELF`: the shard thread and its io_uring workers).
 //!
 //! Run: cargo bench -p riffle-bench --bench round_commit -- [--mib N] [--repeat R]
-//! [--only NAME-SUBSTRING[,NAME-SUBSTRING...]] (cases whose name contains any of them)
+//! [--only NAME-SUBSTRING[,NAME-SUBSTRING...]] (cases whose name contains any of them; a
+//! comma followed by a space is part of a substring, as in the case names)
 
 use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
@@ -569,6 +570,23 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// Whether `name` contains one of the comma-separated substrings of `only`; a comma followed by
+/// a space does not separate them (case names hold ", ").
+fn matches_any(only: &str, name: &str) -> bool {
+    let mut parts = vec![String::new()];
+    let mut chars = only.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' && chars.peek() != Some(&' ') {
+            parts.push(String::new());
+        } else {
+            parts.last_mut().expect("one part at least").push(c);
+        }
+    }
+    parts
+        .iter()
+        .any(|p| !p.is_empty() && name.contains(p.as_str()))
+}
+
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -593,10 +611,10 @@ fn main() {
     );
     for _ in 0..repeat {
         let mut raw_per_round = 0.0;
-        for case in cases().into_iter().filter(|c| {
-            only.as_ref()
-                .is_none_or(|o| o.split(',').any(|part| c.name().contains(part)))
-        }) {
+        for case in cases()
+            .into_iter()
+            .filter(|c| only.as_deref().is_none_or(|o| matches_any(o, &c.name())))
+        {
             let dir = base.join("run");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("segs")).unwrap();
