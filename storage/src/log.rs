@@ -10,6 +10,7 @@ use crate::clock::now_ms;
 use crate::commit_log::{CommitLog, PartitionId, ReplayedRecord};
 use crate::error::StorageError;
 use crate::recovery::{self, remove_files, write_start_checkpoint};
+use crate::retention::RetentionBy;
 use crate::segment::{align_down, create_segment, segment_paths, Segment};
 use crate::spare;
 use crate::state::{LogState, Offsets, Shared, Staged};
@@ -18,14 +19,6 @@ use crate::LogConfig;
 use bytes::Bytes;
 use std::path::Path;
 use std::rc::Rc;
-
-/// Which retention limits a deletion enforces.
-enum RetentionBy {
-    /// Both, at this time (ms since the epoch): the periodic housekeeping.
-    SizeAndTime(i64),
-    /// retention.bytes alone: after a roll.
-    Size,
-}
 
 /// Offsets assigned to an appended batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,20 +472,10 @@ impl PartitionLog {
     async fn enforce_retention(&self, by: RetentionBy) -> Result<(), StorageError> {
         let end = {
             let s = self.shared.state.borrow();
-            let (config, now_ms) = match by {
-                RetentionBy::SizeAndTime(now_ms) => (s.config.clone(), now_ms),
-                RetentionBy::Size => {
-                    let config = LogConfig {
-                        retention_ms: None,
-                        ..s.config.clone()
-                    };
-                    (config, 0)
-                }
-            };
             let count = crate::retention::segments_to_delete(
-                &config,
+                &s.config,
                 &crate::retention::stats(&s.segments),
-                now_ms,
+                by,
             );
             match count.checked_sub(1) {
                 Some(last) => s.segments[last].next_offset,

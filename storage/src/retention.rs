@@ -47,11 +47,24 @@ pub(crate) fn should_roll_active(config: &LogConfig, segs: &[SegmentStat], now_m
     by_age || by_retention
 }
 
+/// Which retention limits a deletion enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RetentionBy {
+    /// Both, at this time (ms since the epoch): the periodic housekeeping.
+    SizeAndTime(i64),
+    /// retention.bytes alone: after a roll.
+    Size,
+}
+
 /// How many of the oldest sealed segments retention deletes (the active one never).
-pub(crate) fn segments_to_delete(config: &LogConfig, segs: &[SegmentStat], now_ms: i64) -> usize {
+pub(crate) fn segments_to_delete(
+    config: &LogConfig,
+    segs: &[SegmentStat],
+    by: RetentionBy,
+) -> usize {
     let sealed = segs.len().saturating_sub(1);
     let mut n = 0;
-    if let Some(m) = config.retention_ms {
+    if let (Some(m), RetentionBy::SizeAndTime(now_ms)) = (config.retention_ms, by) {
         while n < sealed && now_ms.saturating_sub(segs[n].newest_ms) > ms(m) {
             n += 1;
         }
@@ -87,10 +100,19 @@ mod tests {
             ..LogConfig::default()
         };
         let segs = [seg(10, 0), seg(10, 50), seg(10, 500), seg(10, 0)];
-        assert_eq!(segments_to_delete(&config, &segs, 200), 2);
-        assert_eq!(segments_to_delete(&config, &segs, 100), 0);
+        assert_eq!(
+            segments_to_delete(&config, &segs, RetentionBy::SizeAndTime(200)),
+            2
+        );
+        assert_eq!(
+            segments_to_delete(&config, &segs, RetentionBy::SizeAndTime(100)),
+            0
+        );
         // The active segment is never deleted, even when expired.
-        assert_eq!(segments_to_delete(&config, &segs[..1], 10_000), 0);
+        assert_eq!(
+            segments_to_delete(&config, &segs[..1], RetentionBy::SizeAndTime(10_000)),
+            0
+        );
     }
 
     #[test]
@@ -102,12 +124,33 @@ mod tests {
         };
         let segs = [seg(10, 0), seg(10, 0), seg(10, 0), seg(5, 0)];
         // total 35, excess 10: the oldest segment goes.
-        assert_eq!(segments_to_delete(&config, &segs, 0), 1);
+        assert_eq!(
+            segments_to_delete(&config, &segs, RetentionBy::SizeAndTime(0)),
+            1
+        );
         let config = LogConfig {
             retention_bytes: Some(5),
             ..config
         };
-        assert_eq!(segments_to_delete(&config, &segs, 0), 3);
+        assert_eq!(
+            segments_to_delete(&config, &segs, RetentionBy::SizeAndTime(0)),
+            3
+        );
+    }
+
+    #[test]
+    fn retention_after_a_roll_ignores_the_time_limit() {
+        let config = LogConfig {
+            retention_ms: Some(100),
+            retention_bytes: Some(25),
+            ..LogConfig::default()
+        };
+        let segs = [seg(10, 0), seg(10, 0), seg(10, 0), seg(5, 0)];
+        assert_eq!(segments_to_delete(&config, &segs, RetentionBy::Size), 1);
+        assert_eq!(
+            segments_to_delete(&config, &segs, RetentionBy::SizeAndTime(1000)),
+            3
+        );
     }
 
     #[test]
