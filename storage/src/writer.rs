@@ -141,12 +141,13 @@ impl Head {
 
     fn take_full(&mut self) -> WriteOp {
         let buf = self.buf.take().expect("a full chunk has a buffer");
+        let pos = self.pos;
         self.pos += buf.len() as u64;
         // Appends fill chunks faster than flushes come: full-size chunks from now on.
         self.chunk_bytes = CHUNK_BYTES;
         let op = WriteOp::Write {
             file: self.file.clone(),
-            pos: self.pos - buf.len() as u64,
+            pos,
             buf,
         };
         self.len = 0;
