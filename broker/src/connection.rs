@@ -11,6 +11,7 @@
 //! closes the connection.
 
 mod limits;
+mod writer;
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::channel::{mpsc, oneshot};
 use futures::future::{self, Either, LocalBoxFuture, Shared};
-use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use futures::{FutureExt, StreamExt};
+use futures::io::{AsyncReadExt, ReadHalf};
+use futures::FutureExt;
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::Task;
@@ -41,8 +42,6 @@ use crate::Shutdown;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// A read with less room than this left in the receive buffer starts a new buffer instead.
 const READ_MIN_ROOM_BYTES: usize = 16 * 1024;
-/// Chunks smaller than this are copied into one write with their neighbours.
-const COALESCE_BELOW_BYTES: usize = 16 * 1024;
 
 /// Resolves when the shard cuts the writes still pending at shutdown (`shutdown_timeout_ms` after
 /// the signal). Shard-local: it rides a glommio timer.
@@ -148,7 +147,7 @@ async fn serve_in_span(accepted: Accepted, stream: TcpStream, span: tracing::Spa
         awaiting_response: Cell::new(0),
     });
     let (stopped_tx, stopped_rx) = oneshot::channel::<String>();
-    let writer = Writer {
+    let writer = writer::Writer {
         socket: Some(socket_writer),
         peer,
         activity: activity.clone(),
@@ -428,116 +427,5 @@ impl Reader {
                 header.correlation_id
             ))),
         }
-    }
-}
-
-/// The writing half: responses in request order. Once a write fails, times out or is cut by
-/// shutdown, it stops writing and tells the reader, but still awaits every pending handler, so
-/// requests already read finish (appends are never cut halfway) and release their budget.
-struct Writer {
-    /// None once writing has stopped.
-    socket: Option<WriteHalf<TcpStream>>,
-    peer: SocketAddr,
-    activity: Rc<Activity>,
-    write_timeout: Duration,
-    force_close: ForceClose,
-    /// Tells the reader why writing stopped (taken on the first stop).
-    stopped: Option<oneshot::Sender<String>>,
-}
-
-impl Writer {
-    async fn run(mut self, mut responses: mpsc::Receiver<Pending>) {
-        let mut small = BytesMut::with_capacity(COALESCE_BELOW_BYTES * 2);
-        while let Some(pending) = responses.next().await {
-            let outcome = pending.response.await;
-            if self.socket.is_some() {
-                match outcome {
-                    Ok(Some(response)) => {
-                        let handlers::Response { chunks, held } = response;
-                        if let Err(why) = self.write_response(&mut small, chunks).await {
-                            self.stop(why);
-                        }
-                        // What the response held is free once it left (or never will).
-                        drop(held);
-                    }
-                    Ok(None) => {}
-                    Err(reason) => self.stop(reason),
-                }
-            }
-            let awaiting = self.activity.awaiting_response.get();
-            debug_assert!(awaiting > 0, "the reader counts each request it queues");
-            self.activity
-                .awaiting_response
-                .set(awaiting.saturating_sub(1));
-            // `pending` (its budget) is released here, after its response left or was dropped.
-        }
-        if let Some(mut socket) = self.socket.take() {
-            let _ = self.bounded(socket.close()).await;
-        }
-    }
-
-    fn stop(&mut self, why: String) {
-        tracing::debug!(peer = %self.peer, "stopping writes: {why}");
-        if let Some(stopped) = self.stopped.take() {
-            let _ = stopped.send(why);
-        }
-        // No graceful close: it could wait on the same stalled socket. The socket closes when
-        // the reader's half is dropped too.
-        self.socket = None;
-    }
-
-    /// Runs one socket operation under the write timeout and the shutdown cut.
-    async fn bounded<T>(
-        &self,
-        op: impl std::future::Future<Output = std::io::Result<T>>,
-    ) -> Result<T, String> {
-        futures::select_biased! {
-            _ = self.force_close.clone().fuse() => Err("cut by shutdown (shutdown_timeout_ms)".to_string()),
-            r = op.fuse() => r.map_err(|e| format!("write failed: {e}")),
-            _ = glommio::timer::sleep(self.write_timeout).fuse() => Err(format!(
-                "no progress for response_write_timeout_ms ({} ms)",
-                self.write_timeout.as_millis()
-            )),
-        }
-    }
-
-    /// Writes one response; small chunks are coalesced, stored batches go as they are.
-    async fn write_response(
-        &mut self,
-        small: &mut BytesMut,
-        chunks: Vec<Bytes>,
-    ) -> Result<(), String> {
-        for chunk in chunks {
-            if chunk.len() < COALESCE_BELOW_BYTES {
-                small.extend_from_slice(&chunk);
-                continue;
-            }
-            if !small.is_empty() {
-                self.write_all(small).await?;
-                small.clear();
-            }
-            self.write_all(&chunk).await?;
-        }
-        if !small.is_empty() {
-            self.write_all(small).await?;
-            small.clear();
-        }
-        self.activity.touch();
-        Ok(())
-    }
-
-    /// Each write must make progress within the write timeout: a slow reader is fine, a stopped
-    /// one is cut.
-    async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
-        while !bytes.is_empty() {
-            let mut socket = self.socket.take().ok_or("writes stopped")?;
-            let written = self.bounded(socket.write(bytes)).await;
-            self.socket = Some(socket);
-            match written? {
-                0 => return Err("write failed: connection closed".to_string()),
-                n => bytes = &bytes[n..],
-            }
-        }
-        Ok(())
     }
 }
