@@ -147,9 +147,8 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
     /// held: budget, buffers, and their place among the requests awaiting a response.
     async fn flush(&mut self, out: &mut Coalesced) {
         if !out.bytes.is_empty() && self.socket.is_some() {
-            match self.write_all(&out.bytes).await {
-                Ok(()) => self.activity.touch(),
-                Err(why) => self.stop(why),
+            if let Err(why) = self.write_all(&out.bytes).await {
+                self.stop(why);
             }
         }
         out.bytes.clear();
@@ -201,6 +200,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
                 n => bytes = &bytes[n..],
             }
         }
+        self.activity.touch();
         Ok(())
     }
 }
@@ -215,9 +215,12 @@ mod tests {
     use std::task::{Context, Poll};
     use std::time::Instant;
 
-    /// A socket that records each write it is given.
+    /// A socket that records each write it is given, or fails every write.
     #[derive(Clone, Default)]
-    struct Recorder(Rc<RefCell<Vec<Vec<u8>>>>);
+    struct Recorder {
+        writes: Rc<RefCell<Vec<Vec<u8>>>>,
+        broken: bool,
+    }
 
     impl AsyncWrite for Recorder {
         fn poll_write(
@@ -225,7 +228,10 @@ mod tests {
             _: &mut Context,
             buf: &[u8],
         ) -> Poll<std::io::Result<usize>> {
-            self.0.borrow_mut().push(buf.to_vec());
+            if self.broken {
+                return Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
+            self.writes.borrow_mut().push(buf.to_vec());
             Poll::Ready(Ok(buf.len()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context) -> Poll<std::io::Result<()>> {
@@ -236,91 +242,144 @@ mod tests {
         }
     }
 
-    fn response(chunks: &[Vec<u8>]) -> handlers::Outcome {
-        Ok(Some(handlers::Response {
-            chunks: chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
-            held: None,
-        }))
+    const BUDGET: usize = 100;
+    const PER_REQUEST: usize = 10;
+
+    /// A connection's requests as the reader queues them: each holds budget and is counted as
+    /// awaiting its response; a request given a gate completes only once the gate opens.
+    struct Requests {
+        budget: Rc<Semaphore>,
+        activity: Rc<Activity>,
+        queue: mpsc::Sender<Pending>,
+    }
+
+    impl Requests {
+        fn new(last_active: Instant) -> (Self, mpsc::Receiver<Pending>) {
+            let (queue, responses) = mpsc::channel(16);
+            let requests = Requests {
+                budget: Rc::new(Semaphore::new(BUDGET as u64)),
+                activity: Rc::new(Activity {
+                    last_active: Cell::new(last_active),
+                    awaiting_response: Cell::new(0),
+                }),
+                queue,
+            };
+            (requests, responses)
+        }
+
+        async fn push(&mut self, chunks: Vec<Vec<u8>>, gate: Option<oneshot::Receiver<()>>) {
+            let task = glommio::spawn_local(async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                Ok(Some(handlers::Response {
+                    chunks: chunks.into_iter().map(Bytes::from).collect(),
+                    held: None,
+                }))
+            });
+            let permit = self.budget.acquire_static_permit(PER_REQUEST as u64).await;
+            let awaiting = &self.activity.awaiting_response;
+            awaiting.set(awaiting.get() + 1);
+            let pending = Pending {
+                response: task,
+                _budget: permit.unwrap(),
+            };
+            self.queue.try_send(pending).unwrap();
+        }
+
+        fn writer(&self, socket: Recorder, stopped: oneshot::Sender<String>) -> Writer<Recorder> {
+            Writer {
+                socket: Some(socket),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                activity: self.activity.clone(),
+                write_timeout: Duration::from_secs(5),
+                force_close: futures::future::pending::<()>().boxed_local().shared(),
+                stopped: Some(stopped),
+            }
+        }
+
+        fn released(&self) -> bool {
+            self.activity.awaiting_response.get() == 0 && self.budget.available() == BUDGET as u64
+        }
+    }
+
+    fn run_executor<Fut: std::future::Future<Output = ()> + 'static>(
+        test: impl FnOnce() -> Fut + Send + 'static,
+    ) {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(test)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     /// Five pipelined requests: three complete, one still running, one complete behind it.
     #[test]
     fn complete_responses_leave_in_one_write_in_request_order() {
-        LocalExecutorBuilder::new(Placement::Unbound)
-            .spawn(|| async {
-                let budget = Rc::new(Semaphore::new(100));
-                let activity = Rc::new(Activity {
-                    last_active: Cell::new(Instant::now()),
-                    awaiting_response: Cell::new(0),
-                });
-                let (mut queue, responses) = mpsc::channel::<Pending>(16);
-                let big = vec![7u8; COALESCE_BELOW_BYTES];
-                let (open_gate, gate) = oneshot::channel::<()>();
-                let mut gate = Some(gate);
-                // 1-3 complete; 4 waits on the gate; 5 is complete behind it, with a big chunk.
-                let plan: Vec<(Vec<Vec<u8>>, bool)> = vec![
-                    (vec![b"one".to_vec()], false),
-                    (vec![b"two".to_vec(), b"+".to_vec()], false),
-                    (vec![b"three".to_vec()], false),
-                    (vec![b"four".to_vec()], true),
-                    (vec![b"five".to_vec(), big.clone(), b"six".to_vec()], false),
-                ];
-                for (chunks, gated) in plan {
-                    let gate = if gated { gate.take() } else { None };
-                    let task = glommio::spawn_local(async move {
-                        if let Some(gate) = gate {
-                            let _ = gate.await;
-                        }
-                        response(&chunks)
-                    });
-                    let permit = budget.acquire_static_permit(10).await.unwrap();
-                    activity
-                        .awaiting_response
-                        .set(activity.awaiting_response.get() + 1);
-                    queue
-                        .try_send(Pending {
-                            response: task,
-                            _budget: permit,
-                        })
-                        .unwrap();
-                }
-                // Every ungated handler finishes before the writer starts.
-                glommio::executor().yield_now().await;
-                let socket = Recorder::default();
-                let force_close: ForceClose =
-                    futures::future::pending::<()>().boxed_local().shared();
-                let writer = Writer {
-                    socket: Some(socket.clone()),
-                    peer: "127.0.0.1:1".parse().unwrap(),
-                    activity: activity.clone(),
-                    write_timeout: Duration::from_secs(5),
-                    force_close,
-                    stopped: None,
-                };
-                let writer = glommio::spawn_local(writer.run(responses));
-                glommio::executor().yield_now().await;
-                // The complete responses left together; the gated one holds the rest.
-                assert_eq!(*socket.0.borrow(), vec![b"onetwo+three".to_vec()]);
-                assert_eq!(activity.awaiting_response.get(), 2);
-                assert_eq!(budget.available(), 100 - 20);
-                open_gate.send(()).unwrap();
-                drop(queue);
-                writer.await;
-                let writes = socket.0.borrow().clone();
-                assert_eq!(
-                    writes,
-                    vec![
-                        b"onetwo+three".to_vec(),
-                        b"fourfive".to_vec(),
-                        big,
-                        b"six".to_vec()
-                    ]
-                );
-                assert_eq!(activity.awaiting_response.get(), 0);
-                assert_eq!(budget.available(), 100);
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        run_executor(|| async {
+            let long_ago = Instant::now() - Duration::from_secs(600);
+            let (mut requests, responses) = Requests::new(long_ago);
+            let big = vec![7u8; COALESCE_BELOW_BYTES];
+            let (open_gate, gate) = oneshot::channel::<()>();
+            requests.push(vec![b"one".to_vec()], None).await;
+            requests
+                .push(vec![b"two".to_vec(), b"+".to_vec()], None)
+                .await;
+            requests.push(vec![b"three".to_vec()], None).await;
+            requests.push(vec![b"four".to_vec()], Some(gate)).await;
+            let last = vec![b"five".to_vec(), big.clone(), b"six".to_vec()];
+            requests.push(last, None).await;
+            // Every ungated handler finishes before the writer starts.
+            glommio::executor().yield_now().await;
+            let socket = Recorder::default();
+            let (stopped, _) = oneshot::channel();
+            let writer = requests.writer(socket.clone(), stopped);
+            let writer = glommio::spawn_local(writer.run(responses));
+            glommio::executor().yield_now().await;
+            // The complete responses left together; the running one holds back the rest.
+            assert_eq!(*socket.writes.borrow(), vec![b"onetwo+three".to_vec()]);
+            assert_eq!(requests.activity.awaiting_response.get(), 2);
+            assert_eq!(
+                requests.budget.available(),
+                (BUDGET - 2 * PER_REQUEST) as u64
+            );
+            // A write is activity: the idle limit counts from it.
+            assert!(requests.activity.last_active.get() > long_ago);
+            open_gate.send(()).unwrap();
+            requests.queue.close_channel();
+            writer.await;
+            let expected = vec![
+                b"onetwo+three".to_vec(),
+                b"fourfive".to_vec(),
+                big,
+                b"six".to_vec(),
+            ];
+            assert_eq!(*socket.writes.borrow(), expected);
+            assert!(requests.released());
+        });
+    }
+
+    /// A failed write stops the writing and tells the reader why, but every request already
+    /// queued still runs to its end and gives back its budget.
+    #[test]
+    fn a_failed_write_stops_writing_and_still_releases_every_request() {
+        run_executor(|| async {
+            let (mut requests, responses) = Requests::new(Instant::now());
+            let (open_gate, gate) = oneshot::channel::<()>();
+            requests.push(vec![b"one".to_vec()], None).await;
+            requests.push(vec![b"two".to_vec()], Some(gate)).await;
+            requests.queue.close_channel();
+            let socket = Recorder {
+                broken: true,
+                ..Recorder::default()
+            };
+            let (stopped, why) = oneshot::channel();
+            let writer = glommio::spawn_local(requests.writer(socket, stopped).run(responses));
+            let why = why.await.expect("the writer says why it stopped");
+            assert!(why.contains("write failed"), "{why}");
+            open_gate.send(()).unwrap();
+            writer.await;
+            assert!(requests.released());
+        });
     }
 }
