@@ -11,6 +11,7 @@
 //! closes the connection.
 
 mod limits;
+mod receive;
 mod writer;
 
 use std::cell::Cell;
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{self, Either, LocalBoxFuture, Shared};
 use futures::io::{AsyncReadExt, ReadHalf};
@@ -37,11 +38,6 @@ use crate::admin::metrics;
 use crate::handlers;
 use crate::shard::Shard;
 use crate::Shutdown;
-
-/// The size of a connection's receive buffer; a bigger frame is read whole into one of its own.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// A read with less room than this left in the receive buffer starts a new buffer instead.
-const READ_MIN_ROOM_BYTES: usize = 16 * 1024;
 
 /// Resolves when the shard cuts the writes still pending at shutdown (`shutdown_timeout_ms` after
 /// the signal). Shard-local: it rides a glommio timer.
@@ -200,12 +196,7 @@ enum Closed {
 struct Reader {
     shard: Rc<Shard>,
     socket: ReadHalf<TcpStream>,
-    /// The rest of the current receive buffer, zeroed once when it was allocated: `filled`
-    /// bytes read and not yet framed, then room for more. Frames are split off its front, so
-    /// each is a slice of the allocation that `buffer` names.
-    buf: BytesMut,
-    filled: usize,
-    buffer: ReceiveBuffer,
+    received: receive::Received,
     peer: SocketAddr,
     shutdown: Shutdown,
     activity: Rc<Activity>,
@@ -231,9 +222,7 @@ impl Reader {
         Reader {
             shard: shard.clone(),
             socket,
-            buf: BytesMut::new(),
-            filled: 0,
-            buffer: ReceiveBuffer::new(0),
+            received: receive::Received::new(),
             peer,
             shutdown,
             activity,
@@ -262,14 +251,12 @@ impl Reader {
             let frame_bytes = 4 + self.read_size().await?;
             let budget = self.reserve_budget(frame_bytes).await?;
             self.fill(frame_bytes, self.frame_deadline()).await?;
-            let mut frame = self.buf.split_to(frame_bytes);
-            self.filled -= frame_bytes;
-            frame.advance(4);
+            let (frame, received_in) = self.received.take_frame(frame_bytes);
             // A queue slot first, so that no handler starts unless its response has a place.
             future::poll_fn(|cx| queue.poll_ready(cx))
                 .await
                 .map_err(|_| Closed::Io(std::io::ErrorKind::BrokenPipe.into()))?;
-            let response = self.start_handler(frame.freeze())?;
+            let response = self.start_handler(frame, received_in)?;
             let awaiting = self.activity.awaiting_response.get();
             self.activity.awaiting_response.set(awaiting + 1);
             queue
@@ -289,7 +276,7 @@ impl Reader {
     /// response pending for `connections_max_idle_ms` is closed.
     async fn wait_for_request(&mut self) -> Result<(), Closed> {
         let idle = Duration::from_millis(self.idle_ms);
-        while self.filled == 0 {
+        while self.received.unframed().is_empty() {
             let idle_deadline = self.activity.last_active.get() + idle;
             if Instant::now() >= idle_deadline {
                 if self.activity.awaiting_response.get() == 0 {
@@ -301,7 +288,8 @@ impl Reader {
                 self.activity.touch();
                 continue;
             }
-            self.read_some(READ_CHUNK_BYTES, idle_deadline).await?;
+            // Any room serves: requests read one by one share a buffer.
+            self.read_some(0, idle_deadline).await?;
         }
         Ok(())
     }
@@ -310,11 +298,12 @@ impl Reader {
     async fn read_size(&mut self) -> Result<usize, Closed> {
         let deadline = self.frame_deadline();
         loop {
-            match frame_size(&self.buf[..self.filled], self.max_frame_bytes) {
+            let unframed = self.received.unframed();
+            match frame_size(unframed, self.max_frame_bytes) {
                 Ok(Some(size)) => return Ok(size),
                 Ok(None) => self.fill(4, deadline).await?,
                 Err(_) => {
-                    let b = &self.buf;
+                    let b = unframed;
                     let claimed = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
                     return Err(Closed::Protocol(format!(
                         "frame size {claimed} is negative or above socket_request_max_bytes {}",
@@ -339,7 +328,7 @@ impl Reader {
 
     /// Reads until the buffer holds `want` bytes, or fails once `deadline` passes.
     async fn fill(&mut self, want: usize, deadline: Instant) -> Result<(), Closed> {
-        while self.filled < want {
+        while self.received.unframed().len() < want {
             if !self.read_some(want, deadline).await? {
                 return Err(Closed::FrameTimeout {
                     timeout_ms: self.frame_timeout_ms,
@@ -351,11 +340,10 @@ impl Reader {
 
     /// One read toward `want` buffered bytes: Ok(false) if `deadline` passed first.
     async fn read_some(&mut self, want: usize, deadline: Instant) -> Result<bool, Closed> {
-        self.make_room(want);
         let wait = deadline.saturating_duration_since(Instant::now());
-        let start = self.filled;
+        let room = self.received.room(want);
         let read = futures::select_biased! {
-            r = self.socket.read(&mut self.buf[start..]).fuse() => Some(r),
+            r = self.socket.read(room).fuse() => Some(r),
             _ = self.shutdown.clone().fuse() => return Err(Closed::Shutdown),
             _ = glommio::timer::sleep(wait).fuse() => None,
         };
@@ -363,7 +351,7 @@ impl Reader {
             None => Ok(false),
             Some(Ok(0)) => Err(Closed::Eof),
             Some(Ok(n)) => {
-                self.filled += n;
+                self.received.advance(n);
                 self.activity.touch();
                 Ok(true)
             }
@@ -371,25 +359,13 @@ impl Reader {
         }
     }
 
-    /// Starts a new receive buffer, with what is read and not yet framed moved to its front,
-    /// when the current one cannot take the rest of a `want`-byte frame or has little room left.
-    /// A new buffer is a new allocation, named by a new `ReceiveBuffer`.
-    fn make_room(&mut self, want: usize) {
-        let room = self.buf.len() - self.filled;
-        if room >= want.saturating_sub(self.filled) && room >= READ_MIN_ROOM_BYTES {
-            return;
-        }
-        let capacity = want.max(READ_CHUNK_BYTES);
-        let mut fresh = BytesMut::zeroed(capacity);
-        fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]);
-        self.buf = fresh;
-        self.buffer = ReceiveBuffer::new(capacity);
-    }
-
     /// Decodes the frame and starts its handler; a frame that cannot be answered closes.
-    fn start_handler(&mut self, frame: Bytes) -> Result<Task<handlers::Outcome>, Closed> {
+    fn start_handler(
+        &mut self,
+        frame: Bytes,
+        received_in: ReceiveBuffer,
+    ) -> Result<Task<handlers::Outcome>, Closed> {
         let (shard, peer) = (self.shard.clone(), self.peer);
-        let received_in = self.buffer.clone();
         match decode_request(frame.clone()) {
             Ok(request) => {
                 if !self.client_id_recorded {
