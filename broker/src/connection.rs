@@ -303,8 +303,8 @@ impl Reader {
                 Ok(Some(size)) => return Ok(size),
                 Ok(None) => self.fill(4, deadline).await?,
                 Err(_) => {
-                    let b = unframed;
-                    let claimed = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    let prefix = [unframed[0], unframed[1], unframed[2], unframed[3]];
+                    let claimed = i32::from_be_bytes(prefix);
                     return Err(Closed::Protocol(format!(
                         "frame size {claimed} is negative or above socket_request_max_bytes {}",
                         self.max_frame_bytes

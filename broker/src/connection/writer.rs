@@ -42,7 +42,16 @@ pub(super) struct Writer<S> {
 /// requests' budget and the buffers a response keeps.
 struct Coalesced {
     bytes: BytesMut,
+    /// Bytes of big chunks already written on their own since the last flush: they count toward
+    /// `COALESCE_MAX_BYTES` too, so a run of big Fetch responses gives back its budget as it goes.
+    written_alone: usize,
     released: Vec<(Pending, Option<HeldBudget>)>,
+}
+
+impl Coalesced {
+    fn bytes_since_flush(&self) -> usize {
+        self.bytes.len() + self.written_alone
+    }
 }
 
 /// The next queued request, looked at without waiting.
@@ -72,6 +81,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
     pub async fn run(mut self, mut responses: mpsc::Receiver<Pending>) {
         let mut out = Coalesced {
             bytes: BytesMut::with_capacity(COALESCE_BELOW_BYTES * 2),
+            written_alone: 0,
             released: Vec::new(),
         };
         let mut next = Next::Idle;
@@ -94,7 +104,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
                 Next::Closed => break,
             };
             self.add(&mut out, pending, outcome).await;
-            if out.bytes.len() >= COALESCE_MAX_BYTES {
+            if out.bytes_since_flush() >= COALESCE_MAX_BYTES {
                 self.flush(&mut out).await;
             }
             next = peek(&mut responses);
@@ -140,6 +150,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
             self.write_all(&out.bytes).await?;
             out.bytes.clear();
         }
+        out.written_alone += chunk.len();
         self.write_all(&chunk).await
     }
 
@@ -152,6 +163,7 @@ impl<S: AsyncWrite + Unpin> Writer<S> {
             }
         }
         out.bytes.clear();
+        out.written_alone = 0;
         let awaiting = self.activity.awaiting_response.get();
         debug_assert!(
             awaiting >= out.released.len(),
@@ -215,11 +227,14 @@ mod tests {
     use std::task::{Context, Poll};
     use std::time::Instant;
 
-    /// A socket that records each write it is given, or fails every write.
+    /// A socket that records each write it is given, or fails every write. Given the
+    /// connection's activity, it also records how many requests awaited a response at each write.
     #[derive(Clone, Default)]
     struct Recorder {
         writes: Rc<RefCell<Vec<Vec<u8>>>>,
         broken: bool,
+        activity: Option<Rc<Activity>>,
+        awaiting_at_write: Rc<RefCell<Vec<usize>>>,
     }
 
     impl AsyncWrite for Recorder {
@@ -232,6 +247,10 @@ mod tests {
                 return Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
             }
             self.writes.borrow_mut().push(buf.to_vec());
+            if let Some(activity) = &self.activity {
+                let awaiting = activity.awaiting_response.get();
+                self.awaiting_at_write.borrow_mut().push(awaiting);
+            }
             Poll::Ready(Ok(buf.len()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context) -> Poll<std::io::Result<()>> {
@@ -355,6 +374,34 @@ mod tests {
                 b"six".to_vec(),
             ];
             assert_eq!(*socket.writes.borrow(), expected);
+            assert!(requests.released());
+        });
+    }
+
+    /// Ready responses made only of big chunks (a run of Fetch responses) give back their budget
+    /// as their bytes leave, not only when the run ends.
+    #[test]
+    fn a_run_of_big_responses_releases_each_after_its_bytes_left() {
+        run_executor(|| async {
+            let (mut requests, responses) = Requests::new(Instant::now());
+            for byte in 1..=3u8 {
+                let big = vec![byte; COALESCE_MAX_BYTES];
+                requests.push(vec![big], None).await;
+            }
+            requests.queue.close_channel();
+            glommio::executor().yield_now().await;
+            let socket = Recorder {
+                activity: Some(requests.activity.clone()),
+                ..Recorder::default()
+            };
+            let (stopped, _) = oneshot::channel();
+            requests
+                .writer(socket.clone(), stopped)
+                .run(responses)
+                .await;
+            assert_eq!(socket.writes.borrow().len(), 3);
+            // Each write found the responses before it already released.
+            assert_eq!(*socket.awaiting_at_write.borrow(), vec![3, 2, 1]);
             assert!(requests.released());
         });
     }
