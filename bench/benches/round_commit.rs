@@ -573,13 +573,14 @@ fn cases() -> Vec<Case> {
 /// Whether `name` contains one of the comma-separated substrings of `only`; a comma followed by
 /// a space does not separate them (case names hold ", ").
 fn matches_any(only: &str, name: &str) -> bool {
-    let mut parts = vec![String::new()];
-    let mut chars = only.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' && chars.peek() != Some(&' ') {
-            parts.push(String::new());
-        } else {
-            parts.last_mut().expect("one part at least").push(c);
+    let mut parts: Vec<String> = Vec::new();
+    for piece in only.split(',') {
+        match parts.last_mut() {
+            Some(last) if piece.starts_with(' ') => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => parts.push(piece.to_string()),
         }
     }
     parts
