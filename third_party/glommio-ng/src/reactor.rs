@@ -532,6 +532,36 @@ impl Reactor {
         }
     }
 
+    /// A direct read into the spare capacity of `memory` (lent to the source until the kernel
+    /// is done with it, so dropping the future mid-read is sound). Not deduplicated by the
+    /// file's scheduler: the memory is the caller's, not shared.
+    pub(crate) fn read_dma_into(
+        &self,
+        raw: RawFd,
+        pos: u64,
+        size: usize,
+        memory: Vec<u8>,
+        pollable: PollableStatus,
+    ) -> Source {
+        let stats = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if let Ok(result) = result {
+                    stats.file_reads += op_count;
+                    stats.file_bytes_read += *result as u64 * op_count;
+                }
+            }),
+            reused: None,
+            latency: None,
+        };
+        let source = self.new_source(
+            raw,
+            SourceType::Read(pollable, Some(IoBuffer::Buffered(memory))),
+            Some(stats),
+        );
+        self.sys.read_into(&source, pos, size);
+        source
+    }
+
     pub(crate) fn read_buffered(
         &self,
         raw: RawFd,

@@ -468,6 +468,50 @@ impl DmaFile {
         Ok(ReadResult::from_sliced_buffer(source, 0, read_size))
     }
 
+    /// Reads `size` bytes at `pos` straight into the spare capacity of `memory`, after its
+    /// length, and returns `memory` grown by the bytes read: no buffer of glommio's and no copy,
+    /// and the memory is the caller's to send anywhere.
+    ///
+    /// `pos` and `size` must be aligned for direct I/O, and so must the address at
+    /// `memory.len()`; `memory` must have `size` bytes of spare capacity. Otherwise the read
+    /// fails with `InvalidInput` and is not submitted.
+    pub async fn read_into_aligned(
+        &self,
+        pos: u64,
+        size: usize,
+        mut memory: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let align = self.alignment();
+        let destination = memory.spare_capacity_mut().as_ptr() as u64;
+        if pos % align != 0
+            || size as u64 % align != 0
+            || destination % align != 0
+            || memory.capacity() - memory.len() < size
+        {
+            return Err(crate::GlommioError::IoError(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_into_aligned: unaligned position, size or destination, or too little room",
+            )));
+        }
+        let source = self.file.reactor.upgrade().unwrap().read_dma_into(
+            self.as_raw_fd(),
+            pos,
+            size,
+            memory,
+            self.pollable,
+        );
+        let read_size = enhanced_try!(source.collect_rw().await, "Reading", self.file)?;
+        match source.extract_source_type() {
+            crate::sys::SourceType::Read(_, Some(crate::sys::IoBuffer::Buffered(mut memory))) => {
+                // SAFETY: the kernel wrote `read_size` (<= size) bytes right after the length,
+                // within the capacity checked above, and the completion has arrived.
+                unsafe { memory.set_len(memory.len() + read_size) };
+                Ok(memory)
+            }
+            x => panic!("read_into_aligned: unexpected source type {:?}", x),
+        }
+    }
+
     /// Reads into buffer in buf from a specific position in the file.
     ///
     /// It is not necessary to respect the `O_DIRECT` alignment of the file, and

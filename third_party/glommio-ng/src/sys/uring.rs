@@ -55,6 +55,8 @@ enum UringOpDescriptor {
     WriteFixed(*const u8, usize, u64, u32),
     ReadFixed(u64, usize),
     Read(u64, usize),
+    /// A read into memory the source already holds (`SourceType::Read` with a lent buffer).
+    ReadInto(*mut u8, usize, u64),
     Open(*const u8, libc::c_int, u32),
     Close,
     FDataSync,
@@ -382,6 +384,9 @@ where
             }
             UringOpDescriptor::Write(ptr, len, pos) => {
                 opcode::Write::new(fd, ptr, len as u32).offset(pos).build()
+            }
+            UringOpDescriptor::ReadInto(ptr, len, pos) => {
+                opcode::Read::new(fd, ptr, len as u32).offset(pos).build()
             }
             UringOpDescriptor::Read(pos, len) => {
                 source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
@@ -1618,6 +1623,25 @@ impl Reactor {
 
     pub(crate) fn read_dma(&self, source: &Source, pos: u64, size: usize) {
         let op = UringOpDescriptor::ReadFixed(pos, size);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// Reads `size` bytes at `pos` into the spare capacity of the vector the source holds,
+    /// right after its length (the caller checked there is room).
+    pub(crate) fn read_into(&self, source: &Source, pos: u64, size: usize) {
+        let op = match &mut *source.source_type_mut() {
+            SourceType::Read(_, Some(IoBuffer::Buffered(memory))) => {
+                debug_assert!(memory.capacity() - memory.len() >= size);
+                let spare = memory.spare_capacity_mut().as_mut_ptr() as *mut u8;
+                UringOpDescriptor::ReadInto(spare, size, pos)
+            }
+            x => panic!("Unexpected source type for read_into: {:?}", x),
+        };
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
