@@ -33,6 +33,9 @@ const FETCH_BUDGET_SHARE_DIVISOR: usize = 4;
 /// deadline: the client waits this long before fetching again (KIP-219), as after Kafka's quota
 /// throttling.
 const FETCH_BUDGET_THROTTLE_MS: i32 = 100;
+/// A Fetch reads its partitions in at most this many waves (`read_in_waves`); what is left of
+/// max_bytes after them is left for the next Fetch.
+const FETCH_READ_WAVES: usize = 4;
 
 /// One partition's part of the response.
 #[derive(Debug, Default)]
@@ -164,19 +167,7 @@ pub async fn handle(
         let Either::Left((Some(mut held), _)) = waited else {
             return (throttled(), None);
         };
-        let entries = targets
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)));
-        let mut reads = futures::future::join_all(entries.zip(&earlier).map(|((t, p), first)| {
-            let partition_max_bytes = (p.partition_max_bytes.max(0) as usize).min(max_bytes);
-            async move {
-                match first {
-                    Some(_) => PartitionRead::default(),
-                    None => read_partition(shard, t, p, partition_max_bytes).await,
-                }
-            }
-        }))
-        .await;
+        let mut reads = read_in_waves(shard, &targets, &earlier, max_bytes).await;
         answer_repeats_as_first(&earlier, &mut reads);
         let total: usize = reads.iter().map(|r| r.bytes).sum();
         let any_error = reads.iter().any(|r| r.error_code != error_code::NONE);
@@ -195,6 +186,70 @@ pub async fn handle(
         drop(held);
         wait_for_data(shard, &targets, &reads, deadline - now).await;
     }
+}
+
+/// Reads the request's partitions as Kafka does, in request order with what is left of
+/// `max_bytes`, but concurrently: each wave reads, at once, the partitions whose share still fits
+/// (each up to its `partition_max_bytes`), and asks the others only for their positions. A
+/// partition whose position shows data it was not given is read in the next wave, with what the
+/// wave left. Reading every partition in full and leaving out those past `max_bytes` instead made
+/// a wide consumer read the disk six times for each byte it received. Repeats are read once (they
+/// are answered as their first entry).
+async fn read_in_waves(
+    shard: &Rc<Shard>,
+    targets: &[TopicTarget],
+    earlier: &[Option<usize>],
+    max_bytes: usize,
+) -> Vec<PartitionRead> {
+    let entries: Vec<(&TopicTarget, &FetchPartition)> = targets
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+        .collect();
+    let mut reads: Vec<PartitionRead> = entries.iter().map(|_| PartitionRead::default()).collect();
+    // Entries whose data is still to be read: every first entry, to begin with.
+    let mut to_read: Vec<usize> = (0..entries.len())
+        .filter(|&i| earlier[i].is_none())
+        .collect();
+    let mut left = max_bytes;
+    for wave in 0..FETCH_READ_WAVES {
+        // In request order, each entry up to its own limit while `left` lasts; the first entry
+        // of the first wave gets at least one batch, so a batch above max_bytes still goes out.
+        let mut share = left;
+        let caps: Vec<usize> = to_read
+            .iter()
+            .map(|&i| {
+                let own =
+                    (entries[i].1.partition_max_bytes.max(0) as usize).clamp(1, max_bytes.max(1));
+                let cap = own.min(share);
+                share -= cap;
+                cap
+            })
+            .collect();
+        if wave > 0 && caps.iter().all(|&c| c == 0) {
+            break;
+        }
+        let wave_reads = futures::future::join_all(to_read.iter().zip(&caps).map(|(&i, &cap)| {
+            let (t, p) = entries[i];
+            read_partition(shard, t, p, cap)
+        }))
+        .await;
+        let mut next = Vec::new();
+        for ((&i, &cap), read) in to_read.iter().zip(&caps).zip(wave_reads) {
+            left = left.saturating_sub(read.bytes);
+            let data_left_out = cap == 0
+                && read.error_code == error_code::NONE
+                && read.high_watermark > entries[i].1.fetch_offset;
+            if data_left_out {
+                next.push(i);
+            }
+            reads[i] = read;
+        }
+        if next.is_empty() || left == 0 {
+            break;
+        }
+        to_read = next;
+    }
+    reads
 }
 
 /// For each entry of the request, in order: the index of an earlier entry that names the same

@@ -56,9 +56,10 @@ impl Partition {
         metrics::consumed(read.bytes as u64, records);
     }
 
-    /// Reads up to `max_bytes` of whole batches from `offset`, cut at the high watermark. Between
-    /// the high watermark and the log end nothing is visible yet; past the log end (or before its
-    /// start) the offset is out of range.
+    /// Reads up to `max_bytes` of whole batches from `offset` (at least one), cut at the high
+    /// watermark. Between the high watermark and the log end nothing is visible yet; past the log
+    /// end (or before its start) the offset is out of range. `max_bytes` 0 reads no batch: it
+    /// checks the offset and answers the positions (a Fetch whose `max_bytes` is spent).
     pub async fn read(
         &self,
         offset: i64,
@@ -71,6 +72,16 @@ impl Partition {
             ..Default::default()
         };
         if offset >= high_watermark && offset <= self.log.log_end_offset() {
+            return Ok(out);
+        }
+        if max_bytes == 0 {
+            if offset < out.log_start_offset || offset > self.log.log_end_offset() {
+                return Err(self.error(PartitionErrorKind::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: out.log_start_offset,
+                    high_watermark,
+                }));
+            }
             return Ok(out);
         }
         let read = self

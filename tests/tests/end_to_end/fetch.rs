@@ -352,3 +352,103 @@ fn records_produced_without_acks_all_become_visible_at_the_high_watermark() {
         (error_code::NONE, 100)
     );
 }
+
+/// One Fetch of every partition of `topic` from `offsets`, under `max_bytes` for the response.
+fn fetch_partitions(
+    conn: &mut Connection,
+    topic: &str,
+    offsets: &[i64],
+    max_bytes: i32,
+) -> Vec<riffle_protocol::messages::fetch_response::PartitionData> {
+    use riffle_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use riffle_protocol::messages::{FetchRequest, FetchResponse};
+    let partitions = offsets
+        .iter()
+        .enumerate()
+        .map(|(p, &fetch_offset)| FetchPartition {
+            partition: p as i32,
+            fetch_offset,
+            partition_max_bytes: 1 << 20,
+            ..Default::default()
+        })
+        .collect();
+    let request = FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes,
+        session_epoch: -1,
+        topics: vec![FetchTopic {
+            topic: topic.to_string(),
+            partitions,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response: FetchResponse = conn.request(kafka::FETCH_VERSION, &request).expect("fetch");
+    response
+        .responses
+        .into_iter()
+        .next()
+        .expect("the topic")
+        .partitions
+}
+
+/// A Fetch of many partitions under a small max_bytes fills it in request order; the partitions
+/// left out still report their high watermark (and an offset out of range), and fetching on from
+/// the returned offsets drains every partition.
+#[test]
+fn a_wide_fetch_fills_max_bytes_in_order_and_reports_every_partition() {
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let topic = "fetch-wide";
+    const PARTITIONS: usize = 8;
+    kafka::create_topic(&addr, topic, PARTITIONS as i32);
+    let mut conn = Connection::connect(&addr).expect("connect");
+    let batch_bytes = batch(0, 400).len();
+    for p in 0..PARTITIONS as i32 {
+        for b in 0..3 {
+            let base = kafka::produce(&mut conn, topic, p, batch(b * 400, 400), -1);
+            assert_eq!(base, (error_code::NONE, b as i64 * 400));
+        }
+    }
+    // Room for about five batches: the first partition whole, then part of the second.
+    let max_bytes = (5 * batch_bytes + batch_bytes / 2) as i32;
+    let mut offsets = vec![0i64; PARTITIONS];
+    offsets[PARTITIONS - 1] = 5_000; // past the end
+    let first = fetch_partitions(&mut conn, topic, &offsets, max_bytes);
+    let spans: Vec<Vec<(i64, i32)>> = first.iter().map(batch_spans).collect();
+    assert_eq!(spans[0].len(), 3, "the first partition is read whole");
+    assert!(!spans[1].is_empty(), "the second gets what is left");
+    let total: usize = first
+        .iter()
+        .map(|d| d.records.as_ref().map_or(0, |r| r.to_bytes().len()))
+        .sum();
+    assert!(total <= max_bytes as usize, "{total} bytes above max_bytes");
+    for (p, data) in first.iter().enumerate().take(PARTITIONS - 1) {
+        assert_eq!(data.error_code, error_code::NONE, "partition {p}");
+        assert_eq!(
+            data.high_watermark, 1200,
+            "partition {p} reports its high watermark"
+        );
+    }
+    assert_eq!(
+        first[PARTITIONS - 1].error_code,
+        error_code::OFFSET_OUT_OF_RANGE
+    );
+    // Fetching on from where each answer ended drains every partition.
+    offsets[PARTITIONS - 1] = 0;
+    let mut fetches = 0;
+    while offsets.iter().any(|&o| o < 1200) {
+        fetches += 1;
+        assert!(fetches <= 10, "stuck at {offsets:?}");
+        for (p, data) in fetch_partitions(&mut conn, topic, &offsets, max_bytes)
+            .iter()
+            .enumerate()
+        {
+            if let Some(&(base, count)) = batch_spans(data).last() {
+                offsets[p] = base + count as i64;
+            }
+        }
+    }
+}
