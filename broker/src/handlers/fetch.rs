@@ -212,8 +212,9 @@ async fn read_in_waves(
         .collect();
     let mut left = max_bytes;
     for wave in 0..FETCH_READ_WAVES {
-        // In request order, each entry up to its own limit while `left` lasts; the first entry
-        // of the first wave gets at least one batch, so a batch above max_bytes still goes out.
+        // In request order, each entry up to its own limit while `left` lasts. An entry with a
+        // share gets at least one whole batch, so the first batch goes out even above max_bytes
+        // (KIP-74); one that overshoots a later share is left out by `build_response`.
         let mut share = left;
         let caps: Vec<usize> = to_read
             .iter()
