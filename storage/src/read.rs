@@ -25,6 +25,7 @@ pub struct ReadResult {
 impl PartitionLog {
     /// Whole batches from the one containing `from_offset`, up to `max_bytes` (at least
     /// one batch). Empty at the log end; OffsetOutOfRange below the start or past the end.
+    /// `max_bytes` 0 reads no batch: it checks the offset and answers the log's positions.
     pub async fn read(
         &self,
         from_offset: i64,
@@ -41,7 +42,7 @@ impl PartitionLog {
                 log_end_offset: s.offsets.log_end(),
                 ..ReadResult::default()
             };
-            if from_offset == s.offsets.log_end() {
+            if from_offset == s.offsets.log_end() || max_bytes == 0 {
                 return Ok(result);
             }
             if s.cache

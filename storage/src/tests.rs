@@ -88,6 +88,27 @@ fn append_assigns_offsets_and_read_returns_stored_bytes() {
     });
 }
 
+/// A read of 0 bytes reads no batch: it checks the offset and answers the positions.
+#[test]
+fn a_read_of_no_bytes_checks_the_offset_and_reads_nothing() {
+    run(|dir| async move {
+        let log = open(&dir, small_config()).await;
+        for i in 0..3 {
+            append_and_flush(&log, batch(2, 1000 + i, 100))
+                .await
+                .unwrap();
+        }
+        let r = log.read(2, 0).await.unwrap();
+        assert!(r.chunks.is_empty() && r.bytes == 0);
+        assert_eq!((r.log_start_offset, r.log_end_offset), (0, 6));
+        assert!(matches!(
+            log.read(7, 0).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        log.close().await.unwrap();
+    });
+}
+
 #[test]
 fn read_at_mid_batch_offset_returns_the_containing_batch() {
     run(|dir| async move {

@@ -154,7 +154,7 @@ pub async fn handle(
         .flat_map(|t| t.partitions.iter())
         .zip(&earlier)
         .filter(|(_, first)| first.is_none())
-        .map(|(p, _)| (p.partition_max_bytes.max(0) as usize).min(max_bytes))
+        .map(|(p, _)| partition_limit(p, max_bytes))
         .fold(0usize, usize::saturating_add)
         .min(max_bytes);
     loop {
@@ -188,6 +188,11 @@ pub async fn handle(
     }
 }
 
+/// What one entry may read: its `partition_max_bytes`, within the response's `max_bytes`.
+fn partition_limit(p: &FetchPartition, max_bytes: usize) -> usize {
+    (p.partition_max_bytes.max(0) as usize).min(max_bytes)
+}
+
 /// Reads the request's partitions as Kafka does, in request order with what is left of
 /// `max_bytes`, but concurrently: each wave reads, at once, the partitions whose share still fits
 /// (each up to its `partition_max_bytes`), and asks the others only for their positions. A
@@ -211,7 +216,7 @@ async fn read_in_waves(
         .filter(|&i| earlier[i].is_none())
         .collect();
     let mut left = max_bytes;
-    for wave in 0..FETCH_READ_WAVES {
+    for _ in 0..FETCH_READ_WAVES {
         // In request order, each entry up to its own limit while `left` lasts. An entry with a
         // share gets at least one whole batch, so the first batch goes out even above max_bytes
         // (KIP-74); one that overshoots a later share is left out by `build_response`.
@@ -219,16 +224,13 @@ async fn read_in_waves(
         let caps: Vec<usize> = to_read
             .iter()
             .map(|&i| {
-                let own =
-                    (entries[i].1.partition_max_bytes.max(0) as usize).clamp(1, max_bytes.max(1));
+                // A client's 0 still gets one batch, as before (0 here means positions only).
+                let own = partition_limit(entries[i].1, max_bytes).max(1);
                 let cap = own.min(share);
                 share -= cap;
                 cap
             })
             .collect();
-        if wave > 0 && caps.iter().all(|&c| c == 0) {
-            break;
-        }
         let wave_reads = futures::future::join_all(to_read.iter().zip(&caps).map(|(&i, &cap)| {
             let (t, p) = entries[i];
             read_partition(shard, t, p, cap)

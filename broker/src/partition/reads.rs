@@ -74,16 +74,6 @@ impl Partition {
         if offset >= high_watermark && offset <= self.log.log_end_offset() {
             return Ok(out);
         }
-        if max_bytes == 0 {
-            if offset < out.log_start_offset || offset > self.log.log_end_offset() {
-                return Err(self.error(PartitionErrorKind::OffsetOutOfRange {
-                    offset,
-                    log_start_offset: out.log_start_offset,
-                    high_watermark,
-                }));
-            }
-            return Ok(out);
-        }
         let read = self
             .log
             .read(offset, max_bytes)
